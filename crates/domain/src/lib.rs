@@ -1,0 +1,28 @@
+//! Carrot's pure domain: money, ids, the clock port and the event-sourced aggregates.
+//!
+//! Nothing here touches a database, HTTP or a runtime; the aggregates are driven by
+//! cqrs-es and tested with its given/when/then `TestFramework`.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod ids;
+pub mod listing;
+pub mod metadata;
+pub mod money;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use ids::{ListingId, UserId};
+pub use money::{Money, Price};
+
+/// The class of a refused command, so the edge can choose a status without knowing each error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input breaks a rule (422).
+    Invalid,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// The thing does not exist, or the caller may not see it (404).
+    NotFound,
+    /// The current state does not allow it (409).
+    Conflict,
+}

@@ -1,0 +1,71 @@
+//! Postgres wiring shared by the server, the workers, the CLI and the tests: connection
+//! pools with the session settings the event log relies on, migrations, the embedded cluster.
+
+pub mod embedded;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// Every schema change, embedded in the binary and applied at start-up.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Connection options for `url` with the session settings every Carrot connection uses.
+///
+/// `idle_in_transaction_session_timeout` bounds how long a forgotten transaction can hold
+/// back the log's horizon (readers stall behind any open transaction, by design).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?
+        .options([("idle_in_transaction_session_timeout", "10s")])
+        .application_name("carrot"))
+}
+
+/// A pool of at most `max_connections` connections to `url`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(connect_options(url)?)
+        .await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Whether every embedded migration has been applied successfully to this database.
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| applied.binary_search(&m.version).is_ok()))
+}
+
+/// Creates `database` on the server behind `admin_url` unless it exists.
+pub async fn ensure_database(admin_url: &str, database: &str) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect_with(&connect_options(admin_url)?).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(database)))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await
+}
+
+/// Quotes an SQL identifier (for names that cannot be bound as parameters).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,372 @@
+//! The subscription runner: applies the log to one subscriber, batch by batch, exactly once.
+//!
+//! A batch is one transaction: lock the subscriber's checkpoint row (`FOR UPDATE SKIP
+//! LOCKED`: another worker holding it means skip), read the next events after it, apply
+//! them, move the checkpoint, commit. View changes and the checkpoint move together, so any
+//! number of workers may run the same subscriber. Runners wake on `NOTIFY carrot_events`
+//! and also poll, so a lost notification only costs latency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::watch;
+
+use crate::log::{next_events_sql, Checkpoint, StoredEvent};
+
+/// Why a subscriber could not apply an event; the batch is rolled back and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The subscriber's own tables refused the write.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The payload does not match the event type the subscriber expects.
+    #[error("event payload: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
+/// Something that reacts to the log: a projection or the saga.
+#[async_trait]
+pub trait Subscriber: Send + Sync + 'static {
+    /// Its name: the key of its checkpoint row and the name of the schema holding its tables.
+    fn name(&self) -> &'static str;
+
+    /// Applies one event inside the batch transaction. Tables are named unqualified: the
+    /// runner points `search_path` at the subscriber's schema (or at a shadow copy of it).
+    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+}
+
+/// Why a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Talking to the database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The subscriber refused an event.
+    #[error("applying event {checkpoint} ({event_type}): {source}")]
+    Apply {
+        /// Where the event stands.
+        checkpoint: Checkpoint,
+        /// Its type.
+        event_type: String,
+        /// Why it failed.
+        source: ApplyError,
+    },
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// Events were applied and the checkpoint moved to `up_to`.
+    Applied {
+        /// How many events.
+        events: usize,
+        /// The new checkpoint.
+        up_to: Checkpoint,
+    },
+    /// Nothing new below the horizon.
+    Idle,
+    /// Another worker holds this subscriber's checkpoint right now.
+    Busy,
+}
+
+/// Wake-ups from `NOTIFY carrot_events`: a counter that moves on every notification.
+#[derive(Debug, Clone)]
+pub struct Wakeups(watch::Receiver<u64>);
+
+impl Wakeups {
+    /// Listens for appends on a connection of its own; reconnects on loss. The task ends
+    /// when every `Wakeups` clone is dropped.
+    pub fn listen(pool: &PgPool) -> Wakeups {
+        let (tx, rx) = watch::channel(0u64);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !tx.is_closed() {
+                let listener = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener.listen("carrot_events").await?;
+                    Ok::<_, sqlx::Error>(listener)
+                };
+                let mut listener = match listener.await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN carrot_events failed; polling only until it works");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                backoff = Duration::from_millis(100);
+                // A wake-up right after (re)connecting covers anything missed meanwhile.
+                tx.send_modify(|n| *n += 1);
+                loop {
+                    tokio::select! {
+                        received = listener.try_recv() => match received {
+                            // `None`: the connection was lost and is re-established by the
+                            // next call; wake anyway, a notification may have been missed.
+                            Ok(_) => tx.send_modify(|n| *n += 1),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost LISTEN connection");
+                                break;
+                            }
+                        },
+                        () = tx.closed() => return,
+                    }
+                }
+            }
+        });
+        Wakeups(rx)
+    }
+
+    /// Wake-ups that never fire (polling only).
+    pub fn none() -> Wakeups {
+        // The sender is dropped at once: `next` then never resolves.
+        let (_, rx) = watch::channel(0u64);
+        Wakeups(rx)
+    }
+
+    async fn next(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A stop signal shared by every long-running task.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// The sending side of [`Shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+impl Shutdown {
+    /// A new signal and the trigger that fires it.
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownTrigger(tx), Shutdown(rx))
+    }
+
+    /// Whether the stop was asked for.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the stop is asked for (or the trigger is gone).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+impl ShutdownTrigger {
+    /// Asks every holder of the signal to stop.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// How a runner paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerConfig {
+    /// Events per batch transaction.
+    pub batch_size: i64,
+    /// The fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs one subscriber against the log.
+#[derive(Clone)]
+pub struct Runner {
+    pool: PgPool,
+    subscriber: Arc<dyn Subscriber>,
+    config: RunnerConfig,
+}
+
+impl Runner {
+    /// A runner for `subscriber` on `pool`.
+    pub fn new(pool: PgPool, subscriber: Arc<dyn Subscriber>, config: RunnerConfig) -> Self {
+        Runner {
+            pool,
+            subscriber,
+            config,
+        }
+    }
+
+    /// The subscriber's name.
+    pub fn name(&self) -> &'static str {
+        self.subscriber.name()
+    }
+
+    /// Creates the checkpoint row at the origin if this subscriber has none yet: a new
+    /// subscriber starts from position zero and catches up.
+    pub async fn register(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO subscription_checkpoints (subscriber) VALUES ($1)
+             ON CONFLICT (subscriber) DO NOTHING",
+        )
+        .bind(self.name())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies one batch.
+    #[tracing::instrument(level = "debug", skip(self), fields(subscriber = self.name()))]
+    pub async fn run_once(&self) -> Result<Batch, RunnerError> {
+        let mut tx = self.pool.begin().await?;
+        // Lock, point search_path at the subscriber's schema, and read the next events,
+        // all in one statement and so under one snapshot.
+        let sql = format!(
+            "WITH cp AS MATERIALIZED (
+                 SELECT transaction_id, global_position FROM public.subscription_checkpoints
+                  WHERE subscriber = $1 FOR UPDATE SKIP LOCKED)
+             SELECT set_config('search_path', $3, true) AS search_path, ev.*
+               FROM cp LEFT JOIN LATERAL ({}) ev ON true",
+            next_events_sql("cp.transaction_id", "cp.global_position", "$2")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.name())
+            .bind(self.config.batch_size)
+            .bind(format!(
+                "{}, public",
+                crate::postgres::quote_ident(self.name())
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Batch::Busy);
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row
+                .try_get::<Option<String>, _>("transaction_id")?
+                .is_some()
+            {
+                events.push(StoredEvent::from_row(row)?);
+            }
+        }
+        let Some(last) = events.last().map(|e| e.checkpoint) else {
+            tx.rollback().await?;
+            return Ok(Batch::Idle);
+        };
+        for event in &events {
+            self.subscriber
+                .apply(&mut tx, event)
+                .await
+                .map_err(|source| RunnerError::Apply {
+                    checkpoint: event.checkpoint,
+                    event_type: event.event_type.clone(),
+                    source,
+                })?;
+        }
+        sqlx::query(
+            "UPDATE public.subscription_checkpoints
+                SET transaction_id = $2::text::xid8, global_position = $3,
+                    events_applied = events_applied + $4, updated_at = now(),
+                    last_error = NULL, last_error_at = NULL
+              WHERE subscriber = $1",
+        )
+        .bind(self.name())
+        .bind(last.transaction_id.to_string())
+        .bind(last.global_position)
+        .bind(events.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Batch::Applied {
+            events: events.len(),
+            up_to: last,
+        })
+    }
+
+    /// Applies batches until nothing is left below the horizon; returns how many events.
+    /// Waits out another worker holding the checkpoint. For tests and the CLI.
+    pub async fn catch_up(&self) -> Result<usize, RunnerError> {
+        let mut total = 0;
+        loop {
+            match self.run_once().await? {
+                Batch::Applied { events, .. } => total += events,
+                Batch::Idle => return Ok(total),
+                Batch::Busy => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: a batch in progress always finishes first.
+    pub async fn run(self, mut wakeups: Wakeups, mut shutdown: Shutdown) {
+        if let Err(e) = self.register().await {
+            tracing::warn!(subscriber = self.name(), error = %e, "could not register checkpoint; will retry");
+        }
+        let mut failures: u32 = 0;
+        // After a wake-up the horizon may still be held by a transaction that commits
+        // without notifying (another runner's batch, say): look again a few times soon.
+        const FOLLOW_UPS: [u64; 3] = [5, 25, 100];
+        let mut follow_up: Option<usize> = Some(0);
+        while !shutdown.is_triggered() {
+            let delay = match self.run_once().await {
+                Ok(Batch::Applied { events, .. }) => {
+                    failures = 0;
+                    follow_up = Some(0);
+                    if events as i64 >= self.config.batch_size {
+                        continue;
+                    }
+                    Duration::ZERO
+                }
+                Ok(Batch::Idle) | Ok(Batch::Busy) => {
+                    failures = 0;
+                    match follow_up {
+                        Some(i) if i < FOLLOW_UPS.len() => {
+                            follow_up = Some(i + 1);
+                            Duration::from_millis(FOLLOW_UPS[i])
+                        }
+                        _ => {
+                            follow_up = None;
+                            self.config.poll_interval
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::error!(subscriber = self.name(), error = %e, "batch failed; retrying");
+                    self.record_error(&e).await;
+                    Duration::from_millis(100u64 << failures.min(6))
+                }
+            };
+            if delay.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = wakeups.next() => follow_up = Some(0),
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.wait() => {}
+            }
+        }
+        tracing::debug!(subscriber = self.name(), "runner stopped");
+    }
+
+    async fn record_error(&self, error: &RunnerError) {
+        let result = sqlx::query(
+            "UPDATE public.subscription_checkpoints SET last_error = $2, last_error_at = now()
+              WHERE subscriber = $1",
+        )
+        .bind(self.name())
+        .bind(error.to_string())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(subscriber = self.name(), error = %e, "could not record the failure");
+        }
+    }
+}

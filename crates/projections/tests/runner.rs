@@ -1,0 +1,203 @@
+//! The subscription runner applies every event exactly once, however many run at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carrot_projections::runner::{ApplyError, Batch};
+use carrot_projections::testing::{append_raw, test_database};
+use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber, Wakeups};
+use serde_json::json;
+use sqlx::PgConnection;
+
+/// Counts how many times each event was applied, in its own schema.
+struct Counting;
+
+#[async_trait]
+impl Subscriber for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+        sqlx::query(
+            "INSERT INTO applied (global_position, times) VALUES ($1, 1)
+             ON CONFLICT (global_position) DO UPDATE SET times = applied.times + 1",
+        )
+        .bind(event.checkpoint.global_position)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn counting_schema(pool: &sqlx::PgPool) {
+    sqlx::query("CREATE SCHEMA counting")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE counting.applied (global_position bigint PRIMARY KEY, times int NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn small_batches() -> RunnerConfig {
+    RunnerConfig {
+        batch_size: 7,
+        poll_interval: Duration::from_millis(20),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_subscriber_apply_every_event_exactly_once() {
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let (stop, shutdown) = Shutdown::new();
+    let wakeups = Wakeups::listen(&db.pool);
+    let runners: Vec<_> = (0..2)
+        .map(|_| {
+            let runner = Runner::new(db.pool.clone(), Arc::new(Counting), small_batches());
+            tokio::spawn(runner.run(wakeups.clone(), shutdown.clone()))
+        })
+        .collect();
+
+    // Appenders write while both runners run.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.unwrap();
+                for seq in 1..=150 {
+                    append_raw(
+                        &mut conn,
+                        "test",
+                        &format!("writer-{w}"),
+                        seq,
+                        json!({"Happened": {}}),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+
+    // Bounded wait for the runners to get through all 600 events.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM counting.applied")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if applied == 600 || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.trigger();
+    for r in runners {
+        tokio::time::timeout(Duration::from_secs(10), r)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let (count, max_times): (i64, Option<i32>) =
+        sqlx::query_as("SELECT count(*), max(times) FROM counting.applied")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 600, "every event applied");
+    assert_eq!(max_times, Some(1), "no event applied twice");
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT events_applied FROM subscription_checkpoints WHERE subscriber = 'counting'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 600);
+}
+
+#[tokio::test]
+async fn a_runner_skips_a_batch_while_another_holds_the_checkpoint() {
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let runner = Runner::new(db.pool.clone(), Arc::new(Counting), small_batches());
+    runner.register().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    append_raw(&mut conn, "test", "x", 1, json!({"Happened": {}}))
+        .await
+        .unwrap();
+
+    let mut holder = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM subscription_checkpoints WHERE subscriber = 'counting' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(runner.run_once().await.unwrap(), Batch::Busy);
+    holder.rollback().await.unwrap();
+
+    assert_eq!(runner.catch_up().await.unwrap(), 1);
+    assert_eq!(runner.run_once().await.unwrap(), Batch::Idle);
+}
+
+#[tokio::test]
+async fn a_failing_batch_changes_nothing_and_records_the_error() {
+    struct Refusing;
+    #[async_trait]
+    impl Subscriber for Refusing {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn apply(
+            &self,
+            tx: &mut PgConnection,
+            event: &StoredEvent,
+        ) -> Result<(), ApplyError> {
+            Counting.apply(tx, event).await?;
+            if event.sequence == 2 {
+                sqlx::query("SELECT 1/0").execute(tx).await?;
+            }
+            Ok(())
+        }
+    }
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    for seq in 1..=3 {
+        append_raw(&mut conn, "test", "x", seq, json!({"Happened": {}}))
+            .await
+            .unwrap();
+    }
+    let (stop, shutdown) = Shutdown::new();
+    let runner = Runner::new(db.pool.clone(), Arc::new(Refusing), small_batches());
+    let task = tokio::spawn(runner.run(Wakeups::none(), shutdown));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM subscription_checkpoints WHERE subscriber = 'counting'",
+        )
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+        .flatten();
+        if error.is_some() || tokio::time::Instant::now() > deadline {
+            break error;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.trigger();
+    task.await.unwrap();
+    assert!(error.is_some_and(|e| e.contains("division by zero")));
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM counting.applied")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, 0, "the whole batch rolled back");
+}
