@@ -1,1 +1,15 @@
-//! placeholder
+//! Carrot's edges: the axum server (commands, queries, auth, health), the `carrot` CLI,
+//! configuration, and the database wiring at start-up.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod secret;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

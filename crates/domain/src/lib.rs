@@ -26,3 +26,12 @@ pub enum ErrorKind {
     /// The current state does not allow it (409).
     Conflict,
 }
+
+/// What every aggregate's error tells the edge: its class and a stable code. Domain errors
+/// know nothing of HTTP.
+pub trait DomainError: std::error::Error {
+    /// The class of refusal.
+    fn kind(&self) -> ErrorKind;
+    /// A stable machine-readable code (`listing_not_available`, ...).
+    fn code(&self) -> &'static str;
+}

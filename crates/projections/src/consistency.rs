@@ -40,10 +40,11 @@ pub async fn wait_for(
             if has_reached(pool, subscriber, token).await? {
                 break;
             }
-            if Instant::now() + pause > deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }

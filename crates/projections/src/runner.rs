@@ -84,7 +84,7 @@ impl Wakeups {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            while !tx.is_closed() {
+            while !tx.is_closed() && !pool.is_closed() {
                 let listener = async {
                     let mut listener = PgListener::connect_with(&pool).await?;
                     listener.listen("carrot_events").await?;
@@ -92,6 +92,7 @@ impl Wakeups {
                 };
                 let mut listener = match listener.await {
                     Ok(listener) => listener,
+                    Err(_) if pool.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN carrot_events failed; polling only until it works");
                         tokio::time::sleep(backoff).await;
@@ -108,6 +109,7 @@ impl Wakeups {
                             // `None`: the connection was lost and is re-established by the
                             // next call; wake anyway, a notification may have been missed.
                             Ok(_) => tx.send_modify(|n| *n += 1),
+                            Err(_) if pool.is_closed() => return,
                             Err(e) => {
                                 tracing::warn!(error = %e, "lost LISTEN connection");
                                 break;

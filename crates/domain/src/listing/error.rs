@@ -1,6 +1,6 @@
 //! Why a listing refused a command.
 
-use crate::ErrorKind;
+use crate::{DomainError, ErrorKind};
 
 /// A refused listing command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,16 +10,14 @@ pub enum ListingError {
     AlreadyRegistered,
 }
 
-impl ListingError {
-    /// The class of refusal, for the edge to map to a status.
-    pub fn kind(&self) -> ErrorKind {
+impl DomainError for ListingError {
+    fn kind(&self) -> ErrorKind {
         match self {
             ListingError::AlreadyRegistered => ErrorKind::Conflict,
         }
     }
 
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             ListingError::AlreadyRegistered => "listing_already_registered",
         }

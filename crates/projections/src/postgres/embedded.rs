@@ -62,14 +62,22 @@ pub struct Binaries {
 impl Binaries {
     /// Finds the server binaries: PATH first, then the newest `/usr/lib/postgresql/*/bin`.
     pub fn locate() -> Result<Self, EmbeddedError> {
+        Self::locate_in(std::env::var_os("PATH"), Path::new("/usr/lib/postgresql"))
+    }
+
+    /// Finds the server binaries on `path` (a PATH-style list), then under `versions_root`.
+    pub fn locate_in(
+        path: Option<std::ffi::OsString>,
+        versions_root: &Path,
+    ) -> Result<Self, EmbeddedError> {
         let has_server =
             |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-        if let Some(path) = std::env::var_os("PATH") {
+        if let Some(path) = path {
             if let Some(dir) = std::env::split_paths(&path).find(|d| has_server(d)) {
                 return Ok(Self { dir });
             }
         }
-        let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(versions_root)
             .into_iter()
             .flatten()
             .flatten()
@@ -479,4 +487,45 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_no_server_binaries_the_error_names_every_way_out() {
+        let empty = std::env::temp_dir().join(format!("carrot-no-pg-{}", std::process::id()));
+        let _ = fs::create_dir_all(&empty);
+        let found = Binaries::locate_in(Some(empty.clone().into_os_string()), &empty);
+        let message = match found {
+            Err(e @ EmbeddedError::NoBinaries) => e.to_string(),
+            other => panic!("expected NoBinaries, got {:?}", other.map(|b| b.dir)),
+        };
+        for needle in [
+            "DATABASE_URL",
+            "apt-get install postgresql",
+            "docker compose up",
+        ] {
+            assert!(
+                message.contains(needle),
+                "{needle:?} missing from: {message}"
+            );
+        }
+        let _ = fs::remove_dir_all(&empty);
+    }
+
+    #[test]
+    fn the_newest_installed_version_wins() {
+        let root = std::env::temp_dir().join(format!("carrot-pg-versions-{}", std::process::id()));
+        for version in ["13", "15", "9"] {
+            let bin = root.join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::write(bin.join("initdb"), "").unwrap();
+            fs::write(bin.join("postgres"), "").unwrap();
+        }
+        let found = Binaries::locate_in(None, &root).unwrap();
+        assert!(found.dir.ends_with("15/bin"), "{:?}", found.dir);
+        let _ = fs::remove_dir_all(&root);
+    }
 }

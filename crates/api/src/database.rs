@@ -1,0 +1,90 @@
+//! Opening the database: the one at `DATABASE_URL`, or an embedded cluster in the data
+//! directory; then migrations.
+
+use std::path::Path;
+
+use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedPostgres};
+use carrot_projections::postgres::{connect, ensure_database, migrate};
+use sqlx::PgPool;
+
+use crate::config::DatabaseArgs;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// The embedded cluster failed.
+    #[error(transparent)]
+    Embedded(#[from] carrot_projections::postgres::embedded::EmbeddedError),
+    /// Connecting failed.
+    #[error("connecting to PostgreSQL: {0}")]
+    Connect(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory is unusable.
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+/// The database Carrot runs on; stops the embedded cluster (if any) when dropped.
+pub struct Database {
+    /// A pool on it.
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+/// The name of Carrot's database inside an embedded cluster.
+const EMBEDDED_DATABASE: &str = "carrot";
+
+impl Database {
+    /// Opens the configured database and applies pending migrations.
+    pub async fn open(args: &DatabaseArgs) -> Result<Database, DatabaseError> {
+        let (url, embedded) = match &args.database_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let cluster = start_embedded(&args.data_dir).await?;
+                ensure_database(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
+                (cluster.url(EMBEDDED_DATABASE), Some(cluster))
+            }
+        };
+        let pool = connect(&url, args.pool_size).await?;
+        migrate(&pool).await?;
+        Ok(Database { pool, embedded })
+    }
+
+    /// Closes the pool, then stops the embedded cluster (fast shutdown).
+    pub async fn close(mut self) {
+        self.pool.close().await;
+        if let Some(mut cluster) = self.embedded.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                cluster.stop(std::time::Duration::from_secs(30));
+                eprintln!("carrot: embedded PostgreSQL stopped");
+            })
+            .await;
+        }
+    }
+}
+
+async fn start_embedded(data_dir: &Path) -> Result<EmbeddedPostgres, DatabaseError> {
+    let data_dir = std::path::absolute(data_dir)
+        .map_err(|e| DatabaseError::DataDir(data_dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| DatabaseError::DataDir(data_dir.display().to_string(), e))?;
+    let bin = Binaries::locate()?;
+    let options = ClusterOptions {
+        data_dir: data_dir.join("pg"),
+        durable: true,
+        remove_on_stop: false,
+    };
+    let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&bin, &options))
+        .await
+        .map_err(|e| {
+            DatabaseError::DataDir("starting PostgreSQL".into(), std::io::Error::other(e))
+        })??;
+    eprintln!(
+        "carrot: embedded PostgreSQL on 127.0.0.1:{}; its data lives in {}",
+        cluster.port(),
+        cluster.data_dir().display()
+    );
+    Ok(cluster)
+}

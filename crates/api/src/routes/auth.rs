@@ -1,0 +1,152 @@
+//! Accounts: sign up and log in. Accounts are plain rows, not events (see the migration).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{password, Role};
+use crate::error::{is_unique_violation, ApiError, FieldError};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// The account routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/signup", post(signup))
+        .route("/auth/login", post(login))
+}
+
+#[derive(Deserialize)]
+struct SignupBody {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    user_id: Uuid,
+    token: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn check_username(username: &str, errors: &mut Vec<FieldError>) {
+    let ok_chars = username
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !(3..=32).contains(&username.len()) || !ok_chars {
+        errors.push(FieldError::new(
+            "username",
+            "must be 3 to 32 characters of a-z, 0-9 and _",
+        ));
+    }
+}
+
+fn check_password(password: &str, errors: &mut Vec<FieldError>) {
+    if !(8..=128).contains(&password.chars().count()) {
+        errors.push(FieldError::new("password", "must be 8 to 128 characters"));
+    }
+}
+
+fn check_display_name(name: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let name = name?.trim();
+    let chars = name.chars().count();
+    if !(1..=50).contains(&chars) || name.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "display_name",
+            "must be 1 to 50 characters with no control characters",
+        ));
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+async fn signup(
+    State(state): State<AppState>,
+    Json(body): Json<SignupBody>,
+) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
+    let mut errors = Vec::new();
+    check_username(&body.username, &mut errors);
+    check_password(&body.password, &mut errors);
+    let display_name = check_display_name(body.display_name.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let hash = password::hash(body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let user_id = Uuid::new_v4();
+    let inserted = sqlx::query(
+        "INSERT INTO users (user_id, username, password_hash, display_name) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(&body.username)
+    .bind(hash)
+    .bind(display_name)
+    .execute(&state.pool)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict {
+                code: "username_taken",
+                detail: "that username is taken".into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let (token, expires_at) = state
+        .jwt
+        .issue(user_id, Role::User, state.clock.now())
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TokenResponse {
+            user_id,
+            token,
+            expires_at,
+        }),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<LoginBody>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let row: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT user_id, password_hash, role FROM users WHERE username = $1")
+            .bind(&body.username)
+            .fetch_optional(&state.pool)
+            .await?;
+    let stored = row.as_ref().map(|(_, hash, _)| hash.clone());
+    // Verify even for an unknown username, so both failures look and take the same.
+    let matches = password::verify(body.password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    let (user_id, role) = match row {
+        Some((user_id, _, role)) if matches => (user_id, role),
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::Internal(format!("unknown role {role:?} stored").into()))?;
+    let (token, expires_at) = state
+        .jwt
+        .issue(user_id, role, state.clock.now())
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(TokenResponse {
+        user_id,
+        token,
+        expires_at,
+    }))
+}

@@ -1,0 +1,78 @@
+//! Liveness and readiness probes.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// The health routes (no authentication).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+}
+
+/// 200 while the process runs.
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "live" }))
+}
+
+/// 200 only when the database answers and every migration is applied; the detail says
+/// how far behind each subscriber is.
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let check = async {
+        sqlx::query("SELECT 1").execute(&state.pool).await?;
+        let migrated = carrot_projections::postgres::migrations_applied(&state.pool).await?;
+        let lag = subscription_lag(&state).await?;
+        Ok::<_, sqlx::Error>((migrated, lag))
+    };
+    let (database, migrations, subscriptions) =
+        match tokio::time::timeout(Duration::from_secs(2), check).await {
+            Ok(Ok((migrated, lag))) => ("up", if migrated { "applied" } else { "pending" }, lag),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness check failed");
+                ("down", "unknown", Value::Null)
+            }
+            Err(_) => ("timeout", "unknown", Value::Null),
+        };
+    let accepting = state.is_accepting();
+    let ready = database == "up" && migrations == "applied" && accepting;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "database": database,
+            "migrations": migrations,
+            "accepting_traffic": accepting,
+            "subscriptions": subscriptions,
+        })),
+    )
+}
+
+/// Each subscriber's backlog in events (capped, so a huge backlog stays cheap to count).
+async fn subscription_lag(state: &AppState) -> Result<Value, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT c.subscriber,
+                (SELECT count(*) FROM (SELECT 1 FROM events e
+                  WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
+                  LIMIT 100000) backlog),
+                c.last_error
+           FROM subscription_checkpoints c ORDER BY c.subscriber",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, lag, error)| json!({ "name": name, "lag_events": lag, "last_error": error }))
+        .collect())
+}

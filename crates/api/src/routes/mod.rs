@@ -1,0 +1,59 @@
+//! The HTTP routes, one module per resource, each owning its `router()`.
+
+pub mod auth;
+pub mod health;
+pub mod listings;
+
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use axum::response::{IntoResponseParts, ResponseParts};
+
+use crate::error::ApiError;
+use crate::extract::ConsistencyToken;
+use crate::state::AppState;
+
+/// Whether a read waited for, and reached, the client's consistency token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// No token was sent.
+    Unasked,
+    /// The views had reached the token.
+    Consistent,
+    /// The wait ran out; the answer may predate the client's write.
+    Stale,
+}
+
+impl IntoResponseParts for Freshness {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        let value = match self {
+            Freshness::Unasked => return Ok(res),
+            Freshness::Consistent => "consistent",
+            Freshness::Stale => "stale",
+        };
+        res.headers_mut()
+            .insert("x-consistency", HeaderValue::from_static(value));
+        Ok(res)
+    }
+}
+
+/// Waits (bounded) until every view in `views` has applied the event the token names.
+pub async fn await_views(
+    state: &AppState,
+    views: &[&str],
+    token: ConsistencyToken,
+) -> Result<Freshness, ApiError> {
+    let Some(token) = token.0 else {
+        return Ok(Freshness::Unasked);
+    };
+    let wait: Duration = state.consistency_wait;
+    let reached =
+        carrot_projections::consistency::wait_for(&state.pool, views, token, wait).await?;
+    Ok(if reached {
+        Freshness::Consistent
+    } else {
+        Freshness::Stale
+    })
+}

@@ -1,0 +1,158 @@
+//! `spawn_app()`: a fresh database, the application on a free port, and typed helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carrot_api::auth::JwtKeys;
+use carrot_api::startup::{Application, Settings};
+use carrot_domain::SystemClock;
+use carrot_projections::testing::{test_database, TestDatabase};
+use carrot_projections::{RunnerConfig, Shutdown, ShutdownTrigger};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub client: reqwest::Client,
+    _stop: ShutdownTrigger,
+}
+
+pub fn test_settings() -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        jwt: JwtKeys::new(
+            b"the test suite's own signing secret",
+            chrono::Duration::hours(1),
+        ),
+        clock: Arc::new(SystemClock),
+        consistency_wait: Duration::from_secs(2),
+        runner: RunnerConfig {
+            poll_interval: Duration::from_millis(100),
+            ..RunnerConfig::default()
+        },
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let db = test_database().await;
+    let app = Application::build(settings, db.pool.clone()).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (stop, shutdown) = Shutdown::new();
+    tokio::spawn(app.run_until_stopped(shutdown));
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        _stop: stop,
+    }
+}
+
+/// A signed-up user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn get(&self, user: &User, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(&user.token)
+    }
+
+    pub fn post(&self, user: &User, path: &str) -> RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&user.token)
+    }
+
+    pub async fn signup_response(&self, body: &Value) -> Response {
+        self.client
+            .post(self.url("/auth/signup"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up a new user with a unique name.
+    pub async fn signup(&self, prefix: &str) -> User {
+        let username = format!(
+            "{prefix}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let response = self
+            .signup_response(&json!({"username": username, "password": "correct horse battery"}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        User {
+            id: body["user_id"].as_str().unwrap().to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn post_listing(&self, seller: &User, body: &Value) -> Response {
+        self.post(seller, "/listings")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers a valid listing; returns its id and the consistency token.
+    pub async fn register_listing(
+        &self,
+        seller: &User,
+        title: &str,
+        price: i64,
+    ) -> (String, String) {
+        let response = self
+            .post_listing(
+                seller,
+                &json!({"title": title, "description": "in good shape", "price": price}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["listing_id"].as_str().unwrap().to_owned(),
+            body["consistency_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "code in {body}");
+    assert_eq!(body["status"], status.as_u16());
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "{field} missing in {body}");
+    }
+    body
+}

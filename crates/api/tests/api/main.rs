@@ -1,0 +1,6 @@
+//! Black-box tests of the HTTP API through a spawned server on a real PostgreSQL.
+
+mod accounts;
+mod health;
+mod helpers;
+mod listings;
