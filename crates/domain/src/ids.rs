@@ -58,3 +58,12 @@ id_type!(
     /// A listing (one item for sale); also the aggregate id of the `Listing` aggregate.
     ListingId
 );
+id_type!(
+    /// A purchase request; also the aggregate id of `PurchaseRequest` and the correlation
+    /// id of the whole trade.
+    RequestId
+);
+id_type!(
+    /// The escrowed payment of one purchase request; the aggregate id of `Payment`.
+    PaymentId
+);

@@ -4,15 +4,21 @@
 //! cqrs-es and tested with its given/when/then `TestFramework`.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod clock;
 pub mod ids;
 pub mod listing;
 pub mod metadata;
 pub mod money;
+pub mod payment;
+pub mod purchase_request;
+pub mod trade;
 
+pub use actor::Actor;
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use ids::{ListingId, UserId};
+pub use ids::{ListingId, PaymentId, RequestId, UserId};
 pub use money::{Money, Price};
+pub use trade::Trade;
 
 /// The class of a refused command, so the edge can choose a status without knowing each error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +31,8 @@ pub enum ErrorKind {
     NotFound,
     /// The current state does not allow it (409).
     Conflict,
+    /// A dependency (the payment gateway) is unavailable; try again later (503).
+    Unavailable,
 }
 
 /// What every aggregate's error tells the edge: its class and a stable code. Domain errors

@@ -10,3 +10,5 @@ pub const ACTOR: &str = "actor";
 pub const HTTP_REQUEST_ID: &str = "http_request_id";
 /// A deterministic command id: a repeated command id is treated as already done.
 pub const COMMAND_ID: &str = "command_id";
+/// The `Idempotency-Key` the HTTP request carried: a retried request is the same command.
+pub const IDEMPOTENCY_KEY: &str = "idempotency_key";

@@ -5,7 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{Category, Description, ListingTitle};
-use crate::{ListingId, Price, UserId};
+use crate::{ListingId, Price, RequestId, UserId};
 
 /// An event of the `Listing` aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,13 +27,66 @@ pub enum ListingEvent {
         /// When it was registered (from the injected clock).
         registered_at: DateTime<Utc>,
     },
+    /// The seller edited the listing; the event holds the values after the edit.
+    ListingEdited {
+        /// The listing.
+        listing_id: ListingId,
+        /// The title now.
+        title: ListingTitle,
+        /// The description now.
+        description: Description,
+        /// The price now.
+        price: Price,
+        /// When.
+        edited_at: DateTime<Utc>,
+    },
+    /// The seller withdrew the listing; its pending requests are to be rejected.
+    ListingWithdrawn {
+        /// The listing.
+        listing_id: ListingId,
+        /// When.
+        withdrawn_at: DateTime<Utc>,
+    },
+    /// The listing is held for one accepted request.
+    ListingReserved {
+        /// The listing.
+        listing_id: ListingId,
+        /// The accepted request.
+        request_id: RequestId,
+        /// When.
+        reserved_at: DateTime<Utc>,
+    },
+    /// The listing is available again (its accepted request was cancelled).
+    ListingReleased {
+        /// The listing.
+        listing_id: ListingId,
+        /// The request that held it.
+        request_id: RequestId,
+        /// When.
+        released_at: DateTime<Utc>,
+    },
+    /// The item was sold through this request.
+    ListingSold {
+        /// The listing.
+        listing_id: ListingId,
+        /// The completed request.
+        request_id: RequestId,
+        /// When.
+        sold_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ListingEvent {
     fn event_type(&self) -> String {
         match self {
-            ListingEvent::ListingRegistered { .. } => "ListingRegistered".into(),
+            ListingEvent::ListingRegistered { .. } => "ListingRegistered",
+            ListingEvent::ListingEdited { .. } => "ListingEdited",
+            ListingEvent::ListingWithdrawn { .. } => "ListingWithdrawn",
+            ListingEvent::ListingReserved { .. } => "ListingReserved",
+            ListingEvent::ListingReleased { .. } => "ListingReleased",
+            ListingEvent::ListingSold { .. } => "ListingSold",
         }
+        .into()
     }
 
     fn event_version(&self) -> String {

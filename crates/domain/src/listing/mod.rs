@@ -1,4 +1,8 @@
 //! The `Listing` aggregate: one item for sale, from registration to sale or withdrawal.
+//!
+//! It is the consistency boundary for "a listing is reserved or sold for at most one
+//! request": only an available listing can be reserved, and concurrent reservations race
+//! on this aggregate's sequence, so exactly one wins (see docs/DESIGN.md).
 
 mod commands;
 mod error;
@@ -15,7 +19,8 @@ pub use commands::ListingCommand;
 pub use error::ListingError;
 pub use events::ListingEvent;
 
-use crate::{Clock, ListingId, Price, UserId};
+use crate::{Clock, ListingId, Price, RequestId, UserId};
+use fields::{Description, ListingTitle};
 
 /// Where a listing stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -26,6 +31,25 @@ pub enum ListingStatus {
     Unregistered,
     /// Open for purchase requests.
     Available,
+    /// Held for one accepted request.
+    Reserved(RequestId),
+    /// Sold through one request.
+    Sold(RequestId),
+    /// Taken off sale by the seller.
+    Withdrawn,
+}
+
+impl ListingStatus {
+    /// The status as clients see it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ListingStatus::Unregistered => "unregistered",
+            ListingStatus::Available => "available",
+            ListingStatus::Reserved(_) => "reserved",
+            ListingStatus::Sold(_) => "sold",
+            ListingStatus::Withdrawn => "withdrawn",
+        }
+    }
 }
 
 /// A listing's state, rebuilt from its events.
@@ -33,6 +57,8 @@ pub enum ListingStatus {
 pub struct Listing {
     id: ListingId,
     seller_id: UserId,
+    title: Option<ListingTitle>,
+    description: Option<Description>,
     price: Option<Price>,
     status: ListingStatus,
 }
@@ -40,7 +66,7 @@ pub struct Listing {
 /// What the listing aggregate needs from the outside world.
 #[derive(Clone)]
 pub struct ListingServices {
-    /// The time source for `registered_at`.
+    /// The time source for event timestamps.
     pub clock: Arc<dyn Clock>,
 }
 
@@ -53,6 +79,130 @@ impl Listing {
     /// The seller.
     pub fn seller_id(&self) -> UserId {
         self.seller_id
+    }
+
+    /// The asking price (none before registration).
+    pub fn price(&self) -> Option<Price> {
+        self.price
+    }
+
+    fn require_seller(&self, actor: UserId) -> Result<(), ListingError> {
+        match self.status {
+            ListingStatus::Unregistered => Err(ListingError::NotFound),
+            _ if actor != self.seller_id => Err(ListingError::NotYourListing),
+            _ => Ok(()),
+        }
+    }
+
+    fn require_available(&self) -> Result<(), ListingError> {
+        match self.status {
+            ListingStatus::Available => Ok(()),
+            ListingStatus::Unregistered => Err(ListingError::NotFound),
+            other => Err(ListingError::NotAvailable(other.name())),
+        }
+    }
+
+    fn decide(
+        &self,
+        command: ListingCommand,
+        clock: &dyn Clock,
+    ) -> Result<Option<ListingEvent>, ListingError> {
+        let now = clock.now();
+        let event = match command {
+            ListingCommand::RegisterListing {
+                listing_id,
+                seller_id,
+                title,
+                description,
+                price,
+                category,
+            } => {
+                match self.status {
+                    ListingStatus::Unregistered => {}
+                    // The same seller registering the same id again is a retry (ids come
+                    // from the idempotency key): already done.
+                    _ if self.seller_id == seller_id && self.id == listing_id => return Ok(None),
+                    _ => return Err(ListingError::AlreadyRegistered),
+                }
+                ListingEvent::ListingRegistered {
+                    listing_id,
+                    seller_id,
+                    title,
+                    description,
+                    price,
+                    category,
+                    registered_at: now,
+                }
+            }
+            ListingCommand::EditListing {
+                actor,
+                title,
+                description,
+                price,
+            } => {
+                self.require_seller(actor)?;
+                self.require_available()?;
+                let (Some(old_title), Some(old_description), Some(old_price)) =
+                    (&self.title, &self.description, self.price)
+                else {
+                    return Err(ListingError::NotFound);
+                };
+                let title = title.unwrap_or_else(|| old_title.clone());
+                let description = description.unwrap_or_else(|| old_description.clone());
+                let price = price.unwrap_or(old_price);
+                if &title == old_title && &description == old_description && price == old_price {
+                    return Ok(None);
+                }
+                ListingEvent::ListingEdited {
+                    listing_id: self.id,
+                    title,
+                    description,
+                    price,
+                    edited_at: now,
+                }
+            }
+            ListingCommand::WithdrawListing { actor } => {
+                self.require_seller(actor)?;
+                self.require_available()?;
+                ListingEvent::ListingWithdrawn {
+                    listing_id: self.id,
+                    withdrawn_at: now,
+                }
+            }
+            ListingCommand::ReserveListing { request_id } => {
+                if self.status == ListingStatus::Reserved(request_id) {
+                    return Ok(None);
+                }
+                self.require_available()?;
+                ListingEvent::ListingReserved {
+                    listing_id: self.id,
+                    request_id,
+                    reserved_at: now,
+                }
+            }
+            ListingCommand::ReleaseListing { request_id } => {
+                if self.status != ListingStatus::Reserved(request_id) {
+                    // Already released, or never held by this request: nothing to undo.
+                    return Ok(None);
+                }
+                ListingEvent::ListingReleased {
+                    listing_id: self.id,
+                    request_id,
+                    released_at: now,
+                }
+            }
+            ListingCommand::MarkListingSold { request_id } => match self.status {
+                ListingStatus::Sold(by) if by == request_id => return Ok(None),
+                ListingStatus::Reserved(by) if by == request_id => ListingEvent::ListingSold {
+                    listing_id: self.id,
+                    request_id,
+                    sold_at: now,
+                },
+                ListingStatus::Unregistered => return Err(ListingError::NotFound),
+                _ => return Err(ListingError::NotReservedForRequest),
+            },
+        };
+        Ok(Some(event))
     }
 }
 
@@ -69,29 +219,8 @@ impl Aggregate for Listing {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        match command {
-            ListingCommand::RegisterListing {
-                listing_id,
-                seller_id,
-                title,
-                description,
-                price,
-                category,
-            } => {
-                if self.status != ListingStatus::Unregistered {
-                    return Err(ListingError::AlreadyRegistered);
-                }
-                let event = ListingEvent::ListingRegistered {
-                    listing_id,
-                    seller_id,
-                    title,
-                    description,
-                    price,
-                    category,
-                    registered_at: services.clock.now(),
-                };
-                sink.write(event, self).await;
-            }
+        if let Some(event) = self.decide(command, services.clock.as_ref())? {
+            sink.write(event, self).await;
         }
         Ok(())
     }
@@ -101,85 +230,39 @@ impl Aggregate for Listing {
             ListingEvent::ListingRegistered {
                 listing_id,
                 seller_id,
+                title,
+                description,
                 price,
                 ..
             } => {
                 self.id = listing_id;
                 self.seller_id = seller_id;
+                self.title = Some(title);
+                self.description = Some(description);
                 self.price = Some(price);
                 self.status = ListingStatus::Available;
+            }
+            ListingEvent::ListingEdited {
+                title,
+                description,
+                price,
+                ..
+            } => {
+                self.title = Some(title);
+                self.description = Some(description);
+                self.price = Some(price);
+            }
+            ListingEvent::ListingWithdrawn { .. } => self.status = ListingStatus::Withdrawn,
+            ListingEvent::ListingReserved { request_id, .. } => {
+                self.status = ListingStatus::Reserved(request_id)
+            }
+            ListingEvent::ListingReleased { .. } => self.status = ListingStatus::Available,
+            ListingEvent::ListingSold { request_id, .. } => {
+                self.status = ListingStatus::Sold(request_id)
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::fields::{Description, ListingTitle};
-    use super::*;
-    use crate::FixedClock;
-    use chrono::{TimeZone, Utc};
-    use cqrs_es::test::TestFramework;
-
-    type ListingTest = TestFramework<Listing>;
-
-    fn services() -> (ListingServices, chrono::DateTime<Utc>) {
-        let now = Utc
-            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
-            .single()
-            .unwrap_or_default();
-        (
-            ListingServices {
-                clock: Arc::new(FixedClock::at(now)),
-            },
-            now,
-        )
-    }
-
-    fn register(listing_id: ListingId, seller_id: UserId) -> ListingCommand {
-        ListingCommand::RegisterListing {
-            listing_id,
-            seller_id,
-            title: ListingTitle::parse("Desk lamp").unwrap(),
-            description: Description::parse("Warm light").unwrap(),
-            price: Price::parse(15_000).unwrap(),
-            category: None,
-        }
-    }
-
-    fn registered(
-        listing_id: ListingId,
-        seller_id: UserId,
-        at: chrono::DateTime<Utc>,
-    ) -> ListingEvent {
-        ListingEvent::ListingRegistered {
-            listing_id,
-            seller_id,
-            title: ListingTitle::parse("Desk lamp").unwrap(),
-            description: Description::parse("Warm light").unwrap(),
-            price: Price::parse(15_000).unwrap(),
-            category: None,
-            registered_at: at,
-        }
-    }
-
-    #[test]
-    fn registering_a_new_listing_records_it_with_the_clock_time() {
-        let (services, now) = services();
-        let (listing, seller) = (ListingId::new(), UserId::new());
-        ListingTest::with(services)
-            .given_no_previous_events()
-            .when(register(listing, seller))
-            .then_expect_events(vec![registered(listing, seller, now)]);
-    }
-
-    #[test]
-    fn registering_twice_is_refused() {
-        let (services, now) = services();
-        let (listing, seller) = (ListingId::new(), UserId::new());
-        ListingTest::with(services)
-            .given(vec![registered(listing, seller, now)])
-            .when(register(listing, seller))
-            .then_expect_error(ListingError::AlreadyRegistered);
-    }
-}
+mod tests;

@@ -1,0 +1,73 @@
+//! Why a payment refused a command.
+
+use super::GatewayError;
+use crate::{DomainError, ErrorKind};
+
+/// A refused payment command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// No such payment.
+    #[error("there is no such payment")]
+    NotFound,
+    /// A different payment exists under this id.
+    #[error("this payment exists already")]
+    AlreadyExists,
+    /// Only held money can be refunded or paid out.
+    #[error("the payment is {0}, not held in escrow")]
+    NotCaptured(&'static str),
+    /// Refunded already: it can never be paid out.
+    #[error("the payment was refunded already")]
+    AlreadyRefunded,
+    /// Paid out already: it can never be refunded.
+    #[error("the payment was paid out already")]
+    AlreadyPaidOut,
+    /// The gateway is down or answered with an error; nothing moved.
+    #[error("the payment gateway is unavailable: {0}")]
+    GatewayUnavailable(String),
+    /// A refund or payout got no answer in time; retrying with the same key is safe.
+    #[error("the payment gateway did not answer in time")]
+    GatewayTimeout,
+    /// The gateway refused a refund or payout.
+    #[error("the payment gateway refused the transfer: {0}")]
+    GatewayRefused(String),
+}
+
+impl PaymentError {
+    pub(crate) fn from_transfer(error: GatewayError) -> Self {
+        match error {
+            GatewayError::Declined(reason) => PaymentError::GatewayRefused(reason),
+            GatewayError::Unavailable(detail) => PaymentError::GatewayUnavailable(detail),
+            GatewayError::Timeout => PaymentError::GatewayTimeout,
+        }
+    }
+}
+
+impl DomainError for PaymentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PaymentError::NotFound => ErrorKind::NotFound,
+            PaymentError::AlreadyExists
+            | PaymentError::NotCaptured(_)
+            | PaymentError::AlreadyRefunded
+            | PaymentError::AlreadyPaidOut
+            | PaymentError::GatewayRefused(_) => ErrorKind::Conflict,
+            PaymentError::GatewayUnavailable(_) | PaymentError::GatewayTimeout => {
+                ErrorKind::Unavailable
+            }
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            PaymentError::NotFound => "not_found",
+            PaymentError::AlreadyExists => "payment_already_exists",
+            PaymentError::NotCaptured(_) => "payment_not_captured",
+            PaymentError::AlreadyRefunded => "payment_already_refunded",
+            PaymentError::AlreadyPaidOut => "payment_already_paid_out",
+            PaymentError::GatewayUnavailable(_) | PaymentError::GatewayTimeout => {
+                "payment_unavailable"
+            }
+            PaymentError::GatewayRefused(_) => "payment_refused",
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The `Payment` aggregate: one purchase request's money in escrow.
+//!
+//! Captured (held) → refunded to the buyer, or paid out to the seller; the two are
+//! exclusive and final, and the amount never changes after capture. A capture that timed
+//! out is `unknown` until reconciled with the same idempotency key. The aggregate calls the
+//! gateway port itself, always with the key derived from its own id.
+
+mod commands;
+mod error;
+mod events;
+pub mod gateway;
+
+use std::sync::Arc;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+pub use commands::PaymentCommand;
+pub use error::PaymentError;
+pub use events::PaymentEvent;
+pub use gateway::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+
+use crate::{Clock, Money, PaymentId, Trade};
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Not attempted yet (the aggregate's empty state).
+    #[default]
+    None,
+    /// Charged and held in escrow.
+    Captured,
+    /// Given back to the buyer (final).
+    Refunded,
+    /// Paid out to the seller (final).
+    PaidOut,
+    /// Declined: no money moved.
+    Failed,
+    /// The capture timed out: the gateway may or may not have charged.
+    Unknown,
+}
+
+impl PaymentStatus {
+    /// The status as clients see it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaymentStatus::None => "none",
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Refunded => "refunded",
+            PaymentStatus::PaidOut => "paid_out",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A payment's state, rebuilt from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    id: PaymentId,
+    trade: Trade,
+    amount: Money,
+    status: PaymentStatus,
+    decline_reason: Option<String>,
+}
+
+/// What the payment aggregate needs from the outside world.
+#[derive(Clone)]
+pub struct PaymentServices {
+    /// The gateway (already wrapped in its timeout and circuit breaker).
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// The time source for event timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Payment {
+    /// The payment's id (the default id before anything was recorded).
+    pub fn id(&self) -> PaymentId {
+        self.id
+    }
+
+    /// Where the payment stands.
+    pub fn status(&self) -> PaymentStatus {
+        self.status
+    }
+
+    /// The amount (fixed at capture).
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// Who trades what.
+    pub fn trade(&self) -> Trade {
+        self.trade
+    }
+
+    /// Why the gateway declined, when it did.
+    pub fn decline_reason(&self) -> Option<&str> {
+        self.decline_reason.as_deref()
+    }
+
+    fn require_captured(&self) -> Result<(), PaymentError> {
+        match self.status {
+            PaymentStatus::Captured => Ok(()),
+            PaymentStatus::None => Err(PaymentError::NotFound),
+            PaymentStatus::Refunded => Err(PaymentError::AlreadyRefunded),
+            PaymentStatus::PaidOut => Err(PaymentError::AlreadyPaidOut),
+            other => Err(PaymentError::NotCaptured(other.name())),
+        }
+    }
+
+    async fn decide(
+        &self,
+        command: PaymentCommand,
+        services: &PaymentServices,
+    ) -> Result<Option<PaymentEvent>, PaymentError> {
+        let event = match command {
+            PaymentCommand::CapturePayment {
+                payment_id,
+                trade,
+                amount,
+            } => {
+                // Unknown outcome: ask again with the same key about the order already made
+                // (an idempotent gateway answers with the first outcome and never charges
+                // twice), so what gets recorded is what was charged, whatever this retry says.
+                let (trade, amount) = match self.status {
+                    PaymentStatus::None => (trade, amount),
+                    PaymentStatus::Unknown if self.id == payment_id => (self.trade, self.amount),
+                    // A repeated capture of a settled payment is already done.
+                    _ if self.id == payment_id => return Ok(None),
+                    _ => return Err(PaymentError::AlreadyExists),
+                };
+                let order = CaptureOrder {
+                    idempotency_key: gateway::capture_key(payment_id),
+                    buyer_id: trade.buyer_id,
+                    amount,
+                };
+                let outcome = services.gateway.capture(order).await;
+                let at = services.clock.now();
+                match outcome {
+                    Ok(receipt) => PaymentEvent::PaymentCaptured {
+                        payment_id,
+                        trade,
+                        amount,
+                        reference: receipt.reference,
+                        captured_at: at,
+                    },
+                    Err(GatewayError::Declined(reason)) => PaymentEvent::PaymentDeclined {
+                        payment_id,
+                        trade,
+                        amount,
+                        reason,
+                        declined_at: at,
+                    },
+                    // Still no answer: it stays unknown, recorded once.
+                    Err(GatewayError::Timeout) if self.status == PaymentStatus::Unknown => {
+                        return Ok(None)
+                    }
+                    Err(GatewayError::Timeout) => PaymentEvent::PaymentCaptureTimedOut {
+                        payment_id,
+                        trade,
+                        amount,
+                        timed_out_at: at,
+                    },
+                    // The gateway said no money moved: record nothing, the caller may retry.
+                    Err(GatewayError::Unavailable(detail)) => {
+                        return Err(PaymentError::GatewayUnavailable(detail))
+                    }
+                }
+            }
+            PaymentCommand::RefundPayment => {
+                return self.transfer(Transfer::Refund, services).await
+            }
+            PaymentCommand::PayOutPayment => {
+                return self.transfer(Transfer::Payout, services).await
+            }
+        };
+        Ok(Some(event))
+    }
+}
+
+/// Which way held money leaves escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// Back to the buyer.
+    Refund,
+    /// On to the seller.
+    Payout,
+}
+
+impl Payment {
+    /// Moves the held money one way, once: again the same way is already done, the other
+    /// way is refused, and the gateway sees the key of this payment and direction.
+    async fn transfer(
+        &self,
+        direction: Transfer,
+        services: &PaymentServices,
+    ) -> Result<Option<PaymentEvent>, PaymentError> {
+        let (done, key, recipient) = match direction {
+            Transfer::Refund => (
+                PaymentStatus::Refunded,
+                gateway::refund_key(self.id),
+                self.trade.buyer_id,
+            ),
+            Transfer::Payout => (
+                PaymentStatus::PaidOut,
+                gateway::payout_key(self.id),
+                self.trade.seller_id,
+            ),
+        };
+        if self.status == done {
+            return Ok(None);
+        }
+        self.require_captured()?;
+        let order = TransferOrder {
+            idempotency_key: key,
+            recipient,
+            amount: self.amount,
+        };
+        let receipt = match direction {
+            Transfer::Refund => services.gateway.refund(order).await,
+            Transfer::Payout => services.gateway.payout(order).await,
+        }
+        .map_err(PaymentError::from_transfer)?;
+        let (payment_id, trade, amount, at) =
+            (self.id, self.trade, self.amount, services.clock.now());
+        Ok(Some(match direction {
+            Transfer::Refund => PaymentEvent::PaymentRefunded {
+                payment_id,
+                trade,
+                amount,
+                reference: receipt.reference,
+                refunded_at: at,
+            },
+            Transfer::Payout => PaymentEvent::PaymentPaidOut {
+                payment_id,
+                trade,
+                amount,
+                reference: receipt.reference,
+                paid_out_at: at,
+            },
+        }))
+    }
+}
+
+impl Aggregate for Payment {
+    const TYPE: &'static str = "payment";
+    type Command = PaymentCommand;
+    type Event = PaymentEvent;
+    type Error = PaymentError;
+    type Services = PaymentServices;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if let Some(event) = self.decide(command, services).await? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PaymentEvent::PaymentCaptured {
+                payment_id,
+                trade,
+                amount,
+                ..
+            } => {
+                self.id = payment_id;
+                self.trade = trade;
+                self.amount = amount;
+                self.status = PaymentStatus::Captured;
+            }
+            PaymentEvent::PaymentDeclined {
+                payment_id,
+                trade,
+                amount,
+                reason,
+                ..
+            } => {
+                self.id = payment_id;
+                self.trade = trade;
+                self.amount = amount;
+                self.status = PaymentStatus::Failed;
+                self.decline_reason = Some(reason);
+            }
+            PaymentEvent::PaymentCaptureTimedOut {
+                payment_id,
+                trade,
+                amount,
+                ..
+            } => {
+                self.id = payment_id;
+                self.trade = trade;
+                self.amount = amount;
+                self.status = PaymentStatus::Unknown;
+            }
+            PaymentEvent::PaymentRefunded { .. } => self.status = PaymentStatus::Refunded,
+            PaymentEvent::PaymentPaidOut { .. } => self.status = PaymentStatus::PaidOut,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,624 @@
+//! Given/when/then tests of the purchase request aggregate: every transition and every
+//! refusal, for each party and for the system.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::test::{AggregateTestExecutor, TestFramework};
+use uuid::Uuid;
+
+use super::*;
+use crate::{DomainError, ErrorKind, FixedClock, ListingId, RequestId};
+
+const REQUEST: RequestId = RequestId::from_uuid(Uuid::from_u128(0x4e01));
+const LISTING: ListingId = ListingId::from_uuid(Uuid::from_u128(0x1157));
+const BUYER: UserId = UserId::from_uuid(Uuid::from_u128(0xb0b));
+const SELLER: UserId = UserId::from_uuid(Uuid::from_u128(0x5e11));
+const STRANGER: UserId = UserId::from_uuid(Uuid::from_u128(0x0bad));
+const PAYMENT: PaymentId = PaymentId::from_uuid(Uuid::from_u128(0x9a1));
+const OTHER_PAYMENT: PaymentId = PaymentId::from_uuid(Uuid::from_u128(0x9a2));
+
+use RequestStatus::{Accepted, Cancelled, Completed, Expired, PaymentFailed, Rejected, Requested};
+
+/// Every status a request can have once it exists.
+const EXISTING: [RequestStatus; 7] = [
+    Requested,
+    Accepted,
+    Rejected,
+    Completed,
+    Cancelled,
+    Expired,
+    PaymentFailed,
+];
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .unwrap_or_default()
+}
+
+fn trade() -> Trade {
+    Trade {
+        request_id: REQUEST,
+        listing_id: LISTING,
+        buyer_id: BUYER,
+        seller_id: SELLER,
+    }
+}
+
+fn price() -> Price {
+    Price::parse(15_000).unwrap()
+}
+
+/// A test whose request has lived through `history`.
+fn given(history: Vec<PurchaseRequestEvent>) -> AggregateTestExecutor<PurchaseRequest> {
+    let services = PurchaseRequestServices {
+        clock: Arc::new(FixedClock::at(now())),
+    };
+    TestFramework::<PurchaseRequest>::with(services).given(history)
+}
+
+/// A test whose request stands at `status`, reached the usual way.
+fn given_status(status: RequestStatus) -> AggregateTestExecutor<PurchaseRequest> {
+    given(history(status))
+}
+
+fn history(status: RequestStatus) -> Vec<PurchaseRequestEvent> {
+    match status {
+        RequestStatus::None => vec![],
+        Requested => vec![requested()],
+        Accepted => vec![requested(), accepted()],
+        Rejected => vec![requested(), rejected(Actor::User(SELLER), None)],
+        Completed => vec![requested(), accepted(), completed(false)],
+        Cancelled => vec![requested(), cancelled(Party::Buyer, false)],
+        Expired => vec![requested(), expired()],
+        PaymentFailed => vec![payment_failed()],
+    }
+}
+
+fn invalid(action: &'static str, status: RequestStatus) -> PurchaseRequestError {
+    PurchaseRequestError::InvalidTransition {
+        action,
+        status: status.name(),
+    }
+}
+
+fn seller() -> Actor {
+    Actor::User(SELLER)
+}
+
+fn buyer() -> Actor {
+    Actor::User(BUYER)
+}
+
+fn stranger() -> Actor {
+    Actor::User(STRANGER)
+}
+
+// Commands.
+
+fn place(payment_id: PaymentId) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::PlaceRequest {
+        trade: trade(),
+        price: price(),
+        payment_id,
+    }
+}
+
+fn record_failure(payment_id: PaymentId) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::RecordPaymentFailure {
+        trade: trade(),
+        price: price(),
+        payment_id,
+        reason: "insufficient funds".into(),
+    }
+}
+
+fn accept(actor: Actor) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::AcceptRequest { actor }
+}
+
+fn reject(actor: Actor, reason: Option<&str>) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::RejectRequest {
+        actor,
+        reason: reason.map(str::to_owned),
+    }
+}
+
+fn complete(actor: Actor) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::CompleteRequest { actor }
+}
+
+fn cancel(actor: UserId) -> PurchaseRequestCommand {
+    PurchaseRequestCommand::CancelRequest { actor }
+}
+
+// Events.
+
+fn requested() -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequested {
+        trade: trade(),
+        price: price(),
+        payment_id: PAYMENT,
+        requested_at: now(),
+    }
+}
+
+fn payment_failed() -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestPaymentFailed {
+        trade: trade(),
+        price: price(),
+        payment_id: PAYMENT,
+        reason: "insufficient funds".into(),
+        failed_at: now(),
+    }
+}
+
+fn accepted() -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestAccepted {
+        trade: trade(),
+        accepted_at: now(),
+    }
+}
+
+fn rejected(by: Actor, reason: Option<&str>) -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestRejected {
+        trade: trade(),
+        by,
+        reason: reason.map(str::to_owned),
+        rejected_at: now(),
+    }
+}
+
+fn completed(automatic: bool) -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestCompleted {
+        trade: trade(),
+        automatic,
+        completed_at: now(),
+    }
+}
+
+fn cancelled(by: Party, after_acceptance: bool) -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestCancelled {
+        trade: trade(),
+        by,
+        after_acceptance,
+        cancelled_at: now(),
+    }
+}
+
+fn expired() -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestExpired {
+        trade: trade(),
+        expired_at: now(),
+    }
+}
+
+fn current(status: RequestStatus) -> PurchaseRequest {
+    let mut request = PurchaseRequest::default();
+    history(status)
+        .into_iter()
+        .for_each(|event| request.apply(event));
+    request
+}
+
+// Place.
+
+#[test]
+fn placing_a_paid_request_records_it_with_the_trade_price_and_payment() {
+    given(vec![])
+        .when(place(PAYMENT))
+        .then_expect_events(vec![requested()]);
+}
+
+#[test]
+fn a_placed_request_is_requested_and_remembers_its_trade_price_and_payment() {
+    let request = current(Requested);
+    assert_eq!(request.status(), Requested);
+    assert_eq!(request.trade(), trade());
+    assert_eq!(request.price(), Some(price()));
+    assert_eq!(request.payment_id(), Some(PAYMENT));
+}
+
+#[test]
+fn placing_it_again_with_the_same_payment_records_nothing() {
+    given_status(Requested)
+        .when(place(PAYMENT))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn placing_it_again_with_another_payment_is_refused_whatever_its_status() {
+    for status in EXISTING {
+        given_status(status)
+            .when(place(OTHER_PAYMENT))
+            .then_expect_error(PurchaseRequestError::AlreadyExists);
+    }
+}
+
+#[test]
+fn requesting_ones_own_listing_is_refused() {
+    let own = Trade {
+        buyer_id: SELLER,
+        ..trade()
+    };
+    given(vec![])
+        .when(PurchaseRequestCommand::PlaceRequest {
+            trade: own,
+            price: price(),
+            payment_id: PAYMENT,
+        })
+        .then_expect_error(PurchaseRequestError::OwnListing);
+}
+
+// Record a payment failure.
+
+#[test]
+fn a_declined_payment_ends_the_request_as_payment_failed() {
+    given(vec![])
+        .when(record_failure(PAYMENT))
+        .then_expect_events(vec![payment_failed()]);
+    assert_eq!(current(PaymentFailed).status(), PaymentFailed);
+    assert!(!PaymentFailed.is_open());
+}
+
+#[test]
+fn recording_the_same_payment_failure_again_records_nothing() {
+    given_status(PaymentFailed)
+        .when(record_failure(PAYMENT))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn recording_a_failure_of_another_payment_on_an_existing_request_is_refused() {
+    for status in [Requested, PaymentFailed] {
+        given_status(status)
+            .when(record_failure(OTHER_PAYMENT))
+            .then_expect_error(PurchaseRequestError::AlreadyExists);
+    }
+}
+
+// Accept.
+
+#[test]
+fn the_seller_accepts_a_requested_request() {
+    given_status(Requested)
+        .when(accept(seller()))
+        .then_expect_events(vec![accepted()]);
+}
+
+#[test]
+fn the_system_may_accept_a_requested_request() {
+    given_status(Requested)
+        .when(accept(Actor::System))
+        .then_expect_events(vec![accepted()]);
+}
+
+#[test]
+fn accepting_a_request_twice_records_nothing_the_second_time() {
+    for actor in [seller(), Actor::System] {
+        given_status(Accepted)
+            .when(accept(actor))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn the_buyer_cannot_accept_their_own_request() {
+    given_status(Requested)
+        .when(accept(buyer()))
+        .then_expect_error(PurchaseRequestError::NotYourListing);
+}
+
+#[test]
+fn a_stranger_accepting_is_told_there_is_no_such_request() {
+    given_status(Requested)
+        .when(accept(stranger()))
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn accepting_an_unknown_request_is_refused() {
+    for actor in [seller(), Actor::System] {
+        given(vec![])
+            .when(accept(actor))
+            .then_expect_error(PurchaseRequestError::NotFound);
+    }
+}
+
+#[test]
+fn accepting_from_any_status_but_requested_is_an_invalid_transition() {
+    for status in [Rejected, Completed, Cancelled, Expired, PaymentFailed] {
+        given_status(status)
+            .when(accept(seller()))
+            .then_expect_error(invalid("accept", status));
+    }
+}
+
+// Reject.
+
+#[test]
+fn the_seller_rejects_a_requested_request_with_a_reason() {
+    given_status(Requested)
+        .when(reject(seller(), Some("sold elsewhere")))
+        .then_expect_events(vec![rejected(seller(), Some("sold elsewhere"))]);
+}
+
+#[test]
+fn the_seller_may_reject_without_a_reason() {
+    given_status(Requested)
+        .when(reject(seller(), None))
+        .then_expect_events(vec![rejected(seller(), None)]);
+}
+
+#[test]
+fn the_system_rejects_a_request_for_a_reserved_listing() {
+    given_status(Requested)
+        .when(reject(Actor::System, Some("listing_reserved")))
+        .then_expect_events(vec![rejected(Actor::System, Some("listing_reserved"))]);
+}
+
+#[test]
+fn rejecting_a_request_twice_records_nothing_the_second_time() {
+    for actor in [seller(), Actor::System] {
+        given_status(Rejected)
+            .when(reject(actor, Some("again")))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn the_buyer_cannot_reject_their_own_request() {
+    given_status(Requested)
+        .when(reject(buyer(), None))
+        .then_expect_error(PurchaseRequestError::NotYourListing);
+}
+
+#[test]
+fn a_stranger_rejecting_is_told_there_is_no_such_request() {
+    given_status(Requested)
+        .when(reject(stranger(), None))
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn rejecting_an_unknown_request_is_refused() {
+    for actor in [seller(), Actor::System] {
+        given(vec![])
+            .when(reject(actor, None))
+            .then_expect_error(PurchaseRequestError::NotFound);
+    }
+}
+
+#[test]
+fn rejecting_from_any_status_but_requested_is_an_invalid_transition() {
+    for status in [Accepted, Completed, Cancelled, Expired, PaymentFailed] {
+        given_status(status)
+            .when(reject(seller(), None))
+            .then_expect_error(invalid("reject", status));
+    }
+}
+
+// Complete.
+
+#[test]
+fn the_buyer_completes_an_accepted_request() {
+    given_status(Accepted)
+        .when(complete(buyer()))
+        .then_expect_events(vec![completed(false)]);
+}
+
+#[test]
+fn the_system_completes_an_accepted_request_automatically() {
+    given_status(Accepted)
+        .when(complete(Actor::System))
+        .then_expect_events(vec![completed(true)]);
+}
+
+#[test]
+fn completing_a_request_twice_records_nothing_the_second_time() {
+    for actor in [buyer(), Actor::System] {
+        given_status(Completed)
+            .when(complete(actor))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn the_seller_cannot_complete_a_request() {
+    given_status(Accepted)
+        .when(complete(seller()))
+        .then_expect_error(PurchaseRequestError::NotYourRequest);
+}
+
+#[test]
+fn a_stranger_completing_is_told_there_is_no_such_request() {
+    given_status(Accepted)
+        .when(complete(stranger()))
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn completing_an_unknown_request_is_refused() {
+    for actor in [buyer(), Actor::System] {
+        given(vec![])
+            .when(complete(actor))
+            .then_expect_error(PurchaseRequestError::NotFound);
+    }
+}
+
+#[test]
+fn completing_from_any_status_but_accepted_is_an_invalid_transition() {
+    for status in [Requested, Rejected, Cancelled, Expired, PaymentFailed] {
+        given_status(status)
+            .when(complete(buyer()))
+            .then_expect_error(invalid("complete", status));
+    }
+}
+
+// Cancel.
+
+#[test]
+fn the_buyer_cancels_a_requested_request_before_acceptance() {
+    given_status(Requested)
+        .when(cancel(BUYER))
+        .then_expect_events(vec![cancelled(Party::Buyer, false)]);
+}
+
+#[test]
+fn the_buyer_cancels_an_accepted_request_after_acceptance() {
+    given_status(Accepted)
+        .when(cancel(BUYER))
+        .then_expect_events(vec![cancelled(Party::Buyer, true)]);
+}
+
+#[test]
+fn the_seller_cancels_an_accepted_request_after_acceptance() {
+    given_status(Accepted)
+        .when(cancel(SELLER))
+        .then_expect_events(vec![cancelled(Party::Seller, true)]);
+}
+
+#[test]
+fn the_seller_cannot_cancel_a_request_that_is_still_pending() {
+    given_status(Requested)
+        .when(cancel(SELLER))
+        .then_expect_error(invalid("cancel", Requested));
+}
+
+#[test]
+fn cancelling_a_request_twice_records_nothing_the_second_time() {
+    for party in [BUYER, SELLER] {
+        given_status(Cancelled)
+            .when(cancel(party))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn a_stranger_cancelling_is_told_there_is_no_such_request() {
+    given_status(Accepted)
+        .when(cancel(STRANGER))
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn cancelling_an_unknown_request_is_refused() {
+    given(vec![])
+        .when(cancel(BUYER))
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn cancelling_a_finished_request_is_an_invalid_transition_for_either_party() {
+    for status in [Rejected, Completed, Expired, PaymentFailed] {
+        for party in [BUYER, SELLER] {
+            given_status(status)
+                .when(cancel(party))
+                .then_expect_error(invalid("cancel", status));
+        }
+    }
+}
+
+// Expire.
+
+#[test]
+fn an_unanswered_request_expires() {
+    given_status(Requested)
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_events(vec![expired()]);
+}
+
+#[test]
+fn expiring_a_request_twice_records_nothing_the_second_time() {
+    given_status(Expired)
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn expiring_an_unknown_request_is_refused() {
+    given(vec![])
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_error(PurchaseRequestError::NotFound);
+}
+
+#[test]
+fn expiring_from_any_status_but_requested_is_an_invalid_transition() {
+    for status in [Accepted, Rejected, Completed, Cancelled, PaymentFailed] {
+        given_status(status)
+            .when(PurchaseRequestCommand::ExpireRequest)
+            .then_expect_error(invalid("expire", status));
+    }
+}
+
+// Across commands.
+
+#[test]
+fn every_event_carries_the_trade() {
+    let events = [
+        requested(),
+        payment_failed(),
+        accepted(),
+        rejected(Actor::System, None),
+        completed(true),
+        cancelled(Party::Seller, true),
+        expired(),
+    ];
+    for event in events {
+        assert_eq!(event.trade(), &trade(), "{event:?}");
+    }
+}
+
+#[test]
+fn only_requested_and_accepted_requests_are_open() {
+    let open: Vec<_> = EXISTING
+        .into_iter()
+        .filter(RequestStatus::is_open)
+        .collect();
+    assert_eq!(open, [Requested, Accepted]);
+}
+
+#[test]
+fn checking_a_command_applies_the_rules_of_handle_without_recording_anything() {
+    let request = current(Requested);
+    assert_eq!(request.check(&accept(seller())), Ok(()));
+    assert_eq!(
+        request.check(&accept(buyer())),
+        Err(PurchaseRequestError::NotYourListing)
+    );
+    assert_eq!(
+        request.check(&complete(buyer())),
+        Err(invalid("complete", Requested))
+    );
+    assert_eq!(request, current(Requested));
+}
+
+#[test]
+fn every_refusal_has_a_class_and_a_stable_code() {
+    let class = |error: PurchaseRequestError| (error.kind(), error.code());
+    assert_eq!(
+        class(PurchaseRequestError::NotFound),
+        (ErrorKind::NotFound, "not_found")
+    );
+    assert_eq!(
+        class(PurchaseRequestError::AlreadyExists),
+        (ErrorKind::Conflict, "request_already_exists")
+    );
+    assert_eq!(
+        class(PurchaseRequestError::OwnListing),
+        (ErrorKind::Invalid, "own_listing")
+    );
+    assert_eq!(
+        class(PurchaseRequestError::NotYourListing),
+        (ErrorKind::Forbidden, "not_your_listing")
+    );
+    assert_eq!(
+        class(PurchaseRequestError::NotYourRequest),
+        (ErrorKind::Forbidden, "not_your_request")
+    );
+    assert_eq!(
+        class(invalid("accept", Completed)),
+        (ErrorKind::Conflict, "invalid_transition")
+    );
+}
