@@ -54,16 +54,21 @@ where
         .ok_or_else(|| ApiError::Internal("a command left no event behind".into()))
 }
 
+/// A domain refusal as an API error.
+pub fn refusal<E: DomainError>(e: &E) -> ApiError {
+    ApiError::Domain {
+        kind: e.kind(),
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
 fn command_error<E>(error: AggregateError<E>) -> ApiError
 where
     E: DomainError + Send + Sync + 'static,
 {
     match error {
-        AggregateError::UserError(e) => ApiError::Domain {
-            kind: e.kind(),
-            code: e.code(),
-            detail: e.to_string(),
-        },
+        AggregateError::UserError(e) => refusal(&e),
         AggregateError::AggregateConflict => ApiError::Conflict {
             code: "concurrent_update",
             detail: "too many concurrent changes to the same item; try again".into(),

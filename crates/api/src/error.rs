@@ -8,6 +8,9 @@ use carrot_domain::ErrorKind;
 use serde::Serialize;
 use serde_json::json;
 
+/// How long a client should wait before retrying after a dependency failure.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// One field that broke a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -82,6 +85,16 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u32,
     },
+    /// The buyer's payment was declined (the request is recorded as `payment_failed`).
+    #[error("the payment was declined: {reason}")]
+    PaymentDeclined {
+        /// The gateway's reason.
+        reason: String,
+        /// The request recorded as `payment_failed`.
+        request_id: uuid::Uuid,
+        /// The declined payment.
+        payment_id: uuid::Uuid,
+    },
     /// A fault of ours; logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -112,7 +125,9 @@ impl ApiError {
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Conflict => StatusCode::CONFLICT,
+                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
+            ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,6 +148,7 @@ impl ApiError {
             ApiError::Domain { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => code,
+            ApiError::PaymentDeclined { .. } => "payment_declined",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -167,8 +183,18 @@ impl IntoResponse for ApiError {
             "detail": detail,
             "code": self.code(),
         });
-        if let ApiError::Validation(errors) = &self {
-            body["errors"] = json!(errors);
+        match &self {
+            ApiError::Validation(errors) => body["errors"] = json!(errors),
+            ApiError::PaymentDeclined {
+                request_id,
+                payment_id,
+                ..
+            } => {
+                body["request_id"] = json!(request_id);
+                body["payment_id"] = json!(payment_id);
+                body["status_of_request"] = json!("payment_failed");
+            }
+            _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -179,6 +205,12 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Unavailable { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::Domain {
+                kind: ErrorKind::Unavailable,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             ApiError::Unauthenticated(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

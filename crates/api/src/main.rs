@@ -7,6 +7,7 @@ use std::time::Duration;
 use carrot_api::auth::JwtKeys;
 use carrot_api::config::{Cli, Command, ServeArgs};
 use carrot_api::database::Database;
+use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_api::startup::{Application, Settings};
 use carrot_api::{secret, telemetry};
 use carrot_domain::SystemClock;
@@ -49,6 +50,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             ..RunnerConfig::default()
         },
+        gateway: Arc::new(SimulatedGateway::new(SimulationProfile {
+            latency_ms: args.payment.payment_latency_ms.clone(),
+            decline_rate: args.payment.payment_decline_rate,
+            failure_rate: args.payment.payment_failure_rate,
+        })),
+        payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
     };
     let app = match Application::build(settings, db.pool.clone()).await {
         Ok(app) => app,

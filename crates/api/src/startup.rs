@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
+use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
 use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
 use sqlx::PgPool;
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
+use crate::payment::WithTimeout;
 use crate::routes;
 use crate::state::AppState;
 
@@ -39,6 +41,10 @@ pub struct Settings {
     pub consistency_wait: Duration,
     /// How the subscription runners pace themselves.
     pub runner: RunnerConfig,
+    /// The payment gateway adapter, as it is (the application adds the time limit).
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// How long a gateway call may take before its outcome counts as unknown.
+    pub payment_timeout: Duration,
 }
 
 /// A bound, wired, not yet running application.
@@ -52,10 +58,12 @@ pub struct Application {
 impl Application {
     /// Builds the application over an already migrated database.
     pub async fn build(settings: Settings, pool: PgPool) -> std::io::Result<Self> {
+        let gateway = Arc::new(WithTimeout::new(settings.gateway, settings.payment_timeout));
         let state = AppState::new(
             pool,
             settings.jwt,
             settings.clock,
+            gateway,
             settings.consistency_wait,
         );
         let listener = TcpListener::bind(settings.bind).await?;
@@ -105,9 +113,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::listings::router())
+        .merge(routes::requests::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::NoRoute })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::layer,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;

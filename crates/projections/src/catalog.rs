@@ -30,7 +30,8 @@ impl Subscriber for CatalogProjection {
         if event.aggregate_type != Listing::TYPE {
             return Ok(());
         }
-        match event.decode::<ListingEvent>()? {
+        let listing = event.decode::<ListingEvent>()?;
+        match listing {
             ListingEvent::ListingRegistered {
                 listing_id,
                 seller_id,
@@ -53,6 +54,63 @@ impl Subscriber for CatalogProjection {
                 .bind(price.as_krw())
                 .bind(category.as_ref().map(|c| c.as_str()))
                 .bind(registered_at)
+                .bind(event.sequence)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ListingEvent::ListingEdited {
+                listing_id,
+                title,
+                description,
+                price,
+                edited_at,
+            } => {
+                sqlx::query(
+                    "UPDATE listings SET title = $2, description = $3, price = $4,
+                                         updated_at = $5, version = $6
+                      WHERE listing_id = $1 AND version < $6",
+                )
+                .bind(listing_id.as_uuid())
+                .bind(title.as_str())
+                .bind(description.as_str())
+                .bind(price.as_krw())
+                .bind(edited_at)
+                .bind(event.sequence)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ListingEvent::ListingWithdrawn {
+                listing_id,
+                withdrawn_at: at,
+            }
+            | ListingEvent::ListingReserved {
+                listing_id,
+                reserved_at: at,
+                ..
+            }
+            | ListingEvent::ListingReleased {
+                listing_id,
+                released_at: at,
+                ..
+            }
+            | ListingEvent::ListingSold {
+                listing_id,
+                sold_at: at,
+                ..
+            } => {
+                let status = match listing {
+                    ListingEvent::ListingWithdrawn { .. } => "withdrawn",
+                    ListingEvent::ListingReserved { .. } => "reserved",
+                    ListingEvent::ListingSold { .. } => "sold",
+                    _ => "available",
+                };
+                sqlx::query(
+                    "UPDATE listings SET status = $2, updated_at = $3, version = $4
+                      WHERE listing_id = $1 AND version < $4",
+                )
+                .bind(listing_id.as_uuid())
+                .bind(status)
+                .bind(at)
                 .bind(event.sequence)
                 .execute(&mut *tx)
                 .await?;

@@ -4,12 +4,16 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use carrot_domain::metadata::{ACTOR, CAUSATION_ID, CORRELATION_ID, HTTP_REQUEST_ID};
+use carrot_domain::metadata::{
+    ACTOR, CAUSATION_ID, CORRELATION_ID, HTTP_REQUEST_ID, IDEMPOTENCY_KEY,
+};
 use std::sync::Arc;
+use uuid::Uuid;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
 use crate::extract::AuthUser;
+use crate::idempotency::IdempotencyKey;
 
 /// An authenticated command: who acts, and the HTTP request it arrived with.
 #[derive(Debug, Clone)]
@@ -18,6 +22,8 @@ pub struct CommandContext {
     pub user: AuthUser,
     /// The `x-request-id` of the HTTP request.
     pub http_request_id: Option<String>,
+    /// The request's `Idempotency-Key`, if it sent one.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl CommandContext {
@@ -32,7 +38,19 @@ impl CommandContext {
         if let Some(id) = correlation_id {
             meta.insert(CORRELATION_ID.to_owned(), id);
         }
+        if let Some(key) = &self.idempotency {
+            meta.insert(IDEMPOTENCY_KEY.to_owned(), key.as_str().to_owned());
+        }
         meta
+    }
+
+    /// The id of something this command creates (`purpose` names which): derived from the
+    /// idempotency key when there is one, so a retry addresses the same thing; else random.
+    pub fn new_id(&self, purpose: &str) -> Uuid {
+        match &self.idempotency {
+            Some(key) => key.derive_id(self.user.user_id.as_uuid(), purpose),
+            None => Uuid::new_v4(),
+        }
     }
 }
 
@@ -50,9 +68,11 @@ where
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let idempotency = parts.extensions.get::<IdempotencyKey>().cloned();
         Ok(CommandContext {
             user,
             http_request_id,
+            idempotency,
         })
     }
 }

@@ -9,5 +9,5 @@ pub mod metadata;
 pub use auth::AuthUser;
 pub use consistency::ConsistencyToken;
 pub use id::PathId;
-pub use json::Json;
+pub use json::{Json, OptionalJson};
 pub use metadata::CommandContext;

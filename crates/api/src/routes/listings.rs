@@ -9,6 +9,7 @@ use carrot_domain::listing::fields::{Category, Description, InvalidField, Listin
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::{ListingId, Price};
 use carrot_projections::catalog::{self, CatalogCursor, CatalogQuery, ListingView, CATALOG};
+use carrot_projections::Checkpoint;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,7 +24,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/listings", get(browse).post(register))
-        .route("/listings/{id}", get(read))
+        .route("/listings/{id}", get(read).patch(edit).delete(withdraw))
 }
 
 #[derive(Deserialize)]
@@ -86,7 +87,7 @@ async fn register(
     ctx: CommandContext,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let listing_id = ListingId::new();
+    let listing_id = ListingId::from_uuid(ctx.new_id("listing"));
     let command = body.into_command(listing_id, &ctx)?;
     let token = execute::<Listing>(
         &state.listings,
@@ -202,4 +203,99 @@ async fn browse(
             "next_cursor": next.map(|c| c.encode()),
         })),
     ))
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    title: Option<String>,
+    description: Option<String>,
+    price: Option<i64>,
+}
+
+impl EditBody {
+    fn into_command(self, ctx: &CommandContext) -> Result<ListingCommand, ApiError> {
+        if self.title.is_none() && self.description.is_none() && self.price.is_none() {
+            return Err(ApiError::invalid(
+                "body",
+                "give at least one of title, description, price",
+            ));
+        }
+        let mut errors = Vec::new();
+        let title = self
+            .title
+            .map(|t| field(&mut errors, ListingTitle::parse(&t)));
+        let description = self
+            .description
+            .map(|d| field(&mut errors, Description::parse(&d)));
+        let price = self.price.map(|p| {
+            Price::parse(p)
+                .map_err(|e| errors.push(FieldError::new("price", e.to_string())))
+                .ok()
+        });
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(ListingCommand::EditListing {
+            actor: ctx.user.user_id,
+            title: title.flatten(),
+            description: description.flatten(),
+            price: price.flatten(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Changed {
+    listing_id: ListingId,
+    status: &'static str,
+    consistency_token: String,
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &CommandContext,
+    id: ListingId,
+    command: ListingCommand,
+) -> Result<Checkpoint, ApiError> {
+    execute::<Listing>(
+        &state.listings,
+        &state.pool,
+        &id.to_string(),
+        command,
+        ctx.metadata(None),
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(listing = %id))]
+async fn edit(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    PathId(id): PathId<ListingId>,
+    Json(body): Json<EditBody>,
+) -> Result<axum::Json<Changed>, ApiError> {
+    let command = body.into_command(&ctx)?;
+    let token = run(&state, &ctx, id, command).await?;
+    Ok(axum::Json(Changed {
+        listing_id: id,
+        status: "available",
+        consistency_token: token.to_string(),
+    }))
+}
+
+#[tracing::instrument(skip_all, fields(listing = %id))]
+async fn withdraw(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    PathId(id): PathId<ListingId>,
+) -> Result<axum::Json<Changed>, ApiError> {
+    let command = ListingCommand::WithdrawListing {
+        actor: ctx.user.user_id,
+    };
+    let token = run(&state, &ctx, id, command).await?;
+    Ok(axum::Json(Changed {
+        listing_id: id,
+        status: "withdrawn",
+        consistency_token: token.to_string(),
+    }))
 }

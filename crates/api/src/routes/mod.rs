@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod listings;
+pub mod requests;
 
 use std::time::Duration;
 

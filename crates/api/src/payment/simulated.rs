@@ -1,0 +1,243 @@
+//! The simulated payment gateway: configurable latency, decline and failure rates, and a
+//! ledger of every key it has settled, so a retried call with the same idempotency key
+//! returns the first outcome and never moves money twice.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carrot_domain::payment::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+use carrot_domain::{Money, UserId};
+use rand::Rng;
+
+/// How the simulated gateway behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulationProfile {
+    /// Each call takes a random time in this range (milliseconds).
+    pub latency_ms: RangeInclusive<u64>,
+    /// The share of captures declined (0.0 to 1.0).
+    pub decline_rate: f64,
+    /// The share of calls answered with an error, nothing moved (0.0 to 1.0).
+    pub failure_rate: f64,
+}
+
+impl Default for SimulationProfile {
+    fn default() -> Self {
+        SimulationProfile {
+            latency_ms: 0..=0,
+            decline_rate: 0.0,
+            failure_rate: 0.0,
+        }
+    }
+}
+
+/// What the gateway did for one idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The operation (`capture`, `refund`, `payout`).
+    pub operation: &'static str,
+    /// Who paid (capture) or received (refund, payout).
+    pub party: UserId,
+    /// How much.
+    pub amount: Money,
+    /// The outcome: a receipt, or the decline reason.
+    pub outcome: Result<Receipt, String>,
+    /// How many calls carried this key.
+    pub calls: u32,
+}
+
+/// An in-process payment gateway.
+#[derive(Debug, Default)]
+pub struct SimulatedGateway {
+    profile: Mutex<SimulationProfile>,
+    ledger: Mutex<HashMap<String, Settlement>>,
+}
+
+impl SimulatedGateway {
+    /// A gateway behaving as `profile` says.
+    pub fn new(profile: SimulationProfile) -> Self {
+        SimulatedGateway {
+            profile: Mutex::new(profile),
+            ledger: Mutex::default(),
+        }
+    }
+
+    /// Changes the behaviour at run time (fault injection).
+    pub fn set_profile(&self, profile: SimulationProfile) {
+        *self.profile.lock().unwrap_or_else(PoisonError::into_inner) = profile;
+    }
+
+    /// What happened for every key so far.
+    pub fn ledger(&self) -> HashMap<String, Settlement> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn settle(
+        &self,
+        operation: &'static str,
+        key: String,
+        party: UserId,
+        amount: Money,
+        may_decline: bool,
+    ) -> Result<Receipt, GatewayError> {
+        let profile = self
+            .profile
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (pause, fails, declines) = {
+            let mut rng = rand::thread_rng();
+            let pause = rng.gen_range(profile.latency_ms.clone());
+            (
+                pause,
+                rng.gen_bool(profile.failure_rate.clamp(0.0, 1.0)),
+                may_decline && rng.gen_bool(profile.decline_rate.clamp(0.0, 1.0)),
+            )
+        };
+        // The gateway settles at once and answers after the latency: a caller that stops
+        // waiting does not know the outcome, but the money moved (or did not) all the same.
+        let outcome = self.record(operation, key, party, amount, fails, declines);
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        outcome
+    }
+
+    fn record(
+        &self,
+        operation: &'static str,
+        key: String,
+        party: UserId,
+        amount: Money,
+        fails: bool,
+        declines: bool,
+    ) -> Result<Receipt, GatewayError> {
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(done) = ledger.get_mut(&key) {
+            // The same key again: the first outcome, and no money moves a second time.
+            done.calls += 1;
+            return done.outcome.clone().map_err(GatewayError::Declined);
+        }
+        if fails {
+            return Err(GatewayError::Unavailable(
+                "simulated gateway failure".into(),
+            ));
+        }
+        let outcome = if declines {
+            Err("insufficient funds (simulated)".to_owned())
+        } else {
+            Ok(Receipt {
+                reference: format!("sim-{}", uuid::Uuid::new_v4().simple()),
+            })
+        };
+        ledger.insert(
+            key,
+            Settlement {
+                operation,
+                party,
+                amount,
+                outcome: outcome.clone(),
+                calls: 1,
+            },
+        );
+        outcome.map_err(GatewayError::Declined)
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for SimulatedGateway {
+    async fn capture(&self, order: CaptureOrder) -> Result<Receipt, GatewayError> {
+        self.settle(
+            "capture",
+            order.idempotency_key,
+            order.buyer_id,
+            order.amount,
+            true,
+        )
+        .await
+    }
+
+    async fn refund(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.settle(
+            "refund",
+            order.idempotency_key,
+            order.recipient,
+            order.amount,
+            false,
+        )
+        .await
+    }
+
+    async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.settle(
+            "payout",
+            order.idempotency_key,
+            order.recipient,
+            order.amount,
+            false,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(key: &str) -> CaptureOrder {
+        CaptureOrder {
+            idempotency_key: key.into(),
+            buyer_id: UserId::new(),
+            amount: Money::krw(1000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_gets_the_first_outcome_and_moves_money_once() {
+        let gateway = SimulatedGateway::new(SimulationProfile::default());
+        let first = gateway.capture(capture("capture:1")).await.unwrap();
+        let again = gateway.capture(capture("capture:1")).await.unwrap();
+        assert_eq!(first, again);
+        let ledger = gateway.ledger();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger["capture:1"].calls, 2);
+    }
+
+    #[tokio::test]
+    async fn a_declining_gateway_declines_captures_but_not_refunds() {
+        let gateway = SimulatedGateway::new(SimulationProfile {
+            decline_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        assert!(matches!(
+            gateway.capture(capture("capture:2")).await,
+            Err(GatewayError::Declined(_))
+        ));
+        let refund = TransferOrder {
+            idempotency_key: "refund:2".into(),
+            recipient: UserId::new(),
+            amount: Money::krw(1),
+        };
+        assert!(gateway.refund(refund).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failing_gateway_records_nothing_so_a_retry_can_succeed() {
+        let gateway = SimulatedGateway::new(SimulationProfile {
+            failure_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        assert!(matches!(
+            gateway.capture(capture("capture:3")).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        assert!(gateway.ledger().is_empty());
+        gateway.set_profile(SimulationProfile::default());
+        assert!(gateway.capture(capture("capture:3")).await.is_ok());
+    }
+}

@@ -1,0 +1,45 @@
+//! A time limit around any gateway: no answer in time is `GatewayError::Timeout`, an
+//! unknown outcome the caller must reconcile with the same idempotency key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carrot_domain::payment::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+
+/// `inner`, with every call bounded by `limit`.
+pub struct WithTimeout {
+    inner: Arc<dyn PaymentGateway>,
+    limit: Duration,
+}
+
+impl WithTimeout {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn PaymentGateway>, limit: Duration) -> Self {
+        WithTimeout { inner, limit }
+    }
+
+    async fn bounded(
+        &self,
+        call: impl std::future::Future<Output = Result<Receipt, GatewayError>>,
+    ) -> Result<Receipt, GatewayError> {
+        tokio::time::timeout(self.limit, call)
+            .await
+            .unwrap_or(Err(GatewayError::Timeout))
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for WithTimeout {
+    async fn capture(&self, order: CaptureOrder) -> Result<Receipt, GatewayError> {
+        self.bounded(self.inner.capture(order)).await
+    }
+
+    async fn refund(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.bounded(self.inner.refund(order)).await
+    }
+
+    async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.bounded(self.inner.payout(order)).await
+    }
+}

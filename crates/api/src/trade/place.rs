@@ -1,0 +1,166 @@
+//! A buyer requests a listing and pays in the same call.
+//!
+//! Order: check the listing, claim the (listing, buyer) slot, capture the payment (the
+//! `Payment` aggregate calls the gateway), and only then record the request. So no request
+//! is ever `requested` without a captured payment; a declined payment records the request
+//! as `payment_failed`; a gateway error records nothing; a timeout leaves the payment
+//! `unknown` for reconciliation.
+
+use carrot_domain::listing::{Listing, ListingStatus};
+use carrot_domain::payment::{Payment, PaymentCommand, PaymentStatus};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
+use carrot_domain::{ErrorKind, ListingId, PaymentId, Price, RequestId, Trade};
+use serde::Serialize;
+
+use super::slots;
+use crate::commands::execute;
+use crate::error::{ApiError, FieldError};
+use crate::extract::CommandContext;
+use crate::state::AppState;
+
+/// A recorded, paid purchase request.
+#[derive(Debug, Serialize)]
+pub struct Placed {
+    /// The new request.
+    pub request_id: RequestId,
+    /// Its payment, held in escrow.
+    pub payment_id: PaymentId,
+    /// Always `requested`.
+    pub status: &'static str,
+    /// The checkpoint of the request's event.
+    pub consistency_token: String,
+}
+
+/// Places a request for `listing_id` at `offer` (or the listing's price).
+pub async fn place(
+    state: &AppState,
+    ctx: &CommandContext,
+    listing_id: ListingId,
+    offer: Option<Price>,
+) -> Result<Placed, ApiError> {
+    let buyer_id = ctx.user.user_id;
+    let listing = state.load::<Listing>(&listing_id.to_string()).await?;
+    let asking = match (listing.status(), listing.price()) {
+        (ListingStatus::Unregistered, _) | (_, None) => return Err(ApiError::NotFound),
+        (_, Some(_)) if listing.seller_id() == buyer_id => {
+            return Err(domain(
+                ErrorKind::Invalid,
+                "own_listing",
+                "you cannot request your own listing",
+            ))
+        }
+        (ListingStatus::Available, Some(price)) => price,
+        (other, _) => {
+            return Err(domain(
+                ErrorKind::Conflict,
+                "listing_not_available",
+                &format!("the listing is not available (it is {})", other.name()),
+            ))
+        }
+    };
+    let price = match offer {
+        Some(offer) if offer > asking => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "price",
+                format!(
+                    "an offer may not exceed the asking price of {} KRW",
+                    asking.as_krw()
+                ),
+            )]))
+        }
+        Some(offer) => offer,
+        None => asking,
+    };
+    let trade = Trade {
+        request_id: RequestId::from_uuid(ctx.new_id("purchase_request")),
+        listing_id,
+        buyer_id,
+        seller_id: listing.seller_id(),
+    };
+    let payment_id = PaymentId::from_uuid(ctx.new_id("payment"));
+    let metadata = ctx.metadata(Some(trade.request_id.to_string()));
+
+    slots::claim(state, listing_id, buyer_id, trade.request_id).await?;
+    let captured = execute::<Payment>(
+        &state.payments,
+        &state.pool,
+        &payment_id.to_string(),
+        PaymentCommand::CapturePayment {
+            payment_id,
+            trade,
+            amount: price.money(),
+        },
+        metadata.clone(),
+    )
+    .await;
+    if let Err(e) = captured {
+        // The gateway said nothing moved: free the slot so the buyer can try again.
+        slots::release(state, trade.request_id).await?;
+        return Err(e);
+    }
+    let payment = state.load::<Payment>(&payment_id.to_string()).await?;
+    // The request records what was charged: on a retry under the same idempotency key the
+    // listing's price may have changed since the payment was made.
+    let trade = payment.trade();
+    let price =
+        Price::parse(payment.amount().as_krw()).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    match payment.status() {
+        PaymentStatus::Captured => {
+            let token = execute::<PurchaseRequest>(
+                &state.requests,
+                &state.pool,
+                &trade.request_id.to_string(),
+                PurchaseRequestCommand::PlaceRequest {
+                    trade,
+                    price,
+                    payment_id,
+                },
+                metadata,
+            )
+            .await?;
+            Ok(Placed {
+                request_id: trade.request_id,
+                payment_id,
+                status: "requested",
+                consistency_token: token.to_string(),
+            })
+        }
+        PaymentStatus::Failed => {
+            let reason = payment.decline_reason().unwrap_or("declined").to_owned();
+            execute::<PurchaseRequest>(
+                &state.requests,
+                &state.pool,
+                &trade.request_id.to_string(),
+                PurchaseRequestCommand::RecordPaymentFailure {
+                    trade,
+                    price,
+                    payment_id,
+                    reason: reason.clone(),
+                },
+                metadata,
+            )
+            .await?;
+            Err(ApiError::PaymentDeclined {
+                reason,
+                request_id: trade.request_id.as_uuid(),
+                payment_id: payment_id.as_uuid(),
+            })
+        }
+        // Timed out: the payment stays `unknown` until asked about again with the same key.
+        _ => Err(ApiError::Unavailable {
+            code: "payment_unavailable",
+            detail: "the payment gateway did not answer in time; a retry with the same \
+                     Idempotency-Key asks about the same payment and never charges twice"
+                .into(),
+            retry_after: crate::error::RETRY_AFTER_SECONDS,
+        }),
+    }
+}
+
+fn domain(kind: ErrorKind, code: &'static str, detail: &str) -> ApiError {
+    ApiError::Domain {
+        kind,
+        code,
+        detail: detail.to_owned(),
+    }
+}

@@ -1,0 +1,94 @@
+//! "A buyer has at most one open request per listing", enforced before any money moves.
+//!
+//! The slot for (listing, buyer) is claimed with one INSERT; a second concurrent claim hits
+//! the primary key. Slots are not released on the happy path: a new request takes a slot
+//! over once the request holding it is closed, or was never recorded and the claim is older
+//! than `ABANDONED_AFTER` (a crash between claim and record). The takeover is a
+//! compare-and-set on the holder, so two takers cannot both win.
+
+use carrot_domain::purchase_request::{PurchaseRequest, RequestStatus};
+use carrot_domain::{ListingId, RequestId, UserId};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A claim older than this whose request never got recorded is considered abandoned.
+const ABANDONED_AFTER_SECONDS: f64 = 30.0;
+
+/// Claims the slot for `request_id`, or answers 409 `request_already_open`.
+pub async fn claim(
+    state: &AppState,
+    listing_id: ListingId,
+    buyer_id: UserId,
+    request_id: RequestId,
+) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        let inserted = sqlx::query(
+            "INSERT INTO purchase_request_slots (listing_id, buyer_id, request_id)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(listing_id.as_uuid())
+        .bind(buyer_id.as_uuid())
+        .bind(request_id.as_uuid())
+        .execute(&state.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(());
+        }
+        let holder: Option<(Uuid, bool)> = sqlx::query_as(
+            "SELECT request_id, claimed_at < now() - make_interval(secs => $3)
+               FROM purchase_request_slots WHERE listing_id = $1 AND buyer_id = $2",
+        )
+        .bind(listing_id.as_uuid())
+        .bind(buyer_id.as_uuid())
+        .bind(ABANDONED_AFTER_SECONDS)
+        .fetch_optional(&state.pool)
+        .await?;
+        let Some((holder, old)) = holder else {
+            continue;
+        };
+        if holder == request_id.as_uuid() {
+            // A retry of the same request (same idempotency key): it holds the slot already.
+            return Ok(());
+        }
+        let status = state
+            .load::<PurchaseRequest>(&holder.to_string())
+            .await?
+            .status();
+        let never_recorded = status == RequestStatus::None;
+        if status.is_open() || (never_recorded && !old) {
+            return Err(already_open());
+        }
+        let taken = sqlx::query(
+            "UPDATE purchase_request_slots SET request_id = $3, claimed_at = now()
+              WHERE listing_id = $1 AND buyer_id = $2 AND request_id = $4",
+        )
+        .bind(listing_id.as_uuid())
+        .bind(buyer_id.as_uuid())
+        .bind(request_id.as_uuid())
+        .bind(holder)
+        .execute(&state.pool)
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(());
+        }
+    }
+    Err(already_open())
+}
+
+/// Gives up a claim whose request will not be recorded (the payment never happened).
+pub async fn release(state: &AppState, request_id: RequestId) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM purchase_request_slots WHERE request_id = $1")
+        .bind(request_id.as_uuid())
+        .execute(&state.pool)
+        .await?;
+    Ok(())
+}
+
+fn already_open() -> ApiError {
+    ApiError::Conflict {
+        code: "request_already_open",
+        detail: "you already have an open purchase request for this listing".into(),
+    }
+}
