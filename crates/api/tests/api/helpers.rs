@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
+use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_api::startup::{Application, Settings};
 use carrot_domain::SystemClock;
 use carrot_projections::testing::{test_database, TestDatabase};
@@ -15,6 +16,8 @@ pub struct TestApp {
     pub address: String,
     pub db: TestDatabase,
     pub client: reqwest::Client,
+    /// The app's payment gateway: tests read its ledger and change its behaviour.
+    pub gateway: Arc<SimulatedGateway>,
     _stop: ShutdownTrigger,
 }
 
@@ -31,6 +34,8 @@ pub fn test_settings() -> Settings {
             poll_interval: Duration::from_millis(100),
             ..RunnerConfig::default()
         },
+        gateway: Arc::new(SimulatedGateway::new(SimulationProfile::default())),
+        payment_timeout: Duration::from_secs(2),
     }
 }
 
@@ -38,7 +43,10 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_settings()).await
 }
 
-pub async fn spawn_app_with(settings: Settings) -> TestApp {
+/// Spawns the app with `settings`, on a fresh simulated gateway the test can reach.
+pub async fn spawn_app_with(mut settings: Settings) -> TestApp {
+    let gateway = Arc::new(SimulatedGateway::new(SimulationProfile::default()));
+    settings.gateway = gateway.clone();
     let db = test_database().await;
     let app = Application::build(settings, db.pool.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -51,6 +59,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap(),
+        gateway,
         _stop: stop,
     }
 }
@@ -155,4 +164,113 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
         assert!(body[field].is_string(), "{field} missing in {body}");
     }
     body
+}
+
+/// A purchase request placed through the API.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub request_id: String,
+    pub payment_id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn patch(&self, user: &User, path: &str) -> RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(&user.token)
+    }
+
+    pub fn delete(&self, user: &User, path: &str) -> RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(&user.token)
+    }
+
+    /// `POST /listings/{id}/requests` with an optional body.
+    pub async fn request_listing(
+        &self,
+        buyer: &User,
+        listing_id: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let call = self.post(buyer, &format!("/listings/{listing_id}/requests"));
+        let call = match body {
+            Some(body) => call.json(&body),
+            None => call,
+        };
+        call.send().await.unwrap()
+    }
+
+    /// Places a request at the asking price and expects 201.
+    pub async fn place_request(&self, buyer: &User, listing_id: &str) -> Placed {
+        let response = self.request_listing(buyer, listing_id, None).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "placing a request");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "requested");
+        Placed {
+            request_id: body["request_id"].as_str().unwrap().to_owned(),
+            payment_id: body["payment_id"].as_str().unwrap().to_owned(),
+            token: body["consistency_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `POST /requests/{id}/{action}` (accept, reject, complete, cancel) as `user`.
+    pub async fn act(&self, user: &User, request_id: &str, action: &str) -> Response {
+        self.post(user, &format!("/requests/{request_id}/{action}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Acts and expects 200 with `status`; returns the consistency token.
+    pub async fn act_ok(
+        &self,
+        user: &User,
+        request_id: &str,
+        action: &str,
+        status: &str,
+    ) -> String {
+        let response = self.act(user, request_id, action).await;
+        assert_eq!(response.status(), StatusCode::OK, "{action} {request_id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], status);
+        assert_eq!(body["request_id"], request_id);
+        body["consistency_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The catalog's view of a listing once it has reached `token`.
+    pub async fn listing_after(&self, user: &User, listing_id: &str, token: &str) -> Value {
+        let response = self
+            .get(user, &format!("/listings/{listing_id}"))
+            .header("x-consistency-token", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-consistency"], "consistent");
+        response.json().await.unwrap()
+    }
+
+    /// The event types of one aggregate, in order, straight from the log.
+    pub async fn events_of(&self, aggregate_type: &str, aggregate_id: &str) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+              ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
+    /// How many gateway calls of `operation` moved money, in all.
+    pub fn gateway_calls(&self, operation: &str) -> Vec<(String, u32)> {
+        let mut calls: Vec<(String, u32)> = self
+            .gateway
+            .ledger()
+            .into_iter()
+            .filter(|(_, s)| s.operation == operation)
+            .map(|(key, s)| (key, s.calls))
+            .collect();
+        calls.sort();
+        calls
+    }
 }

@@ -312,3 +312,137 @@ async fn bad_catalog_parameters_are_422() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn the_seller_edits_an_available_listing_and_the_catalog_follows() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (id, _) = app.register_listing(&seller, "Chair", 5000).await;
+    let response = app
+        .patch(&seller, &format!("/listings/{id}"))
+        .json(&json!({"price": 4500, "title": " Oak chair "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "available");
+    let token = body["consistency_token"].as_str().unwrap();
+    let view = app.listing_after(&seller, &id, token).await;
+    assert_eq!(view["title"], "Oak chair");
+    assert_eq!(view["price"], 4500);
+    assert_eq!(
+        view["description"], "in good shape",
+        "untouched fields stay"
+    );
+    assert_ne!(view["updated_at"], view["created_at"]);
+}
+
+#[tokio::test]
+async fn edits_and_withdrawals_are_the_sellers_alone_and_only_while_available() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let buyer = app.signup("buyer").await;
+    let (id, _) = app.register_listing(&seller, "Lamp", 5000).await;
+    let path = format!("/listings/{id}");
+    let edit = json!({"price": 1});
+
+    let response = app.patch(&buyer, &path).json(&edit).send().await.unwrap();
+    assert_problem(response, StatusCode::FORBIDDEN, "not_your_listing").await;
+    let response = app.delete(&buyer, &path).send().await.unwrap();
+    assert_problem(response, StatusCode::FORBIDDEN, "not_your_listing").await;
+
+    let placed = app.place_request(&buyer, &id).await;
+    app.act_ok(&seller, &placed.request_id, "accept", "accepted")
+        .await;
+    let response = app.patch(&seller, &path).json(&edit).send().await.unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "listing_not_available").await;
+    let response = app.delete(&seller, &path).send().await.unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "listing_not_available").await;
+
+    let (other, _) = app.register_listing(&seller, "Rug", 9000).await;
+    let response = app
+        .delete(&seller, &format!("/listings/{other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "withdrawn");
+    let view = app
+        .listing_after(&seller, &other, body["consistency_token"].as_str().unwrap())
+        .await;
+    assert_eq!(view["status"], "withdrawn");
+    let response = app
+        .delete(&seller, &format!("/listings/{other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "listing_not_available").await;
+}
+
+#[tokio::test]
+async fn bad_edits_are_4xx_and_write_nothing() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (id, _) = app.register_listing(&seller, "Lamp", 5000).await;
+    let before = app.event_count().await;
+    let path = format!("/listings/{id}");
+    let too_long = json!({"title": "t".repeat(101)}).to_string();
+    let cases = [
+        ("{}", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            "{\"price\": 0}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"price\": 1000000001}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"price\": \"1000\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"title\": \"   \"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            too_long.as_str(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        ("{\"title\": ", StatusCode::BAD_REQUEST, "malformed_json"),
+    ];
+    for (body, status, code) in cases {
+        let response = app
+            .patch(&seller, &path)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        assert_problem(response, status, code).await;
+    }
+    for id in [uuid::Uuid::new_v4().to_string(), "nope".to_owned()] {
+        let response = app
+            .patch(&seller, &format!("/listings/{id}"))
+            .json(&json!({"price": 10}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+        let response = app
+            .delete(&seller, &format!("/listings/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    assert_eq!(app.event_count().await, before);
+}

@@ -3,4 +3,8 @@
 mod accounts;
 mod health;
 mod helpers;
+mod idempotency;
+mod invariants;
 mod listings;
+mod races;
+mod requests;
