@@ -42,4 +42,8 @@ pub trait DomainError: std::error::Error {
     fn kind(&self) -> ErrorKind;
     /// A stable machine-readable code (`listing_not_available`, ...).
     fn code(&self) -> &'static str;
+    /// For `Unavailable`: how many seconds a caller should wait before trying again.
+    fn retry_after_secs(&self) -> Option<u32> {
+        None
+    }
 }

@@ -5,17 +5,18 @@
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use carrot_domain::listing::fields::{Description, ListingTitle};
 use carrot_domain::listing::{Listing, ListingCommand, ListingServices, ListingStatus};
 use carrot_domain::payment::{
-    CaptureOrder, GatewayError, Payment, PaymentCommand, PaymentEvent, PaymentGateway,
-    PaymentServices, PaymentStatus, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Payment, PaymentCommand, PaymentEvent,
+    PaymentGateway, PaymentServices, PaymentStatus, Receipt, TransferOrder,
 };
 use carrot_domain::purchase_request::{
-    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestEvent, PurchaseRequestServices,
-    RequestStatus,
+    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError, PurchaseRequestEvent,
+    PurchaseRequestServices, RequestStatus,
 };
 use carrot_domain::trade::Party;
 use carrot_domain::{
@@ -227,32 +228,64 @@ fn actor() -> impl Strategy<Value = Actor> {
     prop_oneof![4 => user().prop_map(Actor::User), 1 => Just(Actor::System)]
 }
 
-/// A request's opening: paid (`PlaceRequest`) or declined (`RecordPaymentFailure`), by
-/// either buyer or by the seller themself.
+/// The three ways a request comes to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Paid: `PlaceRequest`.
+    Placed,
+    /// Declined: `RecordPaymentFailure`.
+    PaymentFailed,
+    /// Paid but never recorded, then given up by the saga: `AbandonRequest`.
+    Abandoned,
+}
+
+/// How `command` would create a request, with which payment and trade; `None` for the
+/// commands on an existing request.
+fn creation(command: &PurchaseRequestCommand) -> Option<(Way, PaymentId, Trade)> {
+    use PurchaseRequestCommand as C;
+    match command {
+        C::PlaceRequest {
+            trade, payment_id, ..
+        } => Some((Way::Placed, *payment_id, *trade)),
+        C::RecordPaymentFailure {
+            trade, payment_id, ..
+        } => Some((Way::PaymentFailed, *payment_id, *trade)),
+        C::AbandonRequest {
+            trade, payment_id, ..
+        } => Some((Way::Abandoned, *payment_id, *trade)),
+        _ => None,
+    }
+}
+
+/// A request's opening: paid, declined or abandoned, by either buyer or by the seller
+/// themself.
 fn open_request() -> impl Strategy<Value = PurchaseRequestCommand> {
-    (
-        proptest::bool::weighted(0.75),
-        select(vec![BUYER_A, BUYER_A, BUYER_B, SELLER]),
-        select(vec![PAYMENT, PAYMENT, OTHER_PAYMENT]),
-        price(),
-    )
-        .prop_map(|(paid, buyer, payment_id, price)| {
-            let trade = trade_bought_by(buyer);
-            if paid {
-                PurchaseRequestCommand::PlaceRequest {
-                    trade,
-                    price,
-                    payment_id,
-                }
-            } else {
-                PurchaseRequestCommand::RecordPaymentFailure {
-                    trade,
-                    price,
-                    payment_id,
-                    reason: "declined".into(),
-                }
-            }
-        })
+    use PurchaseRequestCommand as C;
+    let opening = || {
+        (
+            select(vec![BUYER_A, BUYER_A, BUYER_B, SELLER]).prop_map(trade_bought_by),
+            price(),
+            select(vec![PAYMENT, PAYMENT, OTHER_PAYMENT]),
+        )
+    };
+    prop_oneof![
+        3 => opening().prop_map(|(trade, price, payment_id)| C::PlaceRequest {
+            trade,
+            price,
+            payment_id,
+        }),
+        1 => opening().prop_map(|(trade, price, payment_id)| C::RecordPaymentFailure {
+            trade,
+            price,
+            payment_id,
+            reason: "declined".into(),
+        }),
+        1 => opening().prop_map(|(trade, price, payment_id)| C::AbandonRequest {
+            trade,
+            price,
+            payment_id,
+        }),
+    ]
 }
 
 fn request_command() -> impl Strategy<Value = PurchaseRequestCommand> {
@@ -268,17 +301,57 @@ fn request_command() -> impl Strategy<Value = PurchaseRequestCommand> {
     ]
 }
 
+/// What a request's run has seen so far, beyond its state: how the request was created
+/// (its way and payment), once it was.
+#[derive(Default)]
+struct RequestLedger(Option<(Way, PaymentId)>);
+
+impl RequestLedger {
+    /// Checks the creation rules, then the request's other invariants.
+    fn check(&mut self, step: Step<'_, PurchaseRequest>) -> Result<(), TestCaseError> {
+        let verdict = step.before.check(step.command);
+        prop_assert_eq!(
+            verdict.is_ok(),
+            !step.refused,
+            "check disagrees with handle"
+        );
+        if let Some((way, payment_id, trade)) = creation(step.command) {
+            // The same creation again is a retry, already done; any other is refused.
+            let expected = match self.0 {
+                None if trade.buyer_id == trade.seller_id => Err(PurchaseRequestError::OwnListing),
+                Some(first) if first != (way, payment_id) => {
+                    Err(PurchaseRequestError::AlreadyExists)
+                }
+                _ => Ok(()),
+            };
+            prop_assert_eq!(&verdict, &expected, "{:?} after {:?}", step.command, self.0);
+            prop_assert_eq!(
+                step.events.len(),
+                usize::from(self.0.is_none() && verdict.is_ok())
+            );
+        }
+        if let Some((Way::Abandoned, _)) = self.0 {
+            // Abandoned is final: only the abandonment again, or expiring, is accepted.
+            let retry = creation(step.command).map(|(way, id, _)| (way, id)) == self.0;
+            let expire = *step.command == PurchaseRequestCommand::ExpireRequest;
+            prop_assert_eq!(verdict.is_ok(), retry || expire, "{:?}", step.command);
+            prop_assert!(step.events.is_empty(), "an abandoned request changed");
+            prop_assert_eq!(step.after.status(), RequestStatus::Expired);
+        }
+        if self.0.is_none() && !step.events.is_empty() {
+            self.0 = creation(step.command).map(|(way, id, _)| (way, id));
+            prop_assert!(self.0.is_some(), "{:?} created a request", step.command);
+        }
+        request_invariants(step)
+    }
+}
+
 fn request_invariants(step: Step<'_, PurchaseRequest>) -> Result<(), TestCaseError> {
     use PurchaseRequestCommand as C;
     use PurchaseRequestEvent as E;
     use RequestStatus::*;
     let (before, after) = (step.before.status(), step.after.status());
     let trade = step.after.trade();
-    prop_assert_eq!(
-        step.before.check(step.command).is_ok(),
-        !step.refused,
-        "check disagrees with handle"
-    );
     if matches!(
         before,
         Rejected | Completed | Cancelled | Expired | PaymentFailed
@@ -292,12 +365,13 @@ fn request_invariants(step: Step<'_, PurchaseRequest>) -> Result<(), TestCaseErr
     }
     if after != before {
         match (after, step.command) {
-            (Requested, C::PlaceRequest { payment_id, .. }) => {
+            (Requested, C::PlaceRequest { payment_id, .. })
+            | (PaymentFailed, C::RecordPaymentFailure { payment_id, .. })
+            | (Expired, C::AbandonRequest { payment_id, .. }) => {
                 prop_assert_eq!(before, None);
                 prop_assert_eq!(step.after.payment_id(), Some(*payment_id));
                 prop_assert_ne!(trade.buyer_id, trade.seller_id, "bought own listing");
             }
-            (PaymentFailed, C::RecordPaymentFailure { .. }) => prop_assert_eq!(before, None),
             (Accepted, C::AcceptRequest { .. })
             | (Rejected, C::RejectRequest { .. })
             | (Expired, C::ExpireRequest) => prop_assert_eq!(before, Requested),
@@ -343,16 +417,22 @@ fn request_invariants(step: Step<'_, PurchaseRequest>) -> Result<(), TestCaseErr
 
 // Payment.
 
-/// A call the gateway received: `(operation, idempotency key, party, amount, succeeded)`.
-type Call = (&'static str, String, UserId, Money, bool);
+/// A call the gateway received: `(operation, idempotency key, (party, amount) of a call
+/// that moves money, succeeded)`. A resolve moves none, so names neither.
+type Call = (&'static str, String, Option<(UserId, Money)>, bool);
 
-/// What the gateway answers: a receipt, or why not.
+/// What the gateway answers to a capture, refund or payout: a receipt, or why not.
 type Reply = Result<Receipt, GatewayError>;
 
-/// A gateway answering from one generated script shared by every operation (a receipt
-/// once it runs out), remembering each call and whether it succeeded.
+/// What the gateway answers when asked what became of a capture.
+type Resolution = Result<CaptureStatus, GatewayError>;
+
+/// A gateway answering from two generated scripts, one shared by the operations that move
+/// money (a receipt once it runs out), one for the resolves (void once it runs out),
+/// remembering each call and whether it succeeded.
 struct ScriptedGateway {
     script: Mutex<VecDeque<Reply>>,
+    resolutions: Mutex<VecDeque<Resolution>>,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -360,7 +440,7 @@ impl ScriptedGateway {
     fn call(&self, op: &'static str, key: String, party: UserId, amount: Money) -> Reply {
         let reply = self.script.lock().unwrap().pop_front();
         let reply = reply.unwrap_or_else(|| Ok(receipt()));
-        let call = (op, key, party, amount, reply.is_ok());
+        let call = (op, key, Some((party, amount)), reply.is_ok());
         self.calls.lock().unwrap().push(call);
         reply
     }
@@ -379,6 +459,14 @@ impl PaymentGateway for ScriptedGateway {
     async fn payout(&self, o: TransferOrder) -> Reply {
         self.call("payout", o.idempotency_key, o.recipient, o.amount)
     }
+
+    async fn resolve_capture(&self, key: &str) -> Resolution {
+        let resolution = self.resolutions.lock().unwrap().pop_front();
+        let resolution = resolution.unwrap_or(Ok(CaptureStatus::Voided));
+        let call = ("resolve", key.to_owned(), None, resolution.is_ok());
+        self.calls.lock().unwrap().push(call);
+        resolution
+    }
 }
 
 fn receipt() -> Receipt {
@@ -387,12 +475,31 @@ fn receipt() -> Receipt {
     }
 }
 
+/// The gateway's failures to answer at all: down, silent, or its breaker open.
+fn unanswered() -> impl Strategy<Value = GatewayError> {
+    prop_oneof![
+        1 => Just(GatewayError::Unavailable("down".into())),
+        2 => Just(GatewayError::Timeout),
+        1 => select(vec![0, 1, 30]).prop_map(|secs| GatewayError::CircuitOpen {
+            retry_after: Duration::from_secs(secs),
+        }),
+    ]
+}
+
 fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         4 => Just(Ok(receipt())),
         1 => Just(Err(GatewayError::Declined("insufficient funds".into()))),
-        1 => Just(Err(GatewayError::Unavailable("down".into()))),
-        2 => Just(Err(GatewayError::Timeout)),
+        4 => unanswered().prop_map(Err),
+    ]
+}
+
+fn resolution() -> impl Strategy<Value = Resolution> {
+    prop_oneof![
+        2 => Just(Ok(CaptureStatus::Captured(receipt()))),
+        1 => Just(Ok(CaptureStatus::Declined("insufficient funds".into()))),
+        1 => Just(Ok(CaptureStatus::Voided)),
+        2 => unanswered().prop_map(Err),
     ]
 }
 
@@ -410,6 +517,7 @@ fn payment_command() -> impl Strategy<Value = PaymentCommand> {
         3 => capture,
         2 => Just(PaymentCommand::RefundPayment),
         2 => Just(PaymentCommand::PayOutPayment),
+        2 => Just(PaymentCommand::ReconcileCapture),
     ]
 }
 
@@ -476,7 +584,10 @@ impl Ledger {
         let new = &calls[self.calls_seen..];
         self.calls_seen = calls.len();
         prop_assert!(new.len() <= 1, "one command, several calls: {:?}", new);
-        let Some((op, key, party, amount, succeeded)) = new.first() else {
+        if *step.command == PaymentCommand::ReconcileCapture {
+            self.check_reconcile(step, new)?;
+        }
+        let Some((op, key, order, succeeded)) = new.first() else {
             return Ok(());
         };
         let trade = step.before.trade();
@@ -501,7 +612,7 @@ impl Ledger {
                         )))
                     }
                 };
-                prop_assert_eq!((*party, *amount), expected);
+                prop_assert_eq!(*order, Some(expected));
             }
             (PaymentCommand::RefundPayment, "refund")
             | (PaymentCommand::PayOutPayment, "payout") => {
@@ -512,7 +623,7 @@ impl Ledger {
                 } else {
                     trade.seller_id
                 };
-                prop_assert_eq!((*party, *amount), (recipient, step.before.amount()));
+                prop_assert_eq!(*order, Some((recipient, step.before.amount())));
                 prop_assert_eq!(step.before.status(), PaymentStatus::Captured);
                 if *succeeded {
                     self.money_moves += 1;
@@ -521,10 +632,53 @@ impl Ledger {
                     prop_assert!(step.refused, "a failed transfer was not refused");
                 }
             }
+            (PaymentCommand::ReconcileCapture, "resolve") => {}
             (command, op) => prop_assert!(false, "{:?} called {}", command, op),
         }
         // Refunded and paid out exclude each other: money leaves escrow once, whichever way.
         prop_assert!(self.money_moves <= 1, "money moved twice");
+        Ok(())
+    }
+
+    /// A reconcile never charges: it only asks, by the capture's key, about an unknown
+    /// capture, and records what the gateway says, or nothing when it cannot say.
+    fn check_reconcile(
+        &self,
+        step: &Step<'_, Payment>,
+        calls: &[Call],
+    ) -> Result<(), TestCaseError> {
+        use PaymentStatus::*;
+        let before = step.before.status();
+        prop_assert!(
+            calls.iter().all(|(op, ..)| *op == "resolve"),
+            "a reconcile charged or moved money: {:?}",
+            calls
+        );
+        match before {
+            None => prop_assert!(step.refused, "reconciled a payment never attempted"),
+            Unknown => {
+                prop_assert_eq!(
+                    calls.len(),
+                    1,
+                    "an unknown capture reconciled without asking"
+                );
+                let (_, key, _, answered) = &calls[0];
+                prop_assert_eq!(key, &format!("capture:{}", step.before.id()));
+                prop_assert_eq!(*answered, !step.refused);
+                prop_assert_eq!(step.events.len(), usize::from(*answered));
+            }
+            _ => {
+                prop_assert!(
+                    calls.is_empty(),
+                    "asked the gateway about a settled payment"
+                );
+                prop_assert!(
+                    !step.refused && step.events.is_empty(),
+                    "settled, yet {:?}",
+                    before
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -551,16 +705,19 @@ proptest! {
     ) {
         let commands: Vec<_> = first.into_iter().chain(rest).collect();
         let services = PurchaseRequestServices { clock: clock() };
-        drive(&commands, &services, request_invariants)?;
+        let mut ledger = RequestLedger::default();
+        drive(&commands, &services, |step| ledger.check(step))?;
     }
 
     #[test]
     fn a_payment_keeps_its_invariants_whatever_the_gateway_answers(
         replies in vec(reply(), 0..STEPS),
+        resolutions in vec(resolution(), 0..STEPS),
         commands in vec(payment_command(), 1..STEPS),
     ) {
         let gateway = Arc::new(ScriptedGateway {
             script: Mutex::new(replies.into()),
+            resolutions: Mutex::new(resolutions.into()),
             calls: Mutex::default(),
         });
         let services = PaymentServices { gateway: gateway.clone(), clock: clock() };

@@ -18,4 +18,7 @@ pub enum PaymentCommand {
     RefundPayment,
     /// Pay the held money out to the seller.
     PayOutPayment,
+    /// Settle an `unknown` capture by asking the gateway what became of its key, without
+    /// charging anyone: captured, declined, or never seen (then void).
+    ReconcileCapture,
 }

@@ -27,6 +27,12 @@ pub enum PaymentError {
     /// A refund or payout got no answer in time; retrying with the same key is safe.
     #[error("the payment gateway did not answer in time")]
     GatewayTimeout,
+    /// The gateway is failing and its circuit breaker is open: nothing was tried.
+    #[error("the payment gateway is failing; new payments resume in {retry_after_secs}s")]
+    CircuitOpen {
+        /// Seconds until the breaker tries the gateway again.
+        retry_after_secs: u32,
+    },
     /// The gateway refused a refund or payout.
     #[error("the payment gateway refused the transfer: {0}")]
     GatewayRefused(String),
@@ -38,6 +44,17 @@ impl PaymentError {
             GatewayError::Declined(reason) => PaymentError::GatewayRefused(reason),
             GatewayError::Unavailable(detail) => PaymentError::GatewayUnavailable(detail),
             GatewayError::Timeout => PaymentError::GatewayTimeout,
+            GatewayError::CircuitOpen { retry_after } => PaymentError::circuit_open(retry_after),
+        }
+    }
+
+    /// The breaker is open for `retry_after` more: whole seconds, rounded up, at least one.
+    pub fn circuit_open(retry_after: std::time::Duration) -> Self {
+        PaymentError::CircuitOpen {
+            // Rounded up: a client told to come back sooner would only be refused again.
+            retry_after_secs: u32::try_from(retry_after.as_secs_f64().ceil() as u64)
+                .unwrap_or(u32::MAX)
+                .max(1),
         }
     }
 }
@@ -51,9 +68,9 @@ impl DomainError for PaymentError {
             | PaymentError::AlreadyRefunded
             | PaymentError::AlreadyPaidOut
             | PaymentError::GatewayRefused(_) => ErrorKind::Conflict,
-            PaymentError::GatewayUnavailable(_) | PaymentError::GatewayTimeout => {
-                ErrorKind::Unavailable
-            }
+            PaymentError::GatewayUnavailable(_)
+            | PaymentError::GatewayTimeout
+            | PaymentError::CircuitOpen { .. } => ErrorKind::Unavailable,
         }
     }
 
@@ -64,10 +81,17 @@ impl DomainError for PaymentError {
             PaymentError::NotCaptured(_) => "payment_not_captured",
             PaymentError::AlreadyRefunded => "payment_already_refunded",
             PaymentError::AlreadyPaidOut => "payment_already_paid_out",
-            PaymentError::GatewayUnavailable(_) | PaymentError::GatewayTimeout => {
-                "payment_unavailable"
-            }
+            PaymentError::GatewayUnavailable(_)
+            | PaymentError::GatewayTimeout
+            | PaymentError::CircuitOpen { .. } => "payment_unavailable",
             PaymentError::GatewayRefused(_) => "payment_refused",
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            PaymentError::CircuitOpen { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }

@@ -47,6 +47,24 @@ pub enum GatewayError {
     /// No answer in time: the outcome is unknown until asked again with the same key.
     #[error("payment gateway timed out")]
     Timeout,
+    /// The circuit breaker is open: the call was not made. Try again after `retry_after`.
+    #[error("payment gateway circuit open; retry in {}s", retry_after.as_secs())]
+    CircuitOpen {
+        /// How long until the breaker lets a trial call through.
+        retry_after: std::time::Duration,
+    },
+}
+
+/// What the gateway knows of a capture, asked by its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureStatus {
+    /// The buyer was charged.
+    Captured(Receipt),
+    /// The gateway declined it.
+    Declined(String),
+    /// The gateway never saw the key. It is now void: a capture arriving late with it is
+    /// declined, so the answer stays true.
+    Voided,
 }
 
 /// Idempotency keys: one per payment and operation, never a new one for a retry.
@@ -73,4 +91,6 @@ pub trait PaymentGateway: Send + Sync {
     async fn refund(&self, order: TransferOrder) -> Result<Receipt, GatewayError>;
     /// Pays held money out to the seller.
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError>;
+    /// Tells what became of a capture whose answer was lost, without charging anyone.
+    async fn resolve_capture(&self, idempotency_key: &str) -> Result<CaptureStatus, GatewayError>;
 }

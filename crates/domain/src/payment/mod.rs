@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 pub use commands::PaymentCommand;
 pub use error::PaymentError;
 pub use events::PaymentEvent;
-pub use gateway::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+pub use gateway::{
+    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+};
 
 use crate::{Clock, Money, PaymentId, Trade};
 
@@ -164,12 +166,17 @@ impl Payment {
                         amount,
                         timed_out_at: at,
                     },
-                    // The gateway said no money moved: record nothing, the caller may retry.
+                    // The gateway said no money moved (or was not asked): record nothing,
+                    // the caller may retry.
                     Err(GatewayError::Unavailable(detail)) => {
                         return Err(PaymentError::GatewayUnavailable(detail))
                     }
+                    Err(GatewayError::CircuitOpen { retry_after }) => {
+                        return Err(PaymentError::circuit_open(retry_after))
+                    }
                 }
             }
+            PaymentCommand::ReconcileCapture => return self.reconcile(services).await,
             PaymentCommand::RefundPayment => {
                 return self.transfer(Transfer::Refund, services).await
             }
@@ -191,6 +198,49 @@ enum Transfer {
 }
 
 impl Payment {
+    /// Settles an unknown capture from what the gateway says of its key.
+    async fn reconcile(
+        &self,
+        services: &PaymentServices,
+    ) -> Result<Option<PaymentEvent>, PaymentError> {
+        match self.status {
+            PaymentStatus::Unknown => {}
+            PaymentStatus::None => return Err(PaymentError::NotFound),
+            // Settled already (a retry of the same payment asked first): nothing to do.
+            _ => return Ok(None),
+        }
+        let status = services
+            .gateway
+            .resolve_capture(&gateway::capture_key(self.id))
+            .await
+            .map_err(PaymentError::from_transfer)?;
+        let (payment_id, trade, amount, at) =
+            (self.id, self.trade, self.amount, services.clock.now());
+        Ok(Some(match status {
+            CaptureStatus::Captured(receipt) => PaymentEvent::PaymentCaptured {
+                payment_id,
+                trade,
+                amount,
+                reference: receipt.reference,
+                captured_at: at,
+            },
+            CaptureStatus::Declined(reason) => PaymentEvent::PaymentDeclined {
+                payment_id,
+                trade,
+                amount,
+                reason,
+                declined_at: at,
+            },
+            CaptureStatus::Voided => PaymentEvent::PaymentDeclined {
+                payment_id,
+                trade,
+                amount,
+                reason: "the capture never reached the gateway; it was voided".into(),
+                declined_at: at,
+            },
+        }))
+    }
+
     /// Moves the held money one way, once: again the same way is already done, the other
     /// way is refused, and the gateway sees the key of this payment and direction.
     async fn transfer(

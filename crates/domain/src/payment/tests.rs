@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -18,14 +19,23 @@ const BUYER: UserId = UserId::from_uuid(Uuid::from_u128(0xb0b));
 const SELLER: UserId = UserId::from_uuid(Uuid::from_u128(0x5e11));
 const AMOUNT: Money = Money::krw(15_000);
 
-/// What the fake gateway answers to one call.
+/// What the fake gateway answers to one call. Asked about a capture, `Ok` means it was
+/// made and `Declined` that it was declined; only a capture's status can be `Voided`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Ok,
     Declined,
+    Voided,
     Unavailable,
     Timeout,
+    CircuitOpen(Duration),
 }
+
+/// The open circuit the tests meet, and what it tells callers.
+const CIRCUIT_OPEN: Answer = Answer::CircuitOpen(Duration::from_secs(30));
+const RETRY_IN_30S: PaymentError = PaymentError::CircuitOpen {
+    retry_after_secs: 30,
+};
 
 /// Which gateway operation was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +56,16 @@ struct Call {
 }
 
 /// A gateway that answers from a script per operation (`Ok` once a script runs out) and
-/// remembers every call.
+/// remembers every call: those that move money in `calls`, the keys of the captures it was
+/// asked about in `resolves`.
 #[derive(Debug, Default)]
 struct FakeGateway {
     captures: Mutex<VecDeque<Answer>>,
     refunds: Mutex<VecDeque<Answer>>,
     payouts: Mutex<VecDeque<Answer>>,
+    resolutions: Mutex<VecDeque<Answer>>,
     calls: Mutex<Vec<Call>>,
+    resolves: Mutex<Vec<String>>,
 }
 
 impl FakeGateway {
@@ -75,8 +88,17 @@ impl FakeGateway {
         self
     }
 
+    fn resolving(self, answers: &[Answer]) -> Self {
+        self.resolutions.lock().unwrap().extend(answers);
+        self
+    }
+
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
+    }
+
+    fn resolved(&self) -> Vec<String> {
+        self.resolves.lock().unwrap().clone()
     }
 
     fn answer(&self, call: Call) -> Result<Receipt, GatewayError> {
@@ -85,16 +107,15 @@ impl FakeGateway {
             Op::Refund => &self.refunds,
             Op::Payout => &self.payouts,
         };
-        let answer = script.lock().unwrap().pop_front().unwrap_or(Answer::Ok);
         let op = call.op;
         self.calls.lock().unwrap().push(call);
-        match answer {
+        match next(script) {
             Answer::Ok => Ok(Receipt {
                 reference: reference(op),
             }),
             Answer::Declined => Err(GatewayError::Declined("insufficient funds".into())),
-            Answer::Unavailable => Err(GatewayError::Unavailable("503 from gateway".into())),
-            Answer::Timeout => Err(GatewayError::Timeout),
+            Answer::Voided => panic!("only a capture's status can be void"),
+            failure => Err(failure_of(failure)),
         }
     }
 
@@ -125,6 +146,32 @@ impl PaymentGateway for FakeGateway {
 
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
         self.transfer(Op::Payout, order)
+    }
+
+    async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
+        self.resolves.lock().unwrap().push(key.to_owned());
+        match next(&self.resolutions) {
+            Answer::Ok => Ok(CaptureStatus::Captured(Receipt {
+                reference: reference(Op::Capture),
+            })),
+            Answer::Declined => Ok(CaptureStatus::Declined("insufficient funds".into())),
+            Answer::Voided => Ok(CaptureStatus::Voided),
+            failure => Err(failure_of(failure)),
+        }
+    }
+}
+
+fn next(script: &Mutex<VecDeque<Answer>>) -> Answer {
+    script.lock().unwrap().pop_front().unwrap_or(Answer::Ok)
+}
+
+/// The error of an answer that says the gateway could not be reached.
+fn failure_of(answer: Answer) -> GatewayError {
+    match answer {
+        Answer::Unavailable => GatewayError::Unavailable("503 from gateway".into()),
+        Answer::Timeout => GatewayError::Timeout,
+        Answer::CircuitOpen(retry_after) => GatewayError::CircuitOpen { retry_after },
+        other => panic!("{other:?} is an answer, not a failure"),
     }
 }
 
@@ -219,11 +266,15 @@ fn captured() -> PaymentEvent {
 }
 
 fn declined() -> PaymentEvent {
+    declined_because("insufficient funds")
+}
+
+fn declined_because(reason: &str) -> PaymentEvent {
     PaymentEvent::PaymentDeclined {
         payment_id: PAYMENT,
         trade: trade(),
         amount: AMOUNT,
-        reason: "insufficient funds".into(),
+        reason: reason.into(),
         declined_at: now(),
     }
 }
@@ -263,18 +314,36 @@ fn current(history: Vec<PaymentEvent>) -> Payment {
     payment
 }
 
-/// The failures a refund or payout can meet at the gateway, and the error each becomes.
-fn transfer_failures() -> [(Answer, PaymentError); 3] {
+/// The ways the gateway can fail to answer at all, and the error each becomes.
+fn unreachable_gateway() -> [(Answer, PaymentError); 3] {
     [
         (
             Answer::Unavailable,
             PaymentError::GatewayUnavailable("503 from gateway".into()),
         ),
         (Answer::Timeout, PaymentError::GatewayTimeout),
-        (
-            Answer::Declined,
-            PaymentError::GatewayRefused("insufficient funds".into()),
-        ),
+        (CIRCUIT_OPEN, RETRY_IN_30S),
+    ]
+}
+
+/// The failures a refund or payout can meet at the gateway, and the error each becomes.
+fn transfer_failures() -> Vec<(Answer, PaymentError)> {
+    let refused = PaymentError::GatewayRefused("insufficient funds".into());
+    let mut failures = unreachable_gateway().to_vec();
+    failures.push((Answer::Declined, refused));
+    failures
+}
+
+/// Payments whose capture is settled: captured (at once or once reconciled), declined
+/// (likewise), refunded or paid out.
+fn settled() -> [Vec<PaymentEvent>; 6] {
+    [
+        vec![captured()],
+        vec![declined()],
+        vec![timed_out(), captured()],
+        vec![timed_out(), declined()],
+        vec![captured(), refunded()],
+        vec![captured(), paid_out()],
     ]
 }
 
@@ -326,14 +395,48 @@ fn an_unavailable_gateway_records_nothing_and_says_so() {
 }
 
 #[test]
+fn a_capture_refused_by_an_open_circuit_records_nothing_and_says_when_to_retry() {
+    let gateway = Arc::new(FakeGateway::new().capturing(&[CIRCUIT_OPEN]));
+    let error = when(&gateway, vec![], capture())
+        .inspect_result()
+        .unwrap_err();
+    assert_eq!(error, RETRY_IN_30S);
+    assert_eq!(gateway.calls(), [capture_call()]);
+    assert_eq!(
+        (error.kind(), error.code(), error.retry_after_secs()),
+        (ErrorKind::Unavailable, "payment_unavailable", Some(30))
+    );
+}
+
+#[test]
+fn an_open_circuit_asks_to_wait_at_least_a_second_even_when_it_closes_sooner() {
+    for retry_after in [
+        Duration::ZERO,
+        Duration::from_millis(200),
+        Duration::from_millis(999),
+    ] {
+        let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::CircuitOpen(retry_after)]));
+        when(&gateway, vec![], capture()).then_expect_error(PaymentError::CircuitOpen {
+            retry_after_secs: 1,
+        });
+    }
+}
+
+#[test]
+fn an_open_circuit_rounds_the_wait_up_to_whole_seconds() {
+    let error = PaymentError::circuit_open(Duration::from_millis(1_900));
+    assert_eq!(error.retry_after_secs(), Some(2));
+}
+
+#[test]
+fn an_open_circuit_that_stays_open_for_ages_asks_to_wait_as_long_as_it_can_say() {
+    let forever = PaymentError::circuit_open(Duration::from_secs(u64::MAX));
+    assert_eq!(forever.retry_after_secs(), Some(u32::MAX));
+}
+
+#[test]
 fn capturing_a_settled_payment_again_records_nothing_and_does_not_call_the_gateway() {
-    let histories = [
-        vec![captured()],
-        vec![declined()],
-        vec![captured(), refunded()],
-        vec![captured(), paid_out()],
-    ];
-    for history in histories {
+    for history in settled() {
         let gateway = ok_gateway();
         when(&gateway, history, capture()).then_expect_events(vec![]);
         assert_eq!(gateway.calls(), []);
@@ -385,6 +488,13 @@ fn retrying_an_unknown_capture_while_the_gateway_is_down_records_nothing() {
 }
 
 #[test]
+fn retrying_an_unknown_capture_while_the_circuit_is_open_records_nothing_and_stays_unknown() {
+    let gateway = Arc::new(FakeGateway::new().capturing(&[CIRCUIT_OPEN]));
+    when(&gateway, vec![timed_out()], capture()).then_expect_error(RETRY_IN_30S);
+    assert_eq!(gateway.calls(), [capture_call()]);
+}
+
+#[test]
 fn retrying_an_unknown_capture_asks_about_the_order_already_made_whatever_the_retry_says() {
     // The gateway answers a repeated key with the first attempt's outcome: recording the
     // retry's amount or trade would hold money that was never charged.
@@ -406,6 +516,108 @@ fn retrying_an_unknown_capture_asks_about_the_order_already_made_whatever_the_re
         when(&gateway, vec![timed_out()], command).then_expect_events(vec![captured()]);
         assert_eq!(gateway.calls(), [capture_call()]);
     }
+}
+
+// Reconcile.
+
+/// Reconciles the timed-out capture with a gateway that says `answer` of it, and checks
+/// that the gateway was asked once, by the capture's key, and charged no one.
+fn reconcile_unknown(answer: Answer) -> AggregateResultValidator<Payment> {
+    let gateway = Arc::new(FakeGateway::new().resolving(&[answer]));
+    let result = when(
+        &gateway,
+        vec![timed_out()],
+        PaymentCommand::ReconcileCapture,
+    );
+    assert_eq!(gateway.resolved(), [capture_call().key]);
+    assert_eq!(gateway.calls(), [], "a reconcile moved money");
+    result
+}
+
+#[test]
+fn reconciling_an_unknown_capture_the_gateway_made_records_it_without_charging_again() {
+    reconcile_unknown(Answer::Ok).then_expect_events(vec![captured()]);
+    let payment = current(vec![timed_out(), captured()]);
+    assert_eq!(payment.status(), PaymentStatus::Captured);
+    assert_eq!((payment.amount(), payment.trade()), (AMOUNT, trade()));
+}
+
+#[test]
+fn reconciling_an_unknown_capture_the_gateway_declined_records_the_decline_and_its_reason() {
+    reconcile_unknown(Answer::Declined).then_expect_events(vec![declined()]);
+    let payment = current(vec![timed_out(), declined()]);
+    assert_eq!(payment.status(), PaymentStatus::Failed);
+    assert_eq!(payment.decline_reason(), Some("insufficient funds"));
+}
+
+#[test]
+fn reconciling_an_unknown_capture_the_gateway_never_saw_records_a_decline_as_it_is_now_void() {
+    let reason = "the capture never reached the gateway; it was voided";
+    reconcile_unknown(Answer::Voided).then_expect_events(vec![declined_because(reason)]);
+    let payment = current(vec![timed_out(), declined_because(reason)]);
+    assert_eq!(payment.status(), PaymentStatus::Failed);
+    assert_eq!(payment.decline_reason(), Some(reason));
+}
+
+#[test]
+fn reconciling_while_the_gateway_cannot_answer_records_nothing_and_reports_why() {
+    for (answer, error) in unreachable_gateway() {
+        reconcile_unknown(answer).then_expect_error(error);
+    }
+}
+
+#[test]
+fn a_reconcile_retried_after_a_gateway_failure_asks_again_by_the_same_key() {
+    let gateway = Arc::new(FakeGateway::new().resolving(&[Answer::Timeout, CIRCUIT_OPEN]));
+    let reconcile = || {
+        when(
+            &gateway,
+            vec![timed_out()],
+            PaymentCommand::ReconcileCapture,
+        )
+    };
+    reconcile().then_expect_error(PaymentError::GatewayTimeout);
+    reconcile().then_expect_error(RETRY_IN_30S);
+    reconcile().then_expect_events(vec![captured()]);
+    assert_eq!(gateway.resolved(), vec![capture_call().key; 3]);
+    assert_eq!(gateway.calls(), []);
+}
+
+#[test]
+fn reconciling_a_payment_that_was_never_attempted_is_refused_without_calling_the_gateway() {
+    let gateway = ok_gateway();
+    when(&gateway, vec![], PaymentCommand::ReconcileCapture)
+        .then_expect_error(PaymentError::NotFound);
+    assert_eq!((gateway.calls(), gateway.resolved()), (vec![], vec![]));
+}
+
+#[test]
+fn reconciling_a_settled_payment_records_nothing_and_does_not_call_the_gateway() {
+    for history in settled() {
+        let gateway = ok_gateway();
+        when(&gateway, history, PaymentCommand::ReconcileCapture).then_expect_events(vec![]);
+        assert_eq!((gateway.calls(), gateway.resolved()), (vec![], vec![]));
+    }
+}
+
+#[test]
+fn a_capture_retried_after_a_reconcile_found_it_void_does_not_call_the_gateway() {
+    let void = declined_because("the capture never reached the gateway; it was voided");
+    let gateway = ok_gateway();
+    when(&gateway, vec![timed_out(), void], capture()).then_expect_events(vec![]);
+    assert_eq!(gateway.calls(), []);
+}
+
+#[test]
+fn a_reconciled_capture_is_refunded_like_any_other() {
+    let gateway = ok_gateway();
+    when(
+        &gateway,
+        vec![timed_out(), captured()],
+        PaymentCommand::RefundPayment,
+    )
+    .then_expect_events(vec![refunded()]);
+    assert_eq!(gateway.calls(), [refund_call()]);
 }
 
 // Refund.
@@ -466,12 +678,24 @@ fn a_refund_the_gateway_fails_records_nothing_and_reports_why() {
 
 #[test]
 fn a_refund_retried_after_a_gateway_failure_uses_the_same_key() {
-    let gateway = Arc::new(FakeGateway::new().refunding(&[Answer::Timeout]));
-    when(&gateway, vec![captured()], PaymentCommand::RefundPayment)
-        .then_expect_error(PaymentError::GatewayTimeout);
-    when(&gateway, vec![captured()], PaymentCommand::RefundPayment)
-        .then_expect_events(vec![refunded()]);
-    assert_eq!(gateway.calls(), [refund_call(), refund_call()]);
+    for (answer, error) in unreachable_gateway() {
+        let gateway = Arc::new(FakeGateway::new().refunding(&[answer]));
+        when(&gateway, vec![captured()], PaymentCommand::RefundPayment).then_expect_error(error);
+        when(&gateway, vec![captured()], PaymentCommand::RefundPayment)
+            .then_expect_events(vec![refunded()]);
+        assert_eq!(gateway.calls(), [refund_call(), refund_call()]);
+    }
+}
+
+#[test]
+fn a_refund_refused_by_an_open_circuit_says_when_to_retry() {
+    let gateway = Arc::new(FakeGateway::new().refunding(&[CIRCUIT_OPEN]));
+    let refund = when(&gateway, vec![captured()], PaymentCommand::RefundPayment);
+    let error = refund.inspect_result().unwrap_err();
+    assert_eq!(
+        (error.kind(), error.code(), error.retry_after_secs()),
+        (ErrorKind::Unavailable, "payment_unavailable", Some(30))
+    );
 }
 
 // Pay out.
@@ -567,6 +791,28 @@ fn every_refusal_has_a_class_and_a_stable_code() {
         class(PaymentError::GatewayRefused("no".into())),
         (ErrorKind::Conflict, "payment_refused")
     );
+    assert_eq!(
+        class(RETRY_IN_30S),
+        (ErrorKind::Unavailable, "payment_unavailable")
+    );
+}
+
+#[test]
+fn only_an_open_circuit_says_when_to_retry() {
+    assert_eq!(RETRY_IN_30S.retry_after_secs(), Some(30));
+    let others = [
+        PaymentError::NotFound,
+        PaymentError::AlreadyExists,
+        PaymentError::NotCaptured("failed"),
+        PaymentError::AlreadyRefunded,
+        PaymentError::AlreadyPaidOut,
+        PaymentError::GatewayUnavailable("down".into()),
+        PaymentError::GatewayTimeout,
+        PaymentError::GatewayRefused("no".into()),
+    ];
+    for error in others {
+        assert_eq!(error.retry_after_secs(), None, "{error:?}");
+    }
 }
 
 #[test]

@@ -49,4 +49,14 @@ pub enum PurchaseRequestCommand {
     },
     /// Nobody answered before the request deadline.
     ExpireRequest,
+    /// The payment was captured but the request was never recorded (the placing call died
+    /// or answered 503): record it as expired, so the money is refunded.
+    AbandonRequest {
+        /// Who trades what.
+        trade: Trade,
+        /// The amount captured.
+        price: Price,
+        /// The captured payment.
+        payment_id: PaymentId,
+    },
 }

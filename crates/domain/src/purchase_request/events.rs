@@ -79,6 +79,18 @@ pub enum PurchaseRequestEvent {
         /// When.
         expired_at: DateTime<Utc>,
     },
+    /// The payment was captured but the request never got recorded; it ends expired and
+    /// the payment is to be refunded.
+    PurchaseRequestAbandoned {
+        /// Who trades what.
+        trade: Trade,
+        /// The amount captured.
+        price: Price,
+        /// The captured payment.
+        payment_id: PaymentId,
+        /// When.
+        abandoned_at: DateTime<Utc>,
+    },
 }
 
 impl PurchaseRequestEvent {
@@ -91,7 +103,8 @@ impl PurchaseRequestEvent {
             | PurchaseRequestEvent::PurchaseRequestRejected { trade, .. }
             | PurchaseRequestEvent::PurchaseRequestCompleted { trade, .. }
             | PurchaseRequestEvent::PurchaseRequestCancelled { trade, .. }
-            | PurchaseRequestEvent::PurchaseRequestExpired { trade, .. } => trade,
+            | PurchaseRequestEvent::PurchaseRequestExpired { trade, .. }
+            | PurchaseRequestEvent::PurchaseRequestAbandoned { trade, .. } => trade,
         }
     }
 }
@@ -108,6 +121,7 @@ impl DomainEvent for PurchaseRequestEvent {
             PurchaseRequestEvent::PurchaseRequestCompleted { .. } => "PurchaseRequestCompleted",
             PurchaseRequestEvent::PurchaseRequestCancelled { .. } => "PurchaseRequestCancelled",
             PurchaseRequestEvent::PurchaseRequestExpired { .. } => "PurchaseRequestExpired",
+            PurchaseRequestEvent::PurchaseRequestAbandoned { .. } => "PurchaseRequestAbandoned",
         }
         .into()
     }

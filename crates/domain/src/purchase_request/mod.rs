@@ -73,6 +73,27 @@ pub struct PurchaseRequest {
     price: Option<Price>,
     payment_id: Option<PaymentId>,
     status: RequestStatus,
+    origin: Option<Origin>,
+}
+
+/// How a request came to exist. Creating it again the same way, with the same payment, is
+/// a retry and already done; any other creation is refused (a late `PlaceRequest` must not
+/// revive a request the saga abandoned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Origin {
+    Placed,
+    PaymentFailed,
+    Abandoned,
+}
+
+impl Origin {
+    fn status(self) -> RequestStatus {
+        match self {
+            Origin::Placed => RequestStatus::Requested,
+            Origin::PaymentFailed => RequestStatus::PaymentFailed,
+            Origin::Abandoned => RequestStatus::Expired,
+        }
+    }
 }
 
 /// What the request aggregate needs from the outside world.
@@ -146,15 +167,16 @@ impl PurchaseRequest {
         }
     }
 
-    /// Whether a request may be created with this payment: `Ok(false)` when it was, with
-    /// the same payment (a retry, already done).
+    /// Whether a request may be created `origin`'s way with this payment: `Ok(false)` when
+    /// it was, the same way with the same payment (a retry, already done).
     fn may_create(
         &self,
         trade: &Trade,
         payment_id: PaymentId,
+        origin: Origin,
     ) -> Result<bool, PurchaseRequestError> {
         if self.status != RequestStatus::None {
-            return if self.payment_id == Some(payment_id) {
+            return if self.payment_id == Some(payment_id) && self.origin == Some(origin) {
                 Ok(false)
             } else {
                 Err(PurchaseRequestError::AlreadyExists)
@@ -164,6 +186,14 @@ impl PurchaseRequest {
             return Err(PurchaseRequestError::OwnListing);
         }
         Ok(true)
+    }
+
+    fn create(&mut self, trade: Trade, price: Price, payment_id: PaymentId, origin: Origin) {
+        self.trade = trade;
+        self.price = Some(price);
+        self.payment_id = Some(payment_id);
+        self.status = origin.status();
+        self.origin = Some(origin);
     }
 
     fn require_status(
@@ -197,7 +227,7 @@ impl PurchaseRequest {
                 price,
                 payment_id,
             } => {
-                if !self.may_create(&trade, payment_id)? {
+                if !self.may_create(&trade, payment_id, Origin::Placed)? {
                     return Ok(None);
                 }
                 E::PurchaseRequested {
@@ -213,7 +243,7 @@ impl PurchaseRequest {
                 payment_id,
                 reason,
             } => {
-                if !self.may_create(&trade, payment_id)? {
+                if !self.may_create(&trade, payment_id, Origin::PaymentFailed)? {
                     return Ok(None);
                 }
                 E::PurchaseRequestPaymentFailed {
@@ -277,6 +307,21 @@ impl PurchaseRequest {
                     cancelled_at: at,
                 }
             }
+            C::AbandonRequest {
+                trade,
+                price,
+                payment_id,
+            } => {
+                if !self.may_create(&trade, payment_id, Origin::Abandoned)? {
+                    return Ok(None);
+                }
+                E::PurchaseRequestAbandoned {
+                    trade,
+                    price,
+                    payment_id,
+                    abandoned_at: at,
+                }
+            }
             C::ExpireRequest => {
                 self.exists()?;
                 if self.status == S::Expired {
@@ -320,23 +365,19 @@ impl Aggregate for PurchaseRequest {
                 price,
                 payment_id,
                 ..
-            } => {
-                self.trade = trade;
-                self.price = Some(price);
-                self.payment_id = Some(payment_id);
-                self.status = RequestStatus::Requested;
-            }
+            } => self.create(trade, price, payment_id, Origin::Placed),
             E::PurchaseRequestPaymentFailed {
                 trade,
                 price,
                 payment_id,
                 ..
-            } => {
-                self.trade = trade;
-                self.price = Some(price);
-                self.payment_id = Some(payment_id);
-                self.status = RequestStatus::PaymentFailed;
-            }
+            } => self.create(trade, price, payment_id, Origin::PaymentFailed),
+            E::PurchaseRequestAbandoned {
+                trade,
+                price,
+                payment_id,
+                ..
+            } => self.create(trade, price, payment_id, Origin::Abandoned),
             E::PurchaseRequestAccepted { .. } => self.status = RequestStatus::Accepted,
             E::PurchaseRequestRejected { .. } => self.status = RequestStatus::Rejected,
             E::PurchaseRequestCompleted { .. } => self.status = RequestStatus::Completed,

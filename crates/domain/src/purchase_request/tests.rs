@@ -95,23 +95,73 @@ fn stranger() -> Actor {
     Actor::User(STRANGER)
 }
 
-// Commands.
+/// The three ways a request comes to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Placed,
+    PaymentFailed,
+    Abandoned,
+}
 
-fn place(payment_id: PaymentId) -> PurchaseRequestCommand {
-    PurchaseRequestCommand::PlaceRequest {
-        trade: trade(),
-        price: price(),
-        payment_id,
+const WAYS: [Way; 3] = [Way::Placed, Way::PaymentFailed, Way::Abandoned];
+
+/// The command creating a request `way`, for `trade`.
+fn create(way: Way, trade: Trade, payment_id: PaymentId) -> PurchaseRequestCommand {
+    let price = price();
+    match way {
+        Way::Placed => PurchaseRequestCommand::PlaceRequest {
+            trade,
+            price,
+            payment_id,
+        },
+        Way::PaymentFailed => PurchaseRequestCommand::RecordPaymentFailure {
+            trade,
+            price,
+            payment_id,
+            reason: "insufficient funds".into(),
+        },
+        Way::Abandoned => PurchaseRequestCommand::AbandonRequest {
+            trade,
+            price,
+            payment_id,
+        },
     }
 }
 
-fn record_failure(payment_id: PaymentId) -> PurchaseRequestCommand {
-    PurchaseRequestCommand::RecordPaymentFailure {
-        trade: trade(),
-        price: price(),
-        payment_id,
-        reason: "insufficient funds".into(),
+/// The event of a request created `way` with `PAYMENT`.
+fn created(way: Way) -> PurchaseRequestEvent {
+    match way {
+        Way::Placed => requested(),
+        Way::PaymentFailed => payment_failed(),
+        Way::Abandoned => abandoned(),
     }
+}
+
+/// The histories of requests created with `PAYMENT`, each with how it was created: every
+/// status reached the usual way, and the abandoned request.
+fn every_history() -> Vec<(Way, Vec<PurchaseRequestEvent>)> {
+    let way = |status| match status {
+        PaymentFailed => Way::PaymentFailed,
+        _ => Way::Placed,
+    };
+    let usual = EXISTING.map(|status| (way(status), history(status)));
+    let mut histories = usual.to_vec();
+    histories.push((Way::Abandoned, vec![abandoned()]));
+    histories
+}
+
+// Commands.
+
+fn place(payment_id: PaymentId) -> PurchaseRequestCommand {
+    create(Way::Placed, trade(), payment_id)
+}
+
+fn record_failure(payment_id: PaymentId) -> PurchaseRequestCommand {
+    create(Way::PaymentFailed, trade(), payment_id)
+}
+
+fn abandon(payment_id: PaymentId) -> PurchaseRequestCommand {
+    create(Way::Abandoned, trade(), payment_id)
 }
 
 fn accept(actor: Actor) -> PurchaseRequestCommand {
@@ -194,11 +244,22 @@ fn expired() -> PurchaseRequestEvent {
     }
 }
 
+fn abandoned() -> PurchaseRequestEvent {
+    PurchaseRequestEvent::PurchaseRequestAbandoned {
+        trade: trade(),
+        price: price(),
+        payment_id: PAYMENT,
+        abandoned_at: now(),
+    }
+}
+
 fn current(status: RequestStatus) -> PurchaseRequest {
+    replayed(history(status))
+}
+
+fn replayed(history: Vec<PurchaseRequestEvent>) -> PurchaseRequest {
     let mut request = PurchaseRequest::default();
-    history(status)
-        .into_iter()
-        .for_each(|event| request.apply(event));
+    history.into_iter().for_each(|event| request.apply(event));
     request
 }
 
@@ -275,6 +336,136 @@ fn recording_a_failure_of_another_payment_on_an_existing_request_is_refused() {
         given_status(status)
             .when(record_failure(OTHER_PAYMENT))
             .then_expect_error(PurchaseRequestError::AlreadyExists);
+    }
+}
+
+// Abandon.
+
+#[test]
+fn abandoning_a_paid_request_that_was_never_recorded_records_it_expired_with_its_payment() {
+    given(vec![])
+        .when(abandon(PAYMENT))
+        .then_expect_events(vec![abandoned()]);
+}
+
+#[test]
+fn an_abandoned_request_is_expired_closed_and_remembers_its_trade_price_and_payment() {
+    let request = replayed(vec![abandoned()]);
+    assert_eq!(request.status(), Expired);
+    assert!(!request.status().is_open());
+    assert_eq!(request.trade(), trade());
+    assert_eq!(request.price(), Some(price()));
+    assert_eq!(request.payment_id(), Some(PAYMENT));
+}
+
+#[test]
+fn abandoning_it_again_with_the_same_payment_records_nothing() {
+    given(vec![abandoned()])
+        .when(abandon(PAYMENT))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn expiring_an_abandoned_request_records_nothing_as_it_expired_already() {
+    given(vec![abandoned()])
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_abandoned_request_can_be_neither_accepted_rejected_completed_nor_cancelled() {
+    let refused = [
+        (accept(seller()), "accept"),
+        (accept(Actor::System), "accept"),
+        (reject(seller(), None), "reject"),
+        (reject(Actor::System, Some("listing_reserved")), "reject"),
+        (complete(buyer()), "complete"),
+        (complete(Actor::System), "complete"),
+        (cancel(BUYER), "cancel"),
+        (cancel(SELLER), "cancel"),
+    ];
+    for (command, action) in refused {
+        given(vec![abandoned()])
+            .when(command)
+            .then_expect_error(invalid(action, Expired));
+    }
+}
+
+#[test]
+fn a_stranger_acting_on_an_abandoned_request_is_told_there_is_no_such_request() {
+    for command in [accept(stranger()), complete(stranger()), cancel(STRANGER)] {
+        given(vec![abandoned()])
+            .when(command)
+            .then_expect_error(PurchaseRequestError::NotFound);
+    }
+}
+
+// Creation, whichever way.
+
+#[test]
+fn creating_it_again_the_same_way_with_the_same_payment_records_nothing_whatever_its_status() {
+    for (way, history) in every_history() {
+        given(history)
+            .when(create(way, trade(), PAYMENT))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn creating_a_request_again_with_another_payment_is_refused_whatever_its_status_and_way() {
+    for (_, history) in every_history() {
+        for way in WAYS {
+            given(history.clone())
+                .when(create(way, trade(), OTHER_PAYMENT))
+                .then_expect_error(PurchaseRequestError::AlreadyExists);
+        }
+    }
+}
+
+#[test]
+fn creating_a_request_another_way_with_the_same_payment_is_refused_whatever_its_status() {
+    for (first, history) in every_history() {
+        for way in WAYS.into_iter().filter(|way| *way != first) {
+            given(history.clone())
+                .when(create(way, trade(), PAYMENT))
+                .then_expect_error(PurchaseRequestError::AlreadyExists);
+        }
+    }
+}
+
+#[test]
+fn a_late_placement_cannot_revive_an_abandoned_request() {
+    given(vec![abandoned()])
+        .when(place(PAYMENT))
+        .then_expect_error(PurchaseRequestError::AlreadyExists);
+}
+
+#[test]
+fn a_placed_request_that_expired_cannot_be_abandoned_though_both_end_expired() {
+    given_status(Expired)
+        .when(abandon(PAYMENT))
+        .then_expect_error(PurchaseRequestError::AlreadyExists);
+}
+
+#[test]
+fn creating_a_request_for_ones_own_listing_is_refused_whichever_way() {
+    let own = Trade {
+        buyer_id: SELLER,
+        ..trade()
+    };
+    for way in WAYS {
+        given(vec![])
+            .when(create(way, own, PAYMENT))
+            .then_expect_error(PurchaseRequestError::OwnListing);
+    }
+}
+
+#[test]
+fn creating_a_request_records_the_event_of_its_way() {
+    for way in WAYS {
+        given(vec![])
+            .when(create(way, trade(), PAYMENT))
+            .then_expect_events(vec![created(way)]);
     }
 }
 
@@ -564,6 +755,7 @@ fn every_event_carries_the_trade() {
         completed(true),
         cancelled(Party::Seller, true),
         expired(),
+        abandoned(),
     ];
     for event in events {
         assert_eq!(event.trade(), &trade(), "{event:?}");
@@ -621,4 +813,30 @@ fn every_refusal_has_a_class_and_a_stable_code() {
         class(invalid("accept", Completed)),
         (ErrorKind::Conflict, "invalid_transition")
     );
+}
+
+#[test]
+fn no_refusal_of_a_request_says_when_to_retry() {
+    let errors = [
+        PurchaseRequestError::NotFound,
+        PurchaseRequestError::AlreadyExists,
+        PurchaseRequestError::OwnListing,
+        PurchaseRequestError::NotYourListing,
+        PurchaseRequestError::NotYourRequest,
+        invalid("accept", Completed),
+    ];
+    for error in errors {
+        assert_eq!(error.retry_after_secs(), None, "{error:?}");
+    }
+}
+
+#[test]
+fn checking_a_creation_applies_the_rules_of_its_way() {
+    let request = replayed(vec![abandoned()]);
+    assert_eq!(request.check(&abandon(PAYMENT)), Ok(()));
+    assert_eq!(
+        request.check(&place(PAYMENT)),
+        Err(PurchaseRequestError::AlreadyExists)
+    );
+    assert_eq!(request, replayed(vec![abandoned()]));
 }
