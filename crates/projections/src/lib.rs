@@ -1,13 +1,17 @@
 //! Everything that reacts to Carrot's event log: the ordered reader, the subscription
-//! runner with checkpoints, the views and their queries, and the Postgres wiring (pools,
-//! migrations, the embedded cluster) shared with the api crate.
+//! runner with checkpoints, the views and their queries, the settlement saga, and the
+//! wiring shared with the api crate (the write side's command frameworks, pools,
+//! migrations, the embedded cluster).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod commands;
 pub mod consistency;
 pub mod log;
+pub mod payments;
 pub mod postgres;
 pub mod runner;
+pub mod settlement;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
@@ -16,7 +20,12 @@ pub use runner::{Runner, RunnerConfig, Shutdown, ShutdownTrigger, Subscriber, Wa
 
 use std::sync::Arc;
 
-/// Every subscriber the workers run, in one place so `serve` and the tests agree.
-pub fn subscribers() -> Vec<Arc<dyn Subscriber>> {
-    vec![Arc::new(catalog::CatalogProjection)]
+/// Every view's projection, in one place so `serve`, replay and the tests agree. The
+/// settlement saga is a subscriber too, but not a view: its effects are commands, so it is
+/// never rebuilt.
+pub fn views() -> Vec<Arc<dyn Subscriber>> {
+    vec![
+        Arc::new(catalog::CatalogProjection),
+        Arc::new(payments::PaymentsProjection),
+    ]
 }

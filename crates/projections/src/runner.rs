@@ -80,6 +80,11 @@ impl Wakeups {
     /// Listens for appends on a connection of its own; reconnects on loss. The task ends
     /// when every `Wakeups` clone is dropped.
     pub fn listen(pool: &PgPool) -> Wakeups {
+        Self::listen_on(pool, "carrot_events")
+    }
+
+    /// Listens for `NOTIFY channel` (as [`Wakeups::listen`] does for appends).
+    pub fn listen_on(pool: &PgPool, channel: &'static str) -> Wakeups {
         let (tx, rx) = watch::channel(0u64);
         let pool = pool.clone();
         tokio::spawn(async move {
@@ -87,14 +92,14 @@ impl Wakeups {
             while !tx.is_closed() && !pool.is_closed() {
                 let listener = async {
                     let mut listener = PgListener::connect_with(&pool).await?;
-                    listener.listen("carrot_events").await?;
+                    listener.listen(channel).await?;
                     Ok::<_, sqlx::Error>(listener)
                 };
                 let mut listener = match listener.await {
                     Ok(listener) => listener,
                     Err(_) if pool.is_closed() => return,
                     Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN carrot_events failed; polling only until it works");
+                        tracing::warn!(error = %e, channel, "LISTEN failed; polling only until it works");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
@@ -130,7 +135,7 @@ impl Wakeups {
         Wakeups(rx)
     }
 
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         if self.0.changed().await.is_err() {
             std::future::pending::<()>().await;
         }

@@ -1,0 +1,159 @@
+//! The write side, shared by the HTTP handlers and the settlement saga's dispatcher: one
+//! cqrs-es framework per aggregate over postgres-es, and command execution that retries a
+//! lost optimistic-concurrency race inside the server and answers with the consistency
+//! token of the aggregate's last event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carrot_domain::listing::{Listing, ListingServices};
+use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestServices};
+use carrot_domain::Clock;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use sqlx::PgPool;
+
+use crate::log::{last_event_of, Checkpoint};
+
+/// How many times a command is tried when another writer got to the aggregate first.
+const ATTEMPTS: u32 = 8;
+
+/// A failure that is ours, not the caller's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a command did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused it (a business rule).
+    #[error(transparent)]
+    Refused(E),
+    /// Other writers kept winning the race for the aggregate, retries included.
+    #[error("too many concurrent changes to the same aggregate")]
+    Contended,
+    /// The database or the stored events failed us.
+    #[error("command failed: {0}")]
+    Failed(BoxError),
+}
+
+/// The three aggregates' command frameworks over one pool.
+pub struct WriteSide {
+    pool: PgPool,
+    listings: PostgresCqrs<Listing>,
+    requests: PostgresCqrs<PurchaseRequest>,
+    payments: PostgresCqrs<Payment>,
+}
+
+/// An aggregate the write side can route a command to.
+pub trait Routed: Aggregate {
+    /// Its framework.
+    fn framework(write: &WriteSide) -> &PostgresCqrs<Self>;
+}
+
+impl Routed for Listing {
+    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+        &write.listings
+    }
+}
+
+impl Routed for PurchaseRequest {
+    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+        &write.requests
+    }
+}
+
+impl Routed for Payment {
+    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+        &write.payments
+    }
+}
+
+impl WriteSide {
+    /// The frameworks over `pool`; `gateway` is used as given (wrap it first).
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
+        WriteSide {
+            listings: postgres_es::postgres_cqrs(
+                pool.clone(),
+                vec![],
+                ListingServices {
+                    clock: clock.clone(),
+                },
+            ),
+            requests: postgres_es::postgres_cqrs(
+                pool.clone(),
+                vec![],
+                PurchaseRequestServices {
+                    clock: clock.clone(),
+                },
+            ),
+            payments: postgres_es::postgres_cqrs(
+                pool.clone(),
+                vec![],
+                PaymentServices { gateway, clock },
+            ),
+            pool,
+        }
+    }
+
+    /// Executes `command` on aggregate `id`; returns the checkpoint of the aggregate's last
+    /// event (the consistency token), which is an earlier one when the command was a no-op.
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Checkpoint, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = A::framework(self)
+                .execute_with_metadata(id, command.clone(), metadata.clone())
+                .await;
+            match outcome {
+                Ok(()) => break,
+                Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
+                    // Another command appended first: reload and decide again, after a
+                    // jittered pause so the racers spread out.
+                    let ceiling = 1u64 << attempt.min(6);
+                    let pause = rand::random::<u64>() % (ceiling + 1);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(AggregateError::AggregateConflict) => return Err(CommandError::Contended),
+                Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
+                Err(AggregateError::DatabaseConnectionError(e))
+                | Err(AggregateError::DeserializationError(e))
+                | Err(AggregateError::UnexpectedError(e)) => return Err(CommandError::Failed(e)),
+            }
+        }
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| CommandError::Failed(e.into()))?;
+        last_event_of(&mut conn, A::TYPE, id)
+            .await
+            .map_err(|e| CommandError::Failed(e.into()))?
+            .ok_or_else(|| CommandError::Failed("a command left no event behind".into()))
+    }
+
+    /// The current state of one aggregate, replayed from its events. For decisions on the
+    /// write side only: reads go to views.
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<A, BoxError> {
+        let store: PersistedEventStore<PostgresEventRepository, A> =
+            PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()));
+        match store.load_aggregate(id).await {
+            Ok(context) => Ok(context.aggregate),
+            Err(AggregateError::DatabaseConnectionError(e))
+            | Err(AggregateError::DeserializationError(e))
+            | Err(AggregateError::UnexpectedError(e)) => Err(e),
+            Err(other) => Err(other.to_string().into()),
+        }
+    }
+}
