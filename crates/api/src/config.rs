@@ -4,8 +4,13 @@
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use carrot_projections::settlement::{DispatcherConfig, SagaConfig};
 use clap::{Args, Parser, Subcommand};
+
+use crate::payment::BreakerConfig;
+use crate::startup::ServeRole;
 
 /// Carrot: an event-sourced second-hand marketplace backend.
 #[derive(Debug, Parser)]
@@ -23,6 +28,39 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// The settlement saga, for operators.
+    #[command(subcommand)]
+    Saga(SagaCommand),
+    /// Accounts, for operators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `carrot saga ...`
+#[derive(Debug, Subcommand)]
+pub enum SagaCommand {
+    /// List the saga commands that gave up (dead letters), or retry one.
+    DeadLetters {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Put this dead letter back in line (its command id, as listed).
+        #[arg(long, value_name = "COMMAND_ID")]
+        retry: Option<String>,
+    },
+}
+
+/// `carrot admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Give a user the admin role (it takes effect at their next login).
+    Grant {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The user's username.
+        username: String,
+    },
 }
 
 /// Where the database is.
@@ -48,6 +86,9 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "CARROT_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// What this process runs: the API and the workers, or one of them.
+    #[arg(long, env = "CARROT_ROLE", value_enum, default_value_t = ServeRole::All)]
+    pub role: ServeRole,
     /// The JWT signing secret (at least 32 bytes). Unset: one is generated once and kept in
     /// the data directory. Replicas must share it.
     #[arg(long, env = "CARROT_JWT_SECRET", hide_env_values = true)]
@@ -65,6 +106,96 @@ pub struct ServeArgs {
     /// The payment gateway.
     #[command(flatten)]
     pub payment: PaymentArgs,
+    /// The gateway's circuit breaker.
+    #[command(flatten)]
+    pub breaker: BreakerArgs,
+    /// The settlement saga.
+    #[command(flatten)]
+    pub saga: SagaArgs,
+}
+
+/// The circuit breaker around the payment gateway.
+#[derive(Debug, Clone, Args)]
+pub struct BreakerArgs {
+    /// How many recent gateway calls the breaker judges.
+    #[arg(long, env = "CARROT_BREAKER_WINDOW", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub breaker_window: u32,
+    /// How many calls must be known before it judges at all.
+    #[arg(long, env = "CARROT_BREAKER_MIN_CALLS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub breaker_min_calls: u32,
+    /// It opens when this share of the window failed (errors, timeouts), 0 to 1.
+    #[arg(long, env = "CARROT_BREAKER_FAILURE_RATE", default_value_t = 0.5, value_parser = parse_rate)]
+    pub breaker_failure_rate: f64,
+    /// A call slower than this (ms) is slow.
+    #[arg(long, env = "CARROT_BREAKER_SLOW_CALL_MS", default_value_t = 1500)]
+    pub breaker_slow_call_ms: u64,
+    /// It opens when this share of the window was slow, 0 to 1.
+    #[arg(long, env = "CARROT_BREAKER_SLOW_RATE", default_value_t = 0.8, value_parser = parse_rate)]
+    pub breaker_slow_rate: f64,
+    /// How long it stays open before trial calls (ms).
+    #[arg(long, env = "CARROT_BREAKER_OPEN_MS", default_value_t = 5000)]
+    pub breaker_open_ms: u64,
+    /// How many trial calls, half-open, must succeed to close it.
+    #[arg(long, env = "CARROT_BREAKER_HALF_OPEN_CALLS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub breaker_half_open_calls: u32,
+}
+
+impl BreakerArgs {
+    /// The breaker's configuration.
+    pub fn config(&self) -> BreakerConfig {
+        BreakerConfig {
+            window: self.breaker_window as usize,
+            min_calls: self.breaker_min_calls as usize,
+            failure_rate: self.breaker_failure_rate,
+            slow_call: Duration::from_millis(self.breaker_slow_call_ms),
+            slow_rate: self.breaker_slow_rate,
+            open_for: Duration::from_millis(self.breaker_open_ms),
+            half_open_calls: self.breaker_half_open_calls as usize,
+        }
+    }
+}
+
+/// The settlement saga: deadlines and retries.
+#[derive(Debug, Clone, Args)]
+pub struct SagaArgs {
+    /// A request nobody answers expires after this many seconds (default 48 h).
+    #[arg(long, env = "CARROT_REQUEST_TTL_SECONDS", default_value_t = 48 * 3600,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub request_ttl_seconds: i64,
+    /// An accepted request nobody completes is completed after this many seconds (7 days).
+    #[arg(long, env = "CARROT_COMPLETION_TTL_SECONDS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub completion_ttl_seconds: i64,
+    /// Attempts before a failing saga command becomes a dead letter.
+    #[arg(long, env = "CARROT_SAGA_MAX_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub saga_max_attempts: i32,
+    /// The first retry delay of a failing saga command (ms); it doubles, up to a minute.
+    #[arg(long, env = "CARROT_SAGA_RETRY_BASE_MS", default_value_t = 500)]
+    pub saga_retry_base_ms: u64,
+}
+
+impl SagaArgs {
+    /// The saga's deadlines, with the crash-repair delays at their defaults.
+    pub fn saga(&self) -> SagaConfig {
+        SagaConfig {
+            request_ttl: chrono::Duration::seconds(self.request_ttl_seconds),
+            completion_ttl: chrono::Duration::seconds(self.completion_ttl_seconds),
+            ..SagaConfig::default()
+        }
+    }
+
+    /// The dispatcher's retries.
+    pub fn dispatcher(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            max_attempts: self.saga_max_attempts,
+            retry_base: Duration::from_millis(self.saga_retry_base_ms),
+            ..DispatcherConfig::default()
+        }
+    }
 }
 
 /// The payment gateway: the in-process simulated one, and the limits around it.

@@ -4,7 +4,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use carrot_domain::ErrorKind;
+use carrot_domain::{DomainError, ErrorKind};
+use carrot_projections::commands::CommandError;
 use serde::Serialize;
 use serde_json::json;
 
@@ -48,6 +49,9 @@ pub enum ApiError {
     /// No usable credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// Signed in, but not allowed here.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Wrong username or password (the same answer for both).
     #[error("unknown username or wrong password")]
     InvalidCredentials,
@@ -119,6 +123,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::Domain { kind, .. } => match kind {
                 ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
@@ -143,6 +148,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::NoRoute => "no_such_endpoint",
             ApiError::Domain { code, .. }
@@ -206,18 +212,43 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            ApiError::Domain {
-                kind: ErrorKind::Unavailable,
-                ..
-            } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-            }
             ApiError::Unauthenticated(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }
         response
+    }
+}
+
+impl ApiError {
+    /// A domain refusal: its class decides the status; `Unavailable` carries Retry-After.
+    pub fn refused<E: DomainError>(e: &E) -> Self {
+        match e.kind() {
+            ErrorKind::Unavailable => ApiError::Unavailable {
+                code: e.code(),
+                detail: e.to_string(),
+                retry_after: e.retry_after_secs().unwrap_or(RETRY_AFTER_SECONDS),
+            },
+            kind => ApiError::Domain {
+                kind,
+                code: e.code(),
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl<E: DomainError + 'static> From<CommandError<E>> for ApiError {
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Refused(e) => ApiError::refused(&e),
+            CommandError::Contended => ApiError::Conflict {
+                code: "concurrent_update",
+                detail: "too many concurrent changes to the same item; try again".into(),
+            },
+            CommandError::Failed(e) => ApiError::Internal(e),
+        }
     }
 }
 

@@ -3,12 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod commands;
 pub mod config;
 pub mod database;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod ops;
 pub mod payment;
 pub mod routes;
 pub mod secret;
@@ -16,3 +16,4 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod trade;
+pub mod workers;

@@ -1,15 +1,16 @@
-//! The `carrot` binary: `serve` and `migrate`.
+//! The `carrot` binary: `serve`, `migrate`, and the operator commands.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
-use carrot_api::config::{Cli, Command, ServeArgs};
+use carrot_api::config::{AdminCommand, Cli, Command, DatabaseArgs, SagaCommand, ServeArgs};
 use carrot_api::database::Database;
 use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_api::startup::{Application, Settings};
-use carrot_api::{secret, telemetry};
+use carrot_api::workers::WorkerConfig;
+use carrot_api::{ops, secret, telemetry};
 use carrot_domain::SystemClock;
 use carrot_projections::{RunnerConfig, Shutdown};
 use clap::Parser;
@@ -20,14 +21,25 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Migrate(args) => match Database::open(&args).await {
-            Ok(db) => {
+        Command::Migrate(args) => {
+            with_database(&args, |_| async {
                 eprintln!("carrot: migrations applied");
-                db.close().await;
                 Ok(())
-            }
-            Err(e) => Err(e.into()),
-        },
+            })
+            .await
+        }
+        Command::Saga(SagaCommand::DeadLetters { database, retry }) => {
+            with_database(&database, |pool| async move {
+                ops::dead_letters(&pool, retry.as_deref()).await
+            })
+            .await
+        }
+        Command::Admin(AdminCommand::Grant { database, username }) => {
+            with_database(&database, |pool| async move {
+                ops::grant_admin(&pool, &username).await
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,17 +50,38 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Opens the database (migrating it), runs `work` on it, and closes it whatever happened.
+async fn with_database<F, Fut>(
+    args: &DatabaseArgs,
+    work: F,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ops::OpsError>>,
+{
+    let db = Database::open(args).await?;
+    let done = work(db.pool.clone()).await;
+    db.close().await;
+    Ok(done?)
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let secret = secret::resolve(args.jwt_secret.as_deref(), &args.database.data_dir)?;
     let db = Database::open(&args.database).await?;
     let settings = Settings {
         bind: args.bind,
+        role: args.role,
         jwt: JwtKeys::new(&secret, chrono::Duration::seconds(args.jwt_ttl_seconds)),
         clock: Arc::new(SystemClock),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
-        runner: RunnerConfig {
-            poll_interval: Duration::from_millis(args.poll_interval_ms),
-            ..RunnerConfig::default()
+        workers: WorkerConfig {
+            runner: RunnerConfig {
+                poll_interval: Duration::from_millis(args.poll_interval_ms),
+                ..RunnerConfig::default()
+            },
+            saga: args.saga.saga(),
+            dispatcher: args.saga.dispatcher(),
+            ..WorkerConfig::default()
         },
         gateway: Arc::new(SimulatedGateway::new(SimulationProfile {
             latency_ms: args.payment.payment_latency_ms.clone(),
@@ -56,6 +89,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             failure_rate: args.payment.payment_failure_rate,
         })),
         payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
+        breaker: args.breaker.config(),
     };
     let app = match Application::build(settings, db.pool.clone()).await {
         Ok(app) => app,

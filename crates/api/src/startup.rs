@@ -12,7 +12,7 @@ use axum::http::{HeaderName, Request};
 use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
-use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
+use carrot_projections::Shutdown;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,30 +21,55 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
-use crate::payment::WithTimeout;
+use crate::payment::{BreakerConfig, CircuitBreaker, WithTimeout};
 use crate::routes;
 use crate::state::AppState;
+use crate::workers::{self, WorkerConfig};
 
 /// The largest request body accepted (64 KiB); larger ones get 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ServeRole {
+    /// The HTTP API and the workers.
+    #[default]
+    All,
+    /// Only the HTTP API (stateless; scale out freely).
+    Api,
+    /// Only the workers (projections, saga), with the health and metrics endpoints.
+    Worker,
+}
+
+impl ServeRole {
+    /// Whether this role runs the workers.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, ServeRole::All | ServeRole::Worker)
+    }
+}
 
 /// What the application needs beyond its database.
 #[derive(Clone)]
 pub struct Settings {
     /// Where to listen.
     pub bind: SocketAddr,
+    /// What this process runs.
+    pub role: ServeRole,
     /// Signs and verifies access tokens.
     pub jwt: JwtKeys,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// How long a read waits for a consistency token.
     pub consistency_wait: Duration,
-    /// How the subscription runners pace themselves.
-    pub runner: RunnerConfig,
-    /// The payment gateway adapter, as it is (the application adds the time limit).
+    /// How the workers pace themselves.
+    pub workers: WorkerConfig,
+    /// The payment gateway adapter, as it is (the application adds the time limit and the
+    /// circuit breaker).
     pub gateway: Arc<dyn PaymentGateway>,
     /// How long a gateway call may take before its outcome counts as unknown.
     pub payment_timeout: Duration,
+    /// When the gateway's circuit breaker opens and how it recovers.
+    pub breaker: BreakerConfig,
 }
 
 /// A bound, wired, not yet running application.
@@ -52,18 +77,20 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    runner_config: RunnerConfig,
+    role: ServeRole,
+    workers: WorkerConfig,
 }
 
 impl Application {
     /// Builds the application over an already migrated database.
     pub async fn build(settings: Settings, pool: PgPool) -> std::io::Result<Self> {
-        let gateway = Arc::new(WithTimeout::new(settings.gateway, settings.payment_timeout));
+        let bounded = Arc::new(WithTimeout::new(settings.gateway, settings.payment_timeout));
+        let breaker = Arc::new(CircuitBreaker::new(bounded, settings.breaker));
         let state = AppState::new(
             pool,
             settings.jwt,
             settings.clock,
-            gateway,
+            breaker,
             settings.consistency_wait,
         );
         let listener = TcpListener::bind(settings.bind).await?;
@@ -71,7 +98,8 @@ impl Application {
             listener,
             router: router(state.clone()),
             state,
-            runner_config: settings.runner,
+            role: settings.role,
+            workers: settings.workers,
         })
     }
 
@@ -80,16 +108,24 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves HTTP and runs every subscriber until `shutdown` fires.
+    /// The shared state (for tests and the CLI).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves HTTP and, by role, runs the workers, until `shutdown` fires.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let wakeups = Wakeups::listen(&self.state.pool);
-        let runners: Vec<_> = carrot_projections::subscribers()
-            .into_iter()
-            .map(|subscriber| {
-                let runner = Runner::new(self.state.pool.clone(), subscriber, self.runner_config);
-                tokio::spawn(runner.run(wakeups.clone(), shutdown.clone()))
-            })
-            .collect();
+        let tasks = if self.role.runs_workers() {
+            workers::spawn(
+                &self.state.pool,
+                self.state.write.clone(),
+                self.state.clock.clone(),
+                self.workers,
+                &shutdown,
+            )
+        } else {
+            Vec::new()
+        };
         let accepting = self.state.accepting.clone();
         let mut stop = shutdown.clone();
         let served = axum::serve(self.listener, self.router)
@@ -98,9 +134,9 @@ impl Application {
                 accepting.store(false, Ordering::Relaxed);
             })
             .await;
-        for runner in runners {
-            if let Err(e) = runner.await {
-                tracing::error!(error = %e, "a runner task ended abnormally");
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a worker task ended abnormally");
             }
         }
         served
@@ -114,6 +150,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::listings::router())
         .merge(routes::requests::router())
+        .merge(routes::payments::router())
+        .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::NoRoute })

@@ -5,17 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use carrot_domain::listing::{Listing, ListingServices};
-use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestServices};
 use carrot_domain::Clock;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use carrot_projections::commands::WriteSide;
+use cqrs_es::Aggregate;
 use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
+use crate::payment::CircuitBreaker;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -26,12 +23,10 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// Commands on listings.
-    pub listings: Arc<PostgresCqrs<Listing>>,
-    /// Commands on purchase requests.
-    pub requests: Arc<PostgresCqrs<PurchaseRequest>>,
-    /// Commands on payments (these call the gateway).
-    pub payments: Arc<PostgresCqrs<Payment>>,
+    /// Commands on the aggregates.
+    pub write: Arc<WriteSide>,
+    /// The payment gateway's circuit breaker (the write side calls the gateway through it).
+    pub breaker: Arc<CircuitBreaker>,
     /// How long a read waits for its consistency token.
     pub consistency_wait: Duration,
     /// False while starting or stopping: readiness answers 503.
@@ -39,43 +34,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state over `pool`; `gateway` is used as given (wrap it first).
+    /// Builds the state over `pool`, calling the gateway through `breaker`.
     pub fn new(
         pool: PgPool,
         jwt: JwtKeys,
         clock: Arc<dyn Clock>,
-        gateway: Arc<dyn PaymentGateway>,
+        breaker: Arc<CircuitBreaker>,
         consistency_wait: Duration,
     ) -> Self {
-        let listings = postgres_es::postgres_cqrs(
-            pool.clone(),
-            vec![],
-            ListingServices {
-                clock: clock.clone(),
-            },
-        );
-        let requests = postgres_es::postgres_cqrs(
-            pool.clone(),
-            vec![],
-            PurchaseRequestServices {
-                clock: clock.clone(),
-            },
-        );
-        let payments = postgres_es::postgres_cqrs(
-            pool.clone(),
-            vec![],
-            PaymentServices {
-                gateway,
-                clock: clock.clone(),
-            },
-        );
         AppState {
+            write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
+            breaker,
             pool,
             jwt: Arc::new(jwt),
             clock,
-            listings: Arc::new(listings),
-            requests: Arc::new(requests),
-            payments: Arc::new(payments),
             consistency_wait,
             accepting: Arc::new(AtomicBool::new(true)),
         }
@@ -88,19 +60,8 @@ impl AppState {
 
     /// The current state of one aggregate, replayed from its events. For decisions on the
     /// write side only: reads go to views.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<A, ApiError>
-    where
-        A::Error: Send + Sync + 'static,
-    {
-        let store: PersistedEventStore<PostgresEventRepository, A> =
-            PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()));
-        match store.load_aggregate(id).await {
-            Ok(context) => Ok(context.aggregate),
-            Err(AggregateError::DatabaseConnectionError(e))
-            | Err(AggregateError::DeserializationError(e))
-            | Err(AggregateError::UnexpectedError(e)) => Err(ApiError::Internal(e)),
-            Err(other) => Err(ApiError::Internal(other.to_string().into())),
-        }
+    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<A, ApiError> {
+        self.write.load::<A>(id).await.map_err(ApiError::Internal)
     }
 }
 

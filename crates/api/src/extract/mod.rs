@@ -1,11 +1,13 @@
 //! Request extractors: who is calling, the JSON body, the consistency token, command metadata.
 
+pub mod admin;
 pub mod auth;
 pub mod consistency;
 pub mod id;
 pub mod json;
 pub mod metadata;
 
+pub use admin::AdminUser;
 pub use auth::AuthUser;
 pub use consistency::ConsistencyToken;
 pub use id::PathId;

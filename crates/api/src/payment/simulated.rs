@@ -8,7 +8,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use carrot_domain::payment::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+use carrot_domain::payment::{
+    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+};
 use carrot_domain::{Money, UserId};
 use rand::Rng;
 
@@ -48,6 +50,9 @@ pub struct Settlement {
     pub calls: u32,
 }
 
+/// The decline reason of a key voided by `resolve_capture`.
+const VOIDED: &str = "voided: the capture key was resolved before any capture arrived";
+
 /// An in-process payment gateway.
 #[derive(Debug, Default)]
 pub struct SimulatedGateway {
@@ -77,6 +82,39 @@ impl SimulatedGateway {
             .clone()
     }
 
+    /// This call's latency, and whether it fails or is declined, drawn from the profile.
+    fn draw(&self, may_decline: bool) -> (u64, bool, bool) {
+        let profile = self
+            .profile
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut rng = rand::thread_rng();
+        (
+            rng.gen_range(profile.latency_ms.clone()),
+            rng.gen_bool(profile.failure_rate.clamp(0.0, 1.0)),
+            may_decline && rng.gen_bool(profile.decline_rate.clamp(0.0, 1.0)),
+        )
+    }
+
+    /// What became of a capture key; an unseen key is voided, so a late capture with it is
+    /// declined and the answer stays true.
+    fn resolve(&self, key: &str) -> CaptureStatus {
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = ledger.entry(key.to_owned()).or_insert_with(|| Settlement {
+            operation: "void",
+            party: UserId::default(),
+            amount: Money::ZERO,
+            outcome: Err(VOIDED.to_owned()),
+            calls: 0,
+        });
+        match &entry.outcome {
+            Ok(receipt) => CaptureStatus::Captured(receipt.clone()),
+            Err(reason) if reason == VOIDED => CaptureStatus::Voided,
+            Err(reason) => CaptureStatus::Declined(reason.clone()),
+        }
+    }
+
     async fn settle(
         &self,
         operation: &'static str,
@@ -85,20 +123,7 @@ impl SimulatedGateway {
         amount: Money,
         may_decline: bool,
     ) -> Result<Receipt, GatewayError> {
-        let profile = self
-            .profile
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let (pause, fails, declines) = {
-            let mut rng = rand::thread_rng();
-            let pause = rng.gen_range(profile.latency_ms.clone());
-            (
-                pause,
-                rng.gen_bool(profile.failure_rate.clamp(0.0, 1.0)),
-                may_decline && rng.gen_bool(profile.decline_rate.clamp(0.0, 1.0)),
-            )
-        };
+        let (pause, fails, declines) = self.draw(may_decline);
         // The gateway settles at once and answers after the latency: a caller that stops
         // waiting does not know the outcome, but the money moved (or did not) all the same.
         let outcome = self.record(operation, key, party, amount, fails, declines);
@@ -173,6 +198,21 @@ impl PaymentGateway for SimulatedGateway {
         .await
     }
 
+    async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
+        let (pause, fails, _) = self.draw(false);
+        let status = if fails {
+            Err(GatewayError::Unavailable(
+                "simulated gateway failure".into(),
+            ))
+        } else {
+            Ok(self.resolve(key))
+        };
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        status
+    }
+
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
         self.settle(
             "payout",
@@ -224,6 +264,25 @@ mod tests {
             amount: Money::krw(1),
         };
         assert!(gateway.refund(refund).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn resolving_tells_the_outcome_of_a_key_and_voids_an_unseen_one() {
+        let gateway = SimulatedGateway::new(SimulationProfile::default());
+        let receipt = gateway.capture(capture("capture:4")).await.unwrap();
+        assert_eq!(
+            gateway.resolve_capture("capture:4").await,
+            Ok(CaptureStatus::Captured(receipt))
+        );
+        assert_eq!(
+            gateway.resolve_capture("capture:5").await,
+            Ok(CaptureStatus::Voided)
+        );
+        // A capture arriving after the void is declined: the resolution stays true.
+        assert!(matches!(
+            gateway.capture(capture("capture:5")).await,
+            Err(GatewayError::Declined(_))
+        ));
     }
 
     #[tokio::test]

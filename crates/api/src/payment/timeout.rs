@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use carrot_domain::payment::{CaptureOrder, GatewayError, PaymentGateway, Receipt, TransferOrder};
+use carrot_domain::payment::{
+    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+};
 
 /// `inner`, with every call bounded by `limit`.
 pub struct WithTimeout {
@@ -19,10 +21,10 @@ impl WithTimeout {
         WithTimeout { inner, limit }
     }
 
-    async fn bounded(
+    async fn bounded<T>(
         &self,
-        call: impl std::future::Future<Output = Result<Receipt, GatewayError>>,
-    ) -> Result<Receipt, GatewayError> {
+        call: impl std::future::Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
         tokio::time::timeout(self.limit, call)
             .await
             .unwrap_or(Err(GatewayError::Timeout))
@@ -41,5 +43,9 @@ impl PaymentGateway for WithTimeout {
 
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
         self.bounded(self.inner.payout(order)).await
+    }
+
+    async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
+        self.bounded(self.inner.resolve_capture(key)).await
     }
 }

@@ -8,6 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use carrot_projections::settlement::outbox;
+
 use crate::state::AppState;
 
 /// The health routes (no authentication).
@@ -29,16 +31,21 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         sqlx::query("SELECT 1").execute(&state.pool).await?;
         let migrated = carrot_projections::postgres::migrations_applied(&state.pool).await?;
         let lag = subscription_lag(&state).await?;
-        Ok::<_, sqlx::Error>((migrated, lag))
+        let (pending, dead) = outbox::depth(&state.pool).await?;
+        let saga = json!({ "outbox_pending": pending, "dead_letters": dead });
+        Ok::<_, sqlx::Error>((migrated, lag, saga))
     };
-    let (database, migrations, subscriptions) =
+    let (database, migrations, subscriptions, saga) =
         match tokio::time::timeout(Duration::from_secs(2), check).await {
-            Ok(Ok((migrated, lag))) => ("up", if migrated { "applied" } else { "pending" }, lag),
+            Ok(Ok((migrated, lag, saga))) => {
+                let migrations = if migrated { "applied" } else { "pending" };
+                ("up", migrations, lag, saga)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                ("down", "unknown", Value::Null)
+                ("down", "unknown", Value::Null, Value::Null)
             }
-            Err(_) => ("timeout", "unknown", Value::Null),
+            Err(_) => ("timeout", "unknown", Value::Null, Value::Null),
         };
     let accepting = state.is_accepting();
     let ready = database == "up" && migrations == "applied" && accepting;
@@ -55,6 +62,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "migrations": migrations,
             "accepting_traffic": accepting,
             "subscriptions": subscriptions,
+            "saga": saga,
+            // Informational: an open circuit fails purchase requests fast, but the instance
+            // still serves everything else, so it stays ready.
+            "payment_gateway": { "circuit": state.breaker.state().name() },
         })),
     )
 }

@@ -14,7 +14,6 @@ use carrot_projections::Checkpoint;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::commands::execute;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{CommandContext, ConsistencyToken, Json, PathId};
 use crate::routes::{await_views, Freshness};
@@ -89,14 +88,10 @@ async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     let listing_id = ListingId::from_uuid(ctx.new_id("listing"));
     let command = body.into_command(listing_id, &ctx)?;
-    let token = execute::<Listing>(
-        &state.listings,
-        &state.pool,
-        &listing_id.to_string(),
-        command,
-        ctx.metadata(None),
-    )
-    .await?;
+    let token = state
+        .write
+        .execute::<Listing>(&listing_id.to_string(), command, ctx.metadata(None))
+        .await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/listings/{listing_id}"))],
@@ -257,14 +252,10 @@ async fn run(
     id: ListingId,
     command: ListingCommand,
 ) -> Result<Checkpoint, ApiError> {
-    execute::<Listing>(
-        &state.listings,
-        &state.pool,
-        &id.to_string(),
-        command,
-        ctx.metadata(None),
-    )
-    .await
+    Ok(state
+        .write
+        .execute::<Listing>(&id.to_string(), command, ctx.metadata(None))
+        .await?)
 }
 
 #[tracing::instrument(skip_all, fields(listing = %id))]

@@ -1,8 +1,10 @@
 //! The HTTP routes, one module per resource, each owning its `router()`.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod listings;
+pub mod payments;
 pub mod requests;
 
 use std::time::Duration;
@@ -57,4 +59,16 @@ pub async fn await_views(
     } else {
         Freshness::Stale
     })
+}
+
+/// A list's `?limit=`: 1 to 100, 20 when absent.
+pub fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
+    match raw.map(str::parse::<i64>) {
+        None => Ok(20),
+        Some(Ok(n)) if (1..=100).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            "must be a whole number from 1 to 100",
+        )),
+    }
 }

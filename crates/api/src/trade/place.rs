@@ -1,19 +1,19 @@
 //! A buyer requests a listing and pays in the same call.
 //!
-//! Order: check the listing, claim the (listing, buyer) slot, capture the payment (the
-//! `Payment` aggregate calls the gateway), and only then record the request. So no request
-//! is ever `requested` without a captured payment; a declined payment records the request
-//! as `payment_failed`; a gateway error records nothing; a timeout leaves the payment
-//! `unknown` for reconciliation.
+//! Order: refuse at once while the gateway's circuit is open; check the listing, claim the
+//! (listing, buyer) slot, capture the payment (the `Payment` aggregate calls the gateway),
+//! and only then record the request. So no request is ever `requested` without a captured
+//! payment; a declined payment records the request as `payment_failed`; a gateway error
+//! records nothing; a timeout leaves the payment `unknown` until a retry with the same
+//! idempotency key or the saga's reconciliation settles it.
 
 use carrot_domain::listing::{Listing, ListingStatus};
-use carrot_domain::payment::{Payment, PaymentCommand, PaymentStatus};
+use carrot_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError, PaymentStatus};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
 use carrot_domain::{ErrorKind, ListingId, PaymentId, Price, RequestId, Trade};
 use serde::Serialize;
 
 use super::slots;
-use crate::commands::execute;
 use crate::error::{ApiError, FieldError};
 use crate::extract::CommandContext;
 use crate::state::AppState;
@@ -38,6 +38,10 @@ pub async fn place(
     listing_id: ListingId,
     offer: Option<Price>,
 ) -> Result<Placed, ApiError> {
+    // While the gateway's breaker is open, refuse before doing anything else.
+    if let Err(GatewayError::CircuitOpen { retry_after }) = state.breaker.check() {
+        return Err(ApiError::refused(&PaymentError::circuit_open(retry_after)));
+    }
     let buyer_id = ctx.user.user_id;
     let listing = state.load::<Listing>(&listing_id.to_string()).await?;
     let asking = match (listing.status(), listing.price()) {
@@ -81,22 +85,22 @@ pub async fn place(
     let metadata = ctx.metadata(Some(trade.request_id.to_string()));
 
     slots::claim(state, listing_id, buyer_id, trade.request_id).await?;
-    let captured = execute::<Payment>(
-        &state.payments,
-        &state.pool,
-        &payment_id.to_string(),
-        PaymentCommand::CapturePayment {
-            payment_id,
-            trade,
-            amount: price.money(),
-        },
-        metadata.clone(),
-    )
-    .await;
+    let captured = state
+        .write
+        .execute::<Payment>(
+            &payment_id.to_string(),
+            PaymentCommand::CapturePayment {
+                payment_id,
+                trade,
+                amount: price.money(),
+            },
+            metadata.clone(),
+        )
+        .await;
     if let Err(e) = captured {
         // The gateway said nothing moved: free the slot so the buyer can try again.
         slots::release(state, trade.request_id).await?;
-        return Err(e);
+        return Err(e.into());
     }
     let payment = state.load::<Payment>(&payment_id.to_string()).await?;
     // The request records what was charged: on a retry under the same idempotency key the
@@ -106,18 +110,18 @@ pub async fn place(
         Price::parse(payment.amount().as_krw()).map_err(|e| ApiError::Internal(Box::new(e)))?;
     match payment.status() {
         PaymentStatus::Captured => {
-            let token = execute::<PurchaseRequest>(
-                &state.requests,
-                &state.pool,
-                &trade.request_id.to_string(),
-                PurchaseRequestCommand::PlaceRequest {
-                    trade,
-                    price,
-                    payment_id,
-                },
-                metadata,
-            )
-            .await?;
+            let token = state
+                .write
+                .execute::<PurchaseRequest>(
+                    &trade.request_id.to_string(),
+                    PurchaseRequestCommand::PlaceRequest {
+                        trade,
+                        price,
+                        payment_id,
+                    },
+                    metadata,
+                )
+                .await?;
             Ok(Placed {
                 request_id: trade.request_id,
                 payment_id,
@@ -127,19 +131,19 @@ pub async fn place(
         }
         PaymentStatus::Failed => {
             let reason = payment.decline_reason().unwrap_or("declined").to_owned();
-            execute::<PurchaseRequest>(
-                &state.requests,
-                &state.pool,
-                &trade.request_id.to_string(),
-                PurchaseRequestCommand::RecordPaymentFailure {
-                    trade,
-                    price,
-                    payment_id,
-                    reason: reason.clone(),
-                },
-                metadata,
-            )
-            .await?;
+            state
+                .write
+                .execute::<PurchaseRequest>(
+                    &trade.request_id.to_string(),
+                    PurchaseRequestCommand::RecordPaymentFailure {
+                        trade,
+                        price,
+                        payment_id,
+                        reason: reason.clone(),
+                    },
+                    metadata,
+                )
+                .await?;
             Err(ApiError::PaymentDeclined {
                 reason,
                 request_id: trade.request_id.as_uuid(),

@@ -10,7 +10,6 @@ use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
 use carrot_domain::{Actor, RequestId};
 
 use super::Outcome;
-use crate::commands::execute;
 use crate::error::ApiError;
 use crate::extract::CommandContext;
 use crate::state::AppState;
@@ -21,14 +20,14 @@ async fn run_request(
     request_id: RequestId,
     command: PurchaseRequestCommand,
 ) -> Result<carrot_projections::Checkpoint, ApiError> {
-    execute::<PurchaseRequest>(
-        &state.requests,
-        &state.pool,
-        &request_id.to_string(),
-        command,
-        ctx.metadata(Some(request_id.to_string())),
-    )
-    .await
+    Ok(state
+        .write
+        .execute::<PurchaseRequest>(
+            &request_id.to_string(),
+            command,
+            ctx.metadata(Some(request_id.to_string())),
+        )
+        .await?)
 }
 
 async fn run_listing(
@@ -38,14 +37,14 @@ async fn run_listing(
     command: ListingCommand,
 ) -> Result<carrot_projections::Checkpoint, ApiError> {
     let trade = request.trade();
-    execute::<Listing>(
-        &state.listings,
-        &state.pool,
-        &trade.listing_id.to_string(),
-        command,
-        ctx.metadata(Some(trade.request_id.to_string())),
-    )
-    .await
+    Ok(state
+        .write
+        .execute::<Listing>(
+            &trade.listing_id.to_string(),
+            command,
+            ctx.metadata(Some(trade.request_id.to_string())),
+        )
+        .await?)
 }
 
 /// Loads a request and checks `command` against it before anything is written.
@@ -57,9 +56,7 @@ async fn checked(
     let request = state
         .load::<PurchaseRequest>(&request_id.to_string())
         .await?;
-    request
-        .check(command)
-        .map_err(|e| crate::commands::refusal(&e))?;
+    request.check(command).map_err(|e| ApiError::refused(&e))?;
     Ok(request)
 }
 

@@ -1,0 +1,414 @@
+//! A circuit breaker around the payment gateway.
+//!
+//! Closed: calls go through; the last `window` outcomes are kept. Once at least `min_calls`
+//! are known and the share of failures (errors and timeouts; a decline is an answer, not a
+//! failure) or of slow calls reaches its threshold, the breaker opens. Open: calls fail at
+//! once with `CircuitOpen` and the time left, so purchase requests answer 503 in
+//! milliseconds and the saga's refunds wait instead of piling up. After `open_for`, it is
+//! half-open: `half_open_calls` trial calls go through (others still fail fast); any
+//! failure opens it again, all of them succeeding closes it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carrot_domain::payment::{
+    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+};
+use tokio::time::Instant;
+
+/// When the breaker opens and how it recovers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// How many recent calls are judged.
+    pub window: usize,
+    /// How many calls must be known before the breaker judges at all.
+    pub min_calls: usize,
+    /// Opens when at least this share of the window failed (0 to 1).
+    pub failure_rate: f64,
+    /// A call taking longer than this is slow.
+    pub slow_call: Duration,
+    /// Opens when at least this share of the window was slow (0 to 1).
+    pub slow_rate: f64,
+    /// How long it stays open before trying again.
+    pub open_for: Duration,
+    /// How many trial calls decide, half-open.
+    pub half_open_calls: usize,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            window: 20,
+            min_calls: 10,
+            failure_rate: 0.5,
+            slow_call: Duration::from_millis(1500),
+            slow_rate: 0.8,
+            open_for: Duration::from_secs(5),
+            half_open_calls: 3,
+        }
+    }
+}
+
+/// Where the breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// A few trial calls go through.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The state's name, for readiness detail and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    failed: bool,
+    slow: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: BreakerState,
+    recent: VecDeque<Outcome>,
+    opened_at: Instant,
+    trials_started: usize,
+    trials_passed: usize,
+}
+
+/// The gateway behind a breaker.
+pub struct CircuitBreaker {
+    inner: Arc<dyn PaymentGateway>,
+    config: BreakerConfig,
+    state: Mutex<Inner>,
+    transitions: AtomicU64,
+}
+
+/// Whether a call may go through, and as what.
+enum Permit {
+    Normal,
+    Trial,
+}
+
+impl CircuitBreaker {
+    /// Wraps `inner` (put the timeout inside, so timeouts count as failures).
+    pub fn new(inner: Arc<dyn PaymentGateway>, config: BreakerConfig) -> Self {
+        CircuitBreaker {
+            inner,
+            config,
+            state: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                recent: VecDeque::new(),
+                opened_at: Instant::now(),
+                trials_started: 0,
+                trials_passed: 0,
+            }),
+            transitions: AtomicU64::new(0),
+        }
+    }
+
+    /// The state now (an open breaker whose wait is over reads as half-open).
+    pub fn state(&self) -> BreakerState {
+        let mut inner = self.lock();
+        self.refresh(&mut inner);
+        inner.state
+    }
+
+    /// How many times the state has changed since start.
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+
+    /// `Err(CircuitOpen)` when a call now would fail fast: lets a caller refuse before it
+    /// does any other work.
+    pub fn check(&self) -> Result<(), GatewayError> {
+        let mut inner = self.lock();
+        self.refresh(&mut inner);
+        match inner.state {
+            BreakerState::Open => Err(self.open_error(&inner)),
+            BreakerState::HalfOpen if inner.trials_started >= self.config.half_open_calls => {
+                Err(GatewayError::CircuitOpen {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, inner: &mut Inner, state: BreakerState) {
+        if inner.state != state {
+            tracing::warn!(
+                from = inner.state.name(),
+                to = state.name(),
+                "payment gateway circuit breaker"
+            );
+            self.transitions.fetch_add(1, Ordering::Relaxed);
+        }
+        inner.state = state;
+        inner.recent.clear();
+        inner.trials_started = 0;
+        inner.trials_passed = 0;
+        if state == BreakerState::Open {
+            inner.opened_at = Instant::now();
+        }
+    }
+
+    fn refresh(&self, inner: &mut Inner) {
+        if inner.state == BreakerState::Open && inner.opened_at.elapsed() >= self.config.open_for {
+            self.set(inner, BreakerState::HalfOpen);
+        }
+    }
+
+    fn open_error(&self, inner: &Inner) -> GatewayError {
+        let left = self
+            .config
+            .open_for
+            .saturating_sub(inner.opened_at.elapsed());
+        GatewayError::CircuitOpen {
+            retry_after: left.max(Duration::from_secs(1)),
+        }
+    }
+
+    fn admit(&self) -> Result<Permit, GatewayError> {
+        let mut inner = self.lock();
+        self.refresh(&mut inner);
+        match inner.state {
+            BreakerState::Closed => Ok(Permit::Normal),
+            BreakerState::Open => Err(self.open_error(&inner)),
+            BreakerState::HalfOpen if inner.trials_started < self.config.half_open_calls => {
+                inner.trials_started += 1;
+                Ok(Permit::Trial)
+            }
+            BreakerState::HalfOpen => Err(GatewayError::CircuitOpen {
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    fn record(&self, permit: Permit, outcome: Outcome) {
+        let mut inner = self.lock();
+        match (permit, inner.state) {
+            (Permit::Trial, BreakerState::HalfOpen) => {
+                if outcome.failed || outcome.slow {
+                    self.set(&mut inner, BreakerState::Open);
+                } else {
+                    inner.trials_passed += 1;
+                    if inner.trials_passed >= self.config.half_open_calls {
+                        self.set(&mut inner, BreakerState::Closed);
+                    }
+                }
+            }
+            (Permit::Normal, BreakerState::Closed) => {
+                inner.recent.push_back(outcome);
+                while inner.recent.len() > self.config.window {
+                    inner.recent.pop_front();
+                }
+                let known = inner.recent.len();
+                if known >= self.config.min_calls {
+                    let share = |f: fn(&Outcome) -> bool| {
+                        inner.recent.iter().filter(|o| f(o)).count() as f64 / known as f64
+                    };
+                    if share(|o| o.failed) >= self.config.failure_rate
+                        || share(|o| o.slow) >= self.config.slow_rate
+                    {
+                        self.set(&mut inner, BreakerState::Open);
+                    }
+                }
+            }
+            // The state moved on while this call ran: its outcome no longer counts.
+            _ => {}
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let permit = self.admit()?;
+        let started = Instant::now();
+        let result = call.await;
+        let failed = matches!(
+            result,
+            Err(GatewayError::Unavailable(_) | GatewayError::Timeout)
+        );
+        let slow = started.elapsed() > self.config.slow_call;
+        self.record(permit, Outcome { failed, slow });
+        result
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for CircuitBreaker {
+    async fn capture(&self, order: CaptureOrder) -> Result<Receipt, GatewayError> {
+        self.call(self.inner.capture(order)).await
+    }
+
+    async fn refund(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.call(self.inner.refund(order)).await
+    }
+
+    async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
+        self.call(self.inner.payout(order)).await
+    }
+
+    async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
+        self.call(self.inner.resolve_capture(key)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payment::{SimulatedGateway, SimulationProfile, WithTimeout};
+    use carrot_domain::{Money, UserId};
+
+    fn config() -> BreakerConfig {
+        BreakerConfig {
+            window: 10,
+            min_calls: 4,
+            failure_rate: 0.5,
+            slow_call: Duration::from_millis(300),
+            slow_rate: 0.75,
+            open_for: Duration::from_secs(5),
+            half_open_calls: 2,
+        }
+    }
+
+    fn breaker(profile: SimulationProfile) -> (Arc<SimulatedGateway>, CircuitBreaker) {
+        let gateway = Arc::new(SimulatedGateway::new(profile));
+        let bounded = Arc::new(WithTimeout::new(gateway.clone(), Duration::from_secs(1)));
+        (gateway, CircuitBreaker::new(bounded, config()))
+    }
+
+    fn capture(n: u32) -> CaptureOrder {
+        CaptureOrder {
+            idempotency_key: format!("capture:{n}"),
+            buyer_id: UserId::new(),
+            amount: Money::krw(1_000),
+        }
+    }
+
+    fn failing() -> SimulationProfile {
+        SimulationProfile {
+            failure_rate: 1.0,
+            ..SimulationProfile::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_opens_after_the_failure_threshold_fails_fast_half_opens_and_closes() {
+        let (gateway, breaker) = breaker(failing());
+        for n in 0..3 {
+            assert!(breaker.capture(capture(n)).await.is_err());
+            assert_eq!(breaker.state(), BreakerState::Closed, "below min_calls");
+        }
+        assert!(breaker.capture(capture(3)).await.is_err());
+        assert_eq!(breaker.state(), BreakerState::Open);
+
+        // Open: no call reaches the gateway, and the answer says when to come back.
+        gateway.set_profile(SimulationProfile::default());
+        match breaker.capture(capture(4)).await {
+            Err(GatewayError::CircuitOpen { retry_after }) => {
+                assert_eq!(retry_after, Duration::from_secs(5))
+            }
+            other => panic!("expected a fast failure, got {other:?}"),
+        }
+        assert!(gateway.ledger().is_empty());
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        assert!(breaker.capture(capture(5)).await.is_ok());
+        assert_eq!(
+            breaker.state(),
+            BreakerState::HalfOpen,
+            "one trial is not enough"
+        );
+        assert!(breaker.capture(capture(6)).await.is_ok());
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.transitions(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_trial_opens_it_again() {
+        let (_, breaker) = breaker(failing());
+        for n in 0..4 {
+            let _ = breaker.capture(capture(n)).await;
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(breaker.capture(capture(9)).await.is_err());
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert!(breaker.check().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn declines_are_answers_not_failures() {
+        let (_, breaker) = breaker(SimulationProfile {
+            decline_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        for n in 0..10 {
+            assert!(matches!(
+                breaker.capture(capture(n)).await,
+                Err(GatewayError::Declined(_))
+            ));
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_calls_open_it_and_calls_under_the_threshold_do_not() {
+        let (gateway, breaker) = breaker(SimulationProfile {
+            latency_ms: 250..=250,
+            ..SimulationProfile::default()
+        });
+        for n in 0..10 {
+            assert!(breaker.capture(capture(n)).await.is_ok());
+        }
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "250 ms is under 300 ms"
+        );
+        gateway.set_profile(SimulationProfile {
+            latency_ms: 400..=400,
+            ..SimulationProfile::default()
+        });
+        for n in 10..20 {
+            let _ = breaker.capture(capture(n)).await;
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_count_as_failures() {
+        let (_, breaker) = breaker(SimulationProfile {
+            latency_ms: 5_000..=5_000,
+            ..SimulationProfile::default()
+        });
+        for n in 0..4 {
+            assert_eq!(
+                breaker.capture(capture(n)).await,
+                Err(GatewayError::Timeout)
+            );
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+    }
+}

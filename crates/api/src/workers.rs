@@ -1,0 +1,88 @@
+//! The background work of a worker process: a runner per view and for the settlement saga,
+//! the saga's dispatcher and timer, and housekeeping. Any number of workers may run on one
+//! database: runners share subscribers through their checkpoint row locks, dispatchers
+//! lease outbox rows, timers take deadlines with `SKIP LOCKED`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carrot_domain::Clock;
+use carrot_projections::commands::WriteSide;
+use carrot_projections::settlement::{
+    Dispatcher, DispatcherConfig, SagaConfig, SettlementSaga, Timer, OUTBOX_CHANNEL,
+};
+use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+/// How the workers pace themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// The subscription runners.
+    pub runner: RunnerConfig,
+    /// The saga's deadlines.
+    pub saga: SagaConfig,
+    /// The saga's dispatcher.
+    pub dispatcher: DispatcherConfig,
+    /// How often the saga's timer looks for due deadlines.
+    pub timer_tick: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            runner: RunnerConfig::default(),
+            saga: SagaConfig::default(),
+            dispatcher: DispatcherConfig::default(),
+            timer_tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How often expired idempotency keys and settled outbox rows are purged.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts every worker task; each stops at `shutdown` after finishing what it is doing.
+pub fn spawn(
+    pool: &PgPool,
+    write: Arc<WriteSide>,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    shutdown: &Shutdown,
+) -> Vec<JoinHandle<()>> {
+    let events = Wakeups::listen(pool);
+    let mut subscribers = carrot_projections::views();
+    subscribers.push(Arc::new(SettlementSaga::new(config.saga)));
+    let mut tasks: Vec<JoinHandle<()>> = subscribers
+        .into_iter()
+        .map(|subscriber| {
+            let runner = Runner::new(pool.clone(), subscriber, config.runner);
+            tokio::spawn(runner.run(events.clone(), shutdown.clone()))
+        })
+        .collect();
+    let dispatcher = Dispatcher::new(pool.clone(), write, config.dispatcher);
+    tasks.push(tokio::spawn(
+        dispatcher.run(Wakeups::listen_on(pool, OUTBOX_CHANNEL), shutdown.clone()),
+    ));
+    let timer = Timer::new(pool.clone(), clock);
+    tasks.push(tokio::spawn(timer.run(config.timer_tick, shutdown.clone())));
+    tasks.push(tokio::spawn(housekeeping(pool.clone(), shutdown.clone())));
+    tasks
+}
+
+async fn housekeeping(pool: PgPool, mut shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
+        match crate::idempotency::purge_expired(&pool).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+        }
+        if let Err(e) = carrot_projections::settlement::outbox::purge_settled(&pool).await {
+            tracing::warn!(error = %e, "purging settled saga commands failed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+}
