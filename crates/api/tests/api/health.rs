@@ -33,6 +33,9 @@ async fn readiness_reports_the_database_migrations_and_subscriber_lag() {
         subscriptions.iter().any(|s| s["name"] == "catalog"),
         "{body}"
     );
+    assert_eq!(body["payment_gateway"]["circuit"], "closed");
+    assert_eq!(body["saga"]["dead_letters"], 0);
+    assert!(body["saga"]["outbox_pending"].is_number());
 }
 
 #[tokio::test]

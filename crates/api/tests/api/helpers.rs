@@ -4,9 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
+use carrot_api::payment::BreakerConfig;
 use carrot_api::payment::{SimulatedGateway, SimulationProfile};
-use carrot_api::startup::{Application, Settings};
+use carrot_api::startup::{Application, ServeRole, Settings};
+use carrot_api::workers::WorkerConfig;
+use carrot_domain::payment::PaymentGateway;
 use carrot_domain::SystemClock;
+use carrot_projections::settlement::DispatcherConfig;
 use carrot_projections::testing::{test_database, TestDatabase};
 use carrot_projections::{RunnerConfig, Shutdown, ShutdownTrigger};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -24,18 +28,29 @@ pub struct TestApp {
 pub fn test_settings() -> Settings {
     Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
+        role: ServeRole::All,
         jwt: JwtKeys::new(
             b"the test suite's own signing secret",
             chrono::Duration::hours(1),
         ),
         clock: Arc::new(SystemClock),
         consistency_wait: Duration::from_secs(2),
-        runner: RunnerConfig {
-            poll_interval: Duration::from_millis(100),
-            ..RunnerConfig::default()
+        workers: WorkerConfig {
+            runner: RunnerConfig {
+                poll_interval: Duration::from_millis(100),
+                ..RunnerConfig::default()
+            },
+            dispatcher: DispatcherConfig {
+                poll_interval: Duration::from_millis(100),
+                retry_base: Duration::from_millis(50),
+                ..DispatcherConfig::default()
+            },
+            timer_tick: Duration::from_millis(100),
+            ..WorkerConfig::default()
         },
         gateway: Arc::new(SimulatedGateway::new(SimulationProfile::default())),
         payment_timeout: Duration::from_secs(2),
+        breaker: BreakerConfig::default(),
     }
 }
 
@@ -44,9 +59,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Spawns the app with `settings`, on a fresh simulated gateway the test can reach.
-pub async fn spawn_app_with(mut settings: Settings) -> TestApp {
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let gateway = Arc::new(SimulatedGateway::new(SimulationProfile::default()));
-    settings.gateway = gateway.clone();
+    spawn_app_over(settings, gateway.clone(), gateway).await
+}
+
+/// Spawns the app calling the gateway through `adapter` (which wraps `gateway`, whose
+/// ledger the test reads).
+pub async fn spawn_app_over(
+    mut settings: Settings,
+    gateway: Arc<SimulatedGateway>,
+    adapter: Arc<dyn PaymentGateway>,
+) -> TestApp {
+    settings.gateway = adapter;
     let db = test_database().await;
     let app = Application::build(settings, db.pool.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -68,6 +93,7 @@ pub async fn spawn_app_with(mut settings: Settings) -> TestApp {
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
+    pub username: String,
     pub token: String,
 }
 
@@ -106,6 +132,7 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         User {
             id: body["user_id"].as_str().unwrap().to_owned(),
+            username,
             token: body["token"].as_str().unwrap().to_owned(),
         }
     }
@@ -272,5 +299,134 @@ impl TestApp {
             .collect();
         calls.sort();
         calls
+    }
+}
+
+/// Polls `probe` until it yields a value, for at most 15 s; panics naming `what` after that.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// `GET /payments/{id}` as `user`.
+    pub async fn payment(&self, user: &User, payment_id: &str) -> Response {
+        self.get(user, &format!("/payments/{payment_id}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the payments view shows `status` for the payment; returns it.
+    pub async fn wait_payment(&self, user: &User, payment_id: &str, status: &str) -> Value {
+        eventually(&format!("payment {payment_id} to be {status}"), || async {
+            let response = self.payment(user, payment_id).await;
+            if response.status() != StatusCode::OK {
+                return None;
+            }
+            let body: Value = response.json().await.ok()?;
+            (body["status"] == status).then_some(body)
+        })
+        .await
+    }
+
+    /// Waits until an aggregate has recorded `event_type`; returns its events.
+    pub async fn wait_event(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        event_type: &str,
+    ) -> Vec<String> {
+        eventually(
+            &format!("{event_type} on {aggregate_type} {id}"),
+            || async {
+                let events = self.events_of(aggregate_type, id).await;
+                events.iter().any(|e| e == event_type).then_some(events)
+            },
+        )
+        .await
+    }
+
+    /// One event's payload (its inner object), the first of its type on the aggregate.
+    pub async fn event_payload(&self, aggregate_type: &str, id: &str, event_type: &str) -> Value {
+        let payload: Value = sqlx::query_scalar(
+            "SELECT payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type = $3
+              ORDER BY sequence LIMIT 1",
+        )
+        .bind(aggregate_type)
+        .bind(id)
+        .bind(event_type)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap();
+        payload[event_type].clone()
+    }
+
+    /// Makes `user` an admin and returns them signed in again (roles ride in the token).
+    pub async fn make_admin(&self, user: &User) -> User {
+        sqlx::query("UPDATE users SET role = 'admin' WHERE user_id = $1::uuid")
+            .bind(&user.id)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+        let response = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": user.username, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        User {
+            token: body["token"].as_str().unwrap().to_owned(),
+            ..user.clone()
+        }
+    }
+}
+
+/// A seller, a buyer, the seller's listing and the buyer's pending request on it.
+pub struct Deal {
+    pub seller: User,
+    pub buyer: User,
+    pub listing: String,
+    pub placed: Placed,
+}
+
+impl TestApp {
+    /// A fresh deal: a listing at `price` and a paid, pending request for it.
+    pub async fn pending_deal(&self, title: &str, price: i64) -> Deal {
+        let seller = self.signup("seller").await;
+        let buyer = self.signup("buyer").await;
+        let (listing, _) = self.register_listing(&seller, title, price).await;
+        let placed = self.place_request(&buyer, &listing).await;
+        Deal {
+            seller,
+            buyer,
+            listing,
+            placed,
+        }
+    }
+
+    /// Waits until the request is rejected; returns the rejection's payload.
+    pub async fn wait_rejection(&self, request_id: &str) -> Value {
+        self.wait_event("purchase_request", request_id, "PurchaseRequestRejected")
+            .await;
+        self.event_payload("purchase_request", request_id, "PurchaseRequestRejected")
+            .await
     }
 }

@@ -1,6 +1,10 @@
 //! Black-box tests of the HTTP API through a spawned server on a real PostgreSQL.
 
 mod accounts;
+mod admin;
+mod breaker;
+mod crash;
+mod deadlines;
 mod health;
 mod helpers;
 mod idempotency;
@@ -8,3 +12,4 @@ mod invariants;
 mod listings;
 mod races;
 mod requests;
+mod settlement;

@@ -58,9 +58,13 @@ async fn request_accept_complete_reserves_then_sells_the_listing_and_holds_the_m
         app.events_of("listing", &listing).await,
         ["ListingRegistered", "ListingReserved", "ListingSold"]
     );
+    let paid = app
+        .wait_payment(&seller, &placed.payment_id, "paid_out")
+        .await;
+    assert_eq!(paid["amount"], 30_000);
     assert_eq!(
         app.events_of("payment", &placed.payment_id).await,
-        ["PaymentCaptured"]
+        ["PaymentCaptured", "PaymentPaidOut"]
     );
 }
 
