@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::runner::{ApplyError, Subscriber};
+use crate::view::{self, Fold, KeyedRow};
 
 /// The subscriber that keeps the catalog.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,97 +27,90 @@ impl Subscriber for CatalogProjection {
         CATALOG
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        if event.aggregate_type != Listing::TYPE {
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let events = view::decode::<ListingEvent>(events, Listing::TYPE)?;
+        if events.is_empty() {
             return Ok(());
         }
-        let listing = event.decode::<ListingEvent>()?;
-        match listing {
-            ListingEvent::ListingRegistered {
-                listing_id,
-                seller_id,
-                title,
-                description,
-                price,
-                category,
-                registered_at,
-            } => {
-                sqlx::query(
-                    "INSERT INTO listings (listing_id, seller_id, title, description, price,
-                                           category, status, created_at, updated_at, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'available', $7, $7, $8)
-                     ON CONFLICT (listing_id) DO NOTHING",
-                )
-                .bind(listing_id.as_uuid())
-                .bind(seller_id.as_uuid())
-                .bind(title.as_str())
-                .bind(description.as_str())
-                .bind(price.as_krw())
-                .bind(category.as_ref().map(|c| c.as_str()))
-                .bind(registered_at)
-                .bind(event.sequence)
-                .execute(&mut *tx)
+        let mut listings =
+            Fold::<ListingRow>::load(tx, events.iter().map(|(_, e)| e.listing_id().as_uuid()))
                 .await?;
-            }
-            ListingEvent::ListingEdited {
-                listing_id,
-                title,
-                description,
-                price,
-                edited_at,
-            } => {
-                sqlx::query(
-                    "UPDATE listings SET title = $2, description = $3, price = $4,
-                                         updated_at = $5, version = $6
-                      WHERE listing_id = $1 AND version < $6",
-                )
-                .bind(listing_id.as_uuid())
-                .bind(title.as_str())
-                .bind(description.as_str())
-                .bind(price.as_krw())
-                .bind(edited_at)
-                .bind(event.sequence)
-                .execute(&mut *tx)
-                .await?;
-            }
-            ListingEvent::ListingWithdrawn {
-                listing_id,
-                withdrawn_at: at,
-            }
-            | ListingEvent::ListingReserved {
-                listing_id,
-                reserved_at: at,
-                ..
-            }
-            | ListingEvent::ListingReleased {
-                listing_id,
-                released_at: at,
-                ..
-            }
-            | ListingEvent::ListingSold {
-                listing_id,
-                sold_at: at,
-                ..
-            } => {
-                let status = match listing {
-                    ListingEvent::ListingWithdrawn { .. } => "withdrawn",
-                    ListingEvent::ListingReserved { .. } => "reserved",
-                    ListingEvent::ListingSold { .. } => "sold",
-                    _ => "available",
-                };
-                sqlx::query(
-                    "UPDATE listings SET status = $2, updated_at = $3, version = $4
-                      WHERE listing_id = $1 AND version < $4",
-                )
-                .bind(listing_id.as_uuid())
-                .bind(status)
-                .bind(at)
-                .bind(event.sequence)
-                .execute(&mut *tx)
-                .await?;
-            }
+        for (stored, event) in events {
+            fold(&mut listings, stored.sequence, event);
         }
-        Ok(())
+        listings.store(tx).await
+    }
+}
+
+/// A row of `catalog.listings`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+struct ListingRow {
+    listing_id: Uuid,
+    seller_id: Uuid,
+    title: String,
+    description: String,
+    price: i64,
+    category: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The aggregate sequence of the last event applied: an event at or below it is skipped.
+    version: i64,
+}
+
+impl KeyedRow for ListingRow {
+    const TABLE: &'static str = "listings";
+    const KEY: &'static str = "listing_id";
+    fn key(&self) -> Uuid {
+        self.listing_id
+    }
+}
+
+fn fold(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
+    let id = event.listing_id().as_uuid();
+    if let ListingEvent::ListingRegistered {
+        listing_id,
+        seller_id,
+        title,
+        description,
+        price,
+        category,
+        registered_at,
+    } = event
+    {
+        listings.create(ListingRow {
+            listing_id: listing_id.as_uuid(),
+            seller_id: seller_id.as_uuid(),
+            title: title.as_str().to_owned(),
+            description: description.as_str().to_owned(),
+            price: price.as_krw(),
+            category: category.map(|c| c.as_str().to_owned()),
+            status: "available".into(),
+            created_at: registered_at,
+            updated_at: registered_at,
+            version,
+        });
+        return;
+    }
+    let Some(row) = listings.change(id).filter(|row| row.version < version) else {
+        return;
+    };
+    row.version = version;
+    if let Some((status, at)) = event.status_change() {
+        row.status = status.to_owned();
+        row.updated_at = at;
+    } else if let ListingEvent::ListingEdited {
+        title,
+        description,
+        price,
+        edited_at,
+        ..
+    } = event
+    {
+        row.title = title.as_str().to_owned();
+        row.description = description.as_str().to_owned();
+        row.price = price.as_krw();
+        row.updated_at = edited_at;
     }
 }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::runner::{ApplyError, Subscriber};
+use crate::view::{self, Fold, KeyedRow};
 
 /// The subscriber that keeps the payments view.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,121 +29,108 @@ impl Subscriber for PaymentsProjection {
         PAYMENTS
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        if event.aggregate_type != Payment::TYPE {
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let events = view::decode::<PaymentEvent>(events, Payment::TYPE)?;
+        if events.is_empty() {
             return Ok(());
         }
-        let version = event.sequence;
-        match event.decode::<PaymentEvent>()? {
-            PaymentEvent::PaymentCaptured {
-                payment_id,
-                trade,
-                amount,
-                captured_at,
-                ..
-            } => {
-                let row = Outcome::new(payment_id, trade, amount, "captured", None);
-                row.upsert(tx, Some(captured_at), captured_at, version)
-                    .await?;
-            }
-            PaymentEvent::PaymentDeclined {
-                payment_id,
-                trade,
-                amount,
-                reason,
-                declined_at,
-            } => {
-                let row = Outcome::new(payment_id, trade, amount, "failed", Some(reason));
-                row.upsert(tx, None, declined_at, version).await?;
-            }
-            PaymentEvent::PaymentCaptureTimedOut { .. } => {}
-            PaymentEvent::PaymentRefunded {
-                payment_id,
-                refunded_at: at,
-                ..
-            }
-            | PaymentEvent::PaymentPaidOut {
-                payment_id,
-                paid_out_at: at,
-                ..
-            } => {
-                let status = if event.event_type == "PaymentRefunded" {
-                    "refunded"
-                } else {
-                    "paid_out"
-                };
-                sqlx::query(
-                    "UPDATE payments SET status = $2, settled_at = $3, updated_at = $3,
-                                         version = $4
-                      WHERE payment_id = $1 AND version < $4",
-                )
-                .bind(payment_id.as_uuid())
-                .bind(status)
-                .bind(at)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-            }
+        let keys = events.iter().map(|(_, e)| e.payment_id().as_uuid());
+        let mut payments = Fold::<PaymentRow>::load(tx, keys).await?;
+        for (stored, event) in events {
+            fold(&mut payments, stored.sequence, event);
         }
-        Ok(())
+        payments.store(tx).await
     }
 }
 
-/// A capture's outcome, as first written to the view.
-struct Outcome {
-    payment_id: PaymentId,
-    trade: Trade,
-    amount: Money,
-    status: &'static str,
+/// A row of `payments.payments`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+struct PaymentRow {
+    payment_id: Uuid,
+    request_id: Uuid,
+    listing_id: Uuid,
+    buyer_id: Uuid,
+    seller_id: Uuid,
+    amount: i64,
+    status: String,
     reason: Option<String>,
+    captured_at: Option<DateTime<Utc>>,
+    settled_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    /// The payment's sequence of the last event applied.
+    version: i64,
 }
 
-impl Outcome {
-    fn new(
-        payment_id: PaymentId,
-        trade: Trade,
-        amount: Money,
-        status: &'static str,
-        reason: Option<String>,
-    ) -> Self {
-        Outcome {
+impl KeyedRow for PaymentRow {
+    const TABLE: &'static str = "payments";
+    const KEY: &'static str = "payment_id";
+    fn key(&self) -> Uuid {
+        self.payment_id
+    }
+}
+
+fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
+    let row = |payment_id: PaymentId, trade: Trade, amount: Money, status: &str, at| PaymentRow {
+        payment_id: payment_id.as_uuid(),
+        request_id: trade.request_id.as_uuid(),
+        listing_id: trade.listing_id.as_uuid(),
+        buyer_id: trade.buyer_id.as_uuid(),
+        seller_id: trade.seller_id.as_uuid(),
+        amount: amount.as_krw(),
+        status: status.to_owned(),
+        reason: None,
+        captured_at: None,
+        settled_at: None,
+        updated_at: at,
+        version,
+    };
+    match event {
+        // A capture has an outcome: the payment appears (a reconciled one, replacing nothing).
+        PaymentEvent::PaymentCaptured {
             payment_id,
             trade,
             amount,
-            status,
+            captured_at,
+            ..
+        } => payments.create(PaymentRow {
+            captured_at: Some(captured_at),
+            ..row(payment_id, trade, amount, "captured", captured_at)
+        }),
+        PaymentEvent::PaymentDeclined {
+            payment_id,
+            trade,
+            amount,
             reason,
+            declined_at,
+        } => payments.create(PaymentRow {
+            reason: Some(reason),
+            ..row(payment_id, trade, amount, "failed", declined_at)
+        }),
+        PaymentEvent::PaymentCaptureTimedOut { .. } => {}
+        PaymentEvent::PaymentRefunded {
+            payment_id,
+            refunded_at: at,
+            ..
         }
-    }
-
-    async fn upsert(
-        &self,
-        tx: &mut PgConnection,
-        captured_at: Option<DateTime<Utc>>,
-        at: DateTime<Utc>,
-        version: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO payments (payment_id, request_id, listing_id, buyer_id, seller_id,
-                                   amount, status, reason, captured_at, updated_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (payment_id) DO UPDATE
-                SET status = $7, reason = $8, captured_at = $9, updated_at = $10, version = $11
-              WHERE payments.version < $11",
-        )
-        .bind(self.payment_id.as_uuid())
-        .bind(self.trade.request_id.as_uuid())
-        .bind(self.trade.listing_id.as_uuid())
-        .bind(self.trade.buyer_id.as_uuid())
-        .bind(self.trade.seller_id.as_uuid())
-        .bind(self.amount.as_krw())
-        .bind(self.status)
-        .bind(&self.reason)
-        .bind(captured_at)
-        .bind(at)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
+        | PaymentEvent::PaymentPaidOut {
+            payment_id,
+            paid_out_at: at,
+            ..
+        } => {
+            let status = match event {
+                PaymentEvent::PaymentRefunded { .. } => "refunded",
+                _ => "paid_out",
+            };
+            if let Some(row) = payments
+                .change(payment_id.as_uuid())
+                .filter(|row| row.version < version)
+            {
+                row.status = status.to_owned();
+                row.settled_at = Some(at);
+                row.updated_at = at;
+                row.version = version;
+            }
+        }
     }
 }
 

@@ -16,15 +16,30 @@ use tokio::sync::watch;
 
 use crate::log::{next_events_sql, Checkpoint, StoredEvent};
 
-/// Why a subscriber could not apply an event; the batch is rolled back and retried.
+/// Why a subscriber could not apply a batch; the batch is rolled back and retried.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// The subscriber's own tables refused the write.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// The payload does not match the event type the subscriber expects.
-    #[error("event payload: {0}")]
-    Payload(#[from] serde_json::Error),
+    /// A payload does not match the event type the subscriber expects.
+    #[error("event payload at {at}: {source}")]
+    Payload {
+        /// The event.
+        at: Checkpoint,
+        /// What did not match.
+        source: serde_json::Error,
+    },
+}
+
+impl ApplyError {
+    /// A payload of `event` that does not decode.
+    pub fn payload(event: &StoredEvent, source: serde_json::Error) -> Self {
+        ApplyError::Payload {
+            at: event.checkpoint,
+            source,
+        }
+    }
 }
 
 /// Something that reacts to the log: a projection or the saga.
@@ -33,9 +48,11 @@ pub trait Subscriber: Send + Sync + 'static {
     /// Its name: the key of its checkpoint row and the name of the schema holding its tables.
     fn name(&self) -> &'static str;
 
-    /// Applies one event inside the batch transaction. Tables are named unqualified: the
-    /// runner points `search_path` at the subscriber's schema (or at a shadow copy of it).
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+    /// Applies a batch of events, in log order, inside the batch transaction. Tables are
+    /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
+    /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one
+    /// read and one write of the rows they touch.
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError>;
 }
 
 /// Why a batch failed.
@@ -44,13 +61,13 @@ pub enum RunnerError {
     /// Talking to the database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// The subscriber refused an event.
-    #[error("applying event {checkpoint} ({event_type}): {source}")]
+    /// The subscriber refused a batch.
+    #[error("applying events {first} to {last}: {source}")]
     Apply {
-        /// Where the event stands.
-        checkpoint: Checkpoint,
-        /// Its type.
-        event_type: String,
+        /// The batch's first event.
+        first: Checkpoint,
+        /// The batch's last event.
+        last: Checkpoint,
         /// Why it failed.
         source: ApplyError,
     },
@@ -268,16 +285,15 @@ impl Runner {
             tx.rollback().await?;
             return Ok(Batch::Idle);
         };
-        for event in &events {
-            self.subscriber
-                .apply(&mut tx, event)
-                .await
-                .map_err(|source| RunnerError::Apply {
-                    checkpoint: event.checkpoint,
-                    event_type: event.event_type.clone(),
-                    source,
-                })?;
-        }
+        let first = events.first().map(|e| e.checkpoint).unwrap_or(last);
+        self.subscriber
+            .apply(&mut tx, &events)
+            .await
+            .map_err(|source| RunnerError::Apply {
+                first,
+                last,
+                source,
+            })?;
         sqlx::query(
             "UPDATE public.subscription_checkpoints
                 SET transaction_id = $2::text::xid8, global_position = $3,
@@ -376,4 +392,43 @@ impl Runner {
             tracing::warn!(subscriber = self.name(), error = %e, "could not record the failure");
         }
     }
+}
+
+/// How far one subscriber has come, for readiness and operators.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct SubscriberStatus {
+    /// The subscriber.
+    pub name: String,
+    /// Its checkpoint, as a consistency token.
+    pub checkpoint: String,
+    /// Events it has applied (since its last rebuild).
+    pub events_applied: i64,
+    /// Events in the log it has not applied yet (counted up to 100,000).
+    pub lag_events: i64,
+    /// The age of the oldest event it has not applied, in milliseconds (0 when caught up).
+    pub lag_ms: i64,
+    /// When its checkpoint last moved.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Why its last batch failed, if it did since.
+    pub last_error: Option<String>,
+}
+
+/// Every subscriber's progress.
+pub async fn status(pool: &PgPool) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.subscriber AS name,
+                c.transaction_id::text || '.' || c.global_position AS checkpoint,
+                c.events_applied, c.updated_at, c.last_error,
+                (SELECT count(*) FROM (
+                    SELECT 1 FROM public.events e
+                     WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
+                     LIMIT 100000) backlog) AS lag_events,
+                coalesce((SELECT (extract(epoch FROM now() - e.recorded_at) * 1000)::bigint
+                            FROM public.events e
+                           WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
+                           ORDER BY e.transaction_id, e.global_position LIMIT 1), 0) AS lag_ms
+           FROM public.subscription_checkpoints c ORDER BY c.subscriber",
+    )
+    .fetch_all(pool)
+    .await
 }

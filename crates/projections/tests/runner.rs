@@ -19,14 +19,16 @@ impl Subscriber for Counting {
         "counting"
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        sqlx::query(
-            "INSERT INTO applied (global_position, times) VALUES ($1, 1)
-             ON CONFLICT (global_position) DO UPDATE SET times = applied.times + 1",
-        )
-        .bind(event.checkpoint.global_position)
-        .execute(tx)
-        .await?;
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        for event in events {
+            sqlx::query(
+                "INSERT INTO applied (global_position, times) VALUES ($1, 1)
+                 ON CONFLICT (global_position) DO UPDATE SET times = applied.times + 1",
+            )
+            .bind(event.checkpoint.global_position)
+            .execute(&mut *tx)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -158,10 +160,10 @@ async fn a_failing_batch_changes_nothing_and_records_the_error() {
         async fn apply(
             &self,
             tx: &mut PgConnection,
-            event: &StoredEvent,
+            events: &[StoredEvent],
         ) -> Result<(), ApplyError> {
-            Counting.apply(tx, event).await?;
-            if event.sequence == 2 {
+            Counting.apply(tx, events).await?;
+            if events.iter().any(|e| e.sequence == 2) {
                 sqlx::query("SELECT 1/0").execute(tx).await?;
             }
             Ok(())

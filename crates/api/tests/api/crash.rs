@@ -145,9 +145,12 @@ impl Subscriber for DiesMidBatch {
     fn name(&self) -> &'static str {
         self.0.name()
     }
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-        self.0.apply(tx, event).await?;
-        if event.event_type == "PurchaseRequestRejected" {
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        self.0.apply(tx, events).await?;
+        if events
+            .iter()
+            .any(|e| e.event_type == "PurchaseRequestRejected")
+        {
             return Err(ApplyError::Database(sqlx::Error::PoolClosed));
         }
         Ok(())
@@ -227,7 +230,8 @@ async fn two_workers_settle_every_trade_exactly_once_and_the_ledger_balances() {
             Arc::new(SystemClock),
             test_settings().workers,
             &shutdown,
-        );
+        )
+        .await;
     }
     let seller = app.signup("seller").await;
     let trades = join_all((0..24).map(|i| {

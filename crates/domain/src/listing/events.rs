@@ -76,6 +76,36 @@ pub enum ListingEvent {
     },
 }
 
+impl ListingEvent {
+    /// The listing it happened to.
+    pub fn listing_id(&self) -> ListingId {
+        match self {
+            ListingEvent::ListingRegistered { listing_id, .. }
+            | ListingEvent::ListingEdited { listing_id, .. }
+            | ListingEvent::ListingWithdrawn { listing_id, .. }
+            | ListingEvent::ListingReserved { listing_id, .. }
+            | ListingEvent::ListingReleased { listing_id, .. }
+            | ListingEvent::ListingSold { listing_id, .. } => *listing_id,
+        }
+    }
+
+    /// For an event that changes the listing's status: the status's name after it, and when.
+    pub fn status_change(&self) -> Option<(&'static str, DateTime<Utc>)> {
+        match self {
+            ListingEvent::ListingRegistered { registered_at, .. } => {
+                Some(("available", *registered_at))
+            }
+            ListingEvent::ListingWithdrawn { withdrawn_at, .. } => {
+                Some(("withdrawn", *withdrawn_at))
+            }
+            ListingEvent::ListingReserved { reserved_at, .. } => Some(("reserved", *reserved_at)),
+            ListingEvent::ListingReleased { released_at, .. } => Some(("available", *released_at)),
+            ListingEvent::ListingSold { sold_at, .. } => Some(("sold", *sold_at)),
+            ListingEvent::ListingEdited { .. } => None,
+        }
+    }
+}
+
 impl DomainEvent for ListingEvent {
     fn event_type(&self) -> String {
         match self {

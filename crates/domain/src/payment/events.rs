@@ -74,6 +74,30 @@ pub enum PaymentEvent {
     },
 }
 
+impl PaymentEvent {
+    /// The payment it happened to.
+    pub fn payment_id(&self) -> PaymentId {
+        match self {
+            PaymentEvent::PaymentCaptured { payment_id, .. }
+            | PaymentEvent::PaymentDeclined { payment_id, .. }
+            | PaymentEvent::PaymentCaptureTimedOut { payment_id, .. }
+            | PaymentEvent::PaymentRefunded { payment_id, .. }
+            | PaymentEvent::PaymentPaidOut { payment_id, .. } => *payment_id,
+        }
+    }
+
+    /// The trade the payment belongs to.
+    pub fn trade(&self) -> &Trade {
+        match self {
+            PaymentEvent::PaymentCaptured { trade, .. }
+            | PaymentEvent::PaymentDeclined { trade, .. }
+            | PaymentEvent::PaymentCaptureTimedOut { trade, .. }
+            | PaymentEvent::PaymentRefunded { trade, .. }
+            | PaymentEvent::PaymentPaidOut { trade, .. } => trade,
+        }
+    }
+}
+
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {

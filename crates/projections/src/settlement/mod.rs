@@ -94,16 +94,20 @@ impl Subscriber for SettlementSaga {
         SETTLEMENT
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let mut saga = Batch {
             tx,
             config: &self.config,
         };
-        match event.aggregate_type.as_str() {
-            Listing::TYPE => saga.on_listing(event.decode()?).await?,
-            PurchaseRequest::TYPE => saga.on_request(event.decode()?).await?,
-            Payment::TYPE => saga.on_payment(event.decode()?).await?,
-            _ => {}
+        // One event at a time: each decision reads the state the previous one left.
+        for event in events {
+            let payload = |e| ApplyError::payload(event, e);
+            match event.aggregate_type.as_str() {
+                Listing::TYPE => saga.on_listing(event.decode().map_err(payload)?).await?,
+                PurchaseRequest::TYPE => saga.on_request(event.decode().map_err(payload)?).await?,
+                Payment::TYPE => saga.on_payment(event.decode().map_err(payload)?).await?,
+                _ => {}
+            }
         }
         Ok(())
     }
