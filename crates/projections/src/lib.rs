@@ -8,12 +8,17 @@ pub mod catalog;
 pub mod commands;
 pub mod consistency;
 pub mod log;
+pub mod mypage;
+pub mod notifications;
 pub mod payments;
 pub mod postgres;
+pub mod replay;
 pub mod runner;
 pub mod settlement;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod timeline;
+pub mod view;
 
 pub use log::{Checkpoint, StoredEvent};
 pub use runner::{Runner, RunnerConfig, Shutdown, ShutdownTrigger, Subscriber, Wakeups};
@@ -27,5 +32,8 @@ pub fn views() -> Vec<Arc<dyn Subscriber>> {
     vec![
         Arc::new(catalog::CatalogProjection),
         Arc::new(payments::PaymentsProjection),
+        Arc::new(mypage::MyPageProjection),
+        Arc::new(timeline::TimelineProjection),
+        Arc::new(notifications::NotificationsProjection),
     ]
 }

@@ -147,6 +147,66 @@ pub async fn read_after(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// Up to `limit` events after `after` and at most `upto`, in log order: the events a view
+/// at checkpoint `upto` has applied since `after` (all of them below the horizon).
+pub async fn read_between(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    upto: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM public.events e
+          WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2)
+            AND (e.transaction_id, e.global_position) <= ($3::text::xid8, $4)
+          ORDER BY e.transaction_id, e.global_position
+          LIMIT $5"
+    ))
+    .bind(after.transaction_id.to_string())
+    .bind(after.global_position)
+    .bind(upto.transaction_id.to_string())
+    .bind(upto.global_position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Every event of one trade, in log order: those whose correlation id is the request id
+/// (the request's, its payment's, its listing's reservation and sale, the saga's).
+pub async fn events_of_trade(
+    pool: &sqlx::PgPool,
+    request_id: uuid::Uuid,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM public.events e
+          WHERE e.metadata ->> 'correlation_id' = $1
+             OR (e.aggregate_type = 'purchase_request' AND e.aggregate_id = $1)
+          ORDER BY e.transaction_id, e.global_position"
+    ))
+    .bind(request_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Every event of one aggregate, in order.
+pub async fn events_of_aggregate(
+    pool: &sqlx::PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM public.events e
+          WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 ORDER BY e.sequence"
+    ))
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
 /// The place of the last event of one aggregate: the consistency token of a command.
 pub async fn last_event_of(
     conn: &mut PgConnection,
