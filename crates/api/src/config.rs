@@ -28,12 +28,49 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Rebuild views from the event log while the service runs (or check them: --verify).
+    Replay(ReplayArgs),
+    /// Print the events of one trade or one aggregate.
+    Events(EventsArgs),
     /// The settlement saga, for operators.
     #[command(subcommand)]
     Saga(SagaCommand),
     /// Accounts, for operators.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// `carrot replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The views to rebuild (catalog, payments, mypage, timeline, notifications); all of
+    /// them when none is named.
+    pub views: Vec<String>,
+    /// Rebuild aside and print every difference from the live views (exit 1 if any);
+    /// change nothing.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// `carrot events`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["request", "aggregate"])))]
+pub struct EventsArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Every event of this trade (a purchase request id), whatever its aggregate.
+    #[arg(long, value_name = "REQUEST_ID")]
+    pub request: Option<uuid::Uuid>,
+    /// Every event of one aggregate: `listing/<id>`, `purchase_request/<id>`, `payment/<id>`.
+    #[arg(long, value_name = "TYPE/ID")]
+    pub aggregate: Option<String>,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `carrot saga ...`

@@ -8,6 +8,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
 pub mod ops;
 pub mod payment;
 pub mod routes;

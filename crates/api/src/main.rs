@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
-use carrot_api::config::{AdminCommand, Cli, Command, DatabaseArgs, SagaCommand, ServeArgs};
+use carrot_api::config::{
+    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, SagaCommand, ServeArgs,
+};
 use carrot_api::database::Database;
+use carrot_api::ops::events::Selection;
 use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_api::startup::{Application, Settings};
 use carrot_api::workers::WorkerConfig;
@@ -28,15 +31,34 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Replay(args) => match ops::replay::select(&args.views) {
+            Ok(views) => {
+                with_database(&args.database, |pool| async move {
+                    ops::replay::run(&pool, &views, args.verify).await
+                })
+                .await
+            }
+            Err(e) => Err(e.into()),
+        },
+        Command::Events(args) => match selection(&args) {
+            Ok(selection) => {
+                with_database(&args.database, |pool| async move {
+                    let mut out = std::io::stdout().lock();
+                    ops::events::print(&pool, &selection, args.json, &mut out).await
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        },
         Command::Saga(SagaCommand::DeadLetters { database, retry }) => {
             with_database(&database, |pool| async move {
-                ops::dead_letters(&pool, retry.as_deref()).await
+                ops::saga::dead_letters(&pool, retry.as_deref()).await
             })
             .await
         }
         Command::Admin(AdminCommand::Grant { database, username }) => {
             with_database(&database, |pool| async move {
-                ops::grant_admin(&pool, &username).await
+                ops::accounts::grant_admin(&pool, &username).await
             })
             .await
         }
@@ -47,6 +69,20 @@ async fn main() -> ExitCode {
             eprintln!("carrot: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What `carrot events` was asked for.
+fn selection(args: &EventsArgs) -> Result<Selection, Box<dyn std::error::Error>> {
+    match (&args.request, &args.aggregate) {
+        (Some(id), _) => Ok(Selection::Trade(*id)),
+        (None, Some(aggregate)) => match aggregate.split_once('/') {
+            Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {
+                Ok(Selection::Aggregate(kind.to_owned(), id.to_owned()))
+            }
+            _ => Err("--aggregate takes TYPE/ID, for example listing/0e3f...".into()),
+        },
+        (None, None) => Err("name --request or --aggregate".into()),
     }
 }
 

@@ -123,6 +123,7 @@ impl Application {
                 self.workers,
                 &shutdown,
             )
+            .await
         } else {
             Vec::new()
         };
@@ -151,6 +152,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::listings::router())
         .merge(routes::requests::router())
         .merge(routes::payments::router())
+        .merge(routes::mypage::router())
+        .merge(routes::notifications::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::NoRoute })

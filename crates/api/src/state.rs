@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
+use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
 
 /// Shared application state (cheap to clone).
@@ -27,6 +28,8 @@ pub struct AppState {
     pub write: Arc<WriteSide>,
     /// The payment gateway's circuit breaker (the write side calls the gateway through it).
     pub breaker: Arc<CircuitBreaker>,
+    /// Wakes live notification streams.
+    pub hub: NotificationHub,
     /// How long a read waits for its consistency token.
     pub consistency_wait: Duration,
     /// False while starting or stopping: readiness answers 503.
@@ -45,6 +48,7 @@ impl AppState {
         AppState {
             write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
             breaker,
+            hub: NotificationHub::start(&pool),
             pool,
             jwt: Arc::new(jwt),
             clock,

@@ -42,8 +42,10 @@ impl Default for WorkerConfig {
 /// How often expired idempotency keys and settled outbox rows are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
-/// Starts every worker task; each stops at `shutdown` after finishing what it is doing.
-pub fn spawn(
+/// Registers every subscriber's checkpoint row (so readiness and operators see them from
+/// the start; with the database down, each runner registers itself once it is back), then
+/// starts every worker task; each stops at `shutdown` after finishing what it is doing.
+pub async fn spawn(
     pool: &PgPool,
     write: Arc<WriteSide>,
     clock: Arc<dyn Clock>,
@@ -53,12 +55,18 @@ pub fn spawn(
     let events = Wakeups::listen(pool);
     let mut subscribers = carrot_projections::views();
     subscribers.push(Arc::new(SettlementSaga::new(config.saga)));
-    let mut tasks: Vec<JoinHandle<()>> = subscribers
+    let runners: Vec<Runner> = subscribers
         .into_iter()
-        .map(|subscriber| {
-            let runner = Runner::new(pool.clone(), subscriber, config.runner);
-            tokio::spawn(runner.run(events.clone(), shutdown.clone()))
-        })
+        .map(|subscriber| Runner::new(pool.clone(), subscriber, config.runner))
+        .collect();
+    for runner in &runners {
+        if let Err(e) = runner.register().await {
+            tracing::warn!(subscriber = runner.name(), error = %e, "could not register yet");
+        }
+    }
+    let mut tasks: Vec<JoinHandle<()>> = runners
+        .into_iter()
+        .map(|runner| tokio::spawn(runner.run(events.clone(), shutdown.clone())))
         .collect();
     let dispatcher = Dispatcher::new(pool.clone(), write, config.dispatcher);
     tasks.push(tokio::spawn(

@@ -1,4 +1,5 @@
-//! Operators' endpoints (admin role): the saga's dead letters, and retrying one.
+//! Operators' endpoints (admin role): subscribers' progress, the saga's dead letters, and
+//! retrying one.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
@@ -15,6 +16,7 @@ use crate::state::AppState;
 /// The admin routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/admin/subscriptions", get(subscriptions))
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}/retry", post(retry))
 }
@@ -57,4 +59,15 @@ async fn retry(
     }
     tracing::info!(command_id = %id, by = %admin.user_id, "dead letter retried by an operator");
     Ok(Json(json!({ "command_id": id, "status": "pending" })))
+}
+
+/// Each subscriber's checkpoint, how far behind the log it is (in events and in
+/// milliseconds: the age of the oldest event it has not applied), and its last error.
+#[tracing::instrument(skip_all)]
+async fn subscriptions(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<Json<Value>, ApiError> {
+    let rows = carrot_projections::runner::status(&state.pool).await?;
+    Ok(Json(json!({ "items": rows })))
 }

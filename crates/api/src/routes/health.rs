@@ -30,7 +30,12 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let check = async {
         sqlx::query("SELECT 1").execute(&state.pool).await?;
         let migrated = carrot_projections::postgres::migrations_applied(&state.pool).await?;
-        let lag = subscription_lag(&state).await?;
+        let lag: Vec<Value> = carrot_projections::runner::status(&state.pool)
+            .await?
+            .into_iter()
+            .map(|s| json!({ "name": s.name, "lag_events": s.lag_events, "lag_ms": s.lag_ms, "last_error": s.last_error }))
+            .collect();
+        let lag = Value::Array(lag);
         let (pending, dead) = outbox::depth(&state.pool).await?;
         let saga = json!({ "outbox_pending": pending, "dead_letters": dead });
         Ok::<_, sqlx::Error>((migrated, lag, saga))
@@ -68,22 +73,4 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "payment_gateway": { "circuit": state.breaker.state().name() },
         })),
     )
-}
-
-/// Each subscriber's backlog in events (capped, so a huge backlog stays cheap to count).
-async fn subscription_lag(state: &AppState) -> Result<Value, sqlx::Error> {
-    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-        "SELECT c.subscriber,
-                (SELECT count(*) FROM (SELECT 1 FROM events e
-                  WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
-                  LIMIT 100000) backlog),
-                c.last_error
-           FROM subscription_checkpoints c ORDER BY c.subscriber",
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, lag, error)| json!({ "name": name, "lag_events": lag, "last_error": error }))
-        .collect())
 }

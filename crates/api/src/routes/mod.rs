@@ -4,6 +4,8 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod listings;
+pub mod mypage;
+pub mod notifications;
 pub mod payments;
 pub mod requests;
 

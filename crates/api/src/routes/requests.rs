@@ -1,16 +1,21 @@
 //! Purchase requests: a buyer requests (and pays for) a listing; the seller accepts or
 //! rejects; the buyer completes; either side cancels. The flows live in `crate::trade`.
+//! A request's detail page reads the MyPage and timeline views.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use carrot_domain::{ListingId, Price, RequestId};
+use carrot_projections::mypage::{self, MYPAGE};
+use carrot_projections::timeline::{self, TIMELINE};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::extract::{CommandContext, OptionalJson, PathId};
+use crate::extract::{AuthUser, CommandContext, ConsistencyToken, OptionalJson, PathId};
+use crate::routes::{await_views, Freshness};
 use crate::state::AppState;
 use crate::trade::{place, respond, Outcome};
 
@@ -18,6 +23,7 @@ use crate::trade::{place, respond, Outcome};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/listings/{id}/requests", post(request_listing))
+        .route("/requests/{id}", get(read))
         .route("/requests/{id}/accept", post(accept))
         .route("/requests/{id}/reject", post(reject))
         .route("/requests/{id}/complete", post(complete))
@@ -104,4 +110,22 @@ async fn cancel(
     PathId(id): PathId<RequestId>,
 ) -> Result<axum::Json<Outcome>, ApiError> {
     respond::cancel(&state, &ctx, id).await.map(axum::Json)
+}
+
+/// The request with its payment and full timeline; 404 for anyone but its buyer and seller
+/// (and for the seller while it was never paid for).
+#[tracing::instrument(skip_all, fields(request = %id))]
+async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    token: ConsistencyToken,
+    PathId(id): PathId<RequestId>,
+) -> Result<(Freshness, axum::Json<Value>), ApiError> {
+    let freshness = await_views(&state, &[MYPAGE, TIMELINE], token).await?;
+    let request = mypage::request_for(&state.pool, id, user.user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut body = request.to_json();
+    body["timeline"] = Value::Array(timeline::timeline(&state.pool, id).await?);
+    Ok((freshness, axum::Json(body)))
 }

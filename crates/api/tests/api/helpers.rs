@@ -430,3 +430,36 @@ impl TestApp {
             .await
     }
 }
+
+impl TestApp {
+    /// Waits until every subscriber has applied the whole log and the saga's outbox is
+    /// empty, twice in a row (settling appends events the views then apply).
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut quiet = 0;
+        while quiet < 3 {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM subscription_checkpoints c
+                          WHERE EXISTS (SELECT 1 FROM events e WHERE (e.transaction_id, e.global_position)
+                                                                   > (c.transaction_id, c.global_position)))
+                      + (SELECT count(*) FROM settlement.outbox WHERE status = 'pending')",
+            )
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap();
+            quiet = if busy == 0 { quiet + 1 } else { 0 };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for the views and the saga to settle"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET path` as `user`, expecting 200; the body.
+    pub async fn read(&self, user: &User, path: &str) -> Value {
+        let response = self.get(user, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+}

@@ -11,5 +11,7 @@ mod idempotency;
 mod invariants;
 mod listings;
 mod races;
+mod reads;
+mod replay;
 mod requests;
 mod settlement;

@@ -1,19 +1,9 @@
-//! Operator commands of the CLI: the saga's dead letters, granting the admin role. Each
-//! prints for a person and returns what went wrong, if anything.
+//! `carrot saga dead-letters [--retry ID]`.
 
 use carrot_projections::settlement::outbox;
 use sqlx::PgPool;
 
-/// Why an operator command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    /// The database failed.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The named thing does not exist.
-    #[error("{0}")]
-    NotFound(String),
-}
+use super::OpsError;
 
 /// Prints the dead letters, or retries one.
 pub async fn dead_letters(pool: &PgPool, retry: Option<&str>) -> Result<(), OpsError> {
@@ -38,18 +28,5 @@ pub async fn dead_letters(pool: &PgPool, retry: Option<&str>) -> Result<(), OpsE
             letter.last_error.as_deref().unwrap_or("-"),
         );
     }
-    Ok(())
-}
-
-/// Gives `username` the admin role.
-pub async fn grant_admin(pool: &PgPool, username: &str) -> Result<(), OpsError> {
-    let granted = sqlx::query("UPDATE users SET role = 'admin' WHERE username = $1")
-        .bind(username)
-        .execute(pool)
-        .await?;
-    if granted.rows_affected() == 0 {
-        return Err(OpsError::NotFound(format!("no user {username:?}")));
-    }
-    println!("{username} is an admin from their next login");
     Ok(())
 }

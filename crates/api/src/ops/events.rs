@@ -1,0 +1,93 @@
+//! `carrot events`: the events of one trade (by request id) or of one aggregate, in order,
+//! one per line for a person, or as JSON lines with `--json`.
+
+use std::io::Write;
+
+use carrot_projections::log::{self, StoredEvent};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::OpsError;
+
+/// What to print.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every event of a trade.
+    Trade(Uuid),
+    /// Every event of one aggregate: `(type, id)`.
+    Aggregate(String, String),
+}
+
+/// Prints the selected events to `out`.
+pub async fn print(
+    pool: &PgPool,
+    selection: &Selection,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    let events = match selection {
+        Selection::Trade(id) => log::events_of_trade(pool, *id).await?,
+        Selection::Aggregate(kind, id) => log::events_of_aggregate(pool, kind, id).await?,
+    };
+    if events.is_empty() {
+        return Err(OpsError::NotFound("no events".into()));
+    }
+    for event in &events {
+        let written = if json {
+            writeln!(out, "{}", as_json(event))
+        } else {
+            writeln!(out, "{}", as_line(event))
+        };
+        match written {
+            Ok(()) => {}
+            // Piped into `head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn as_json(event: &StoredEvent) -> Value {
+    json!({
+        "checkpoint": event.checkpoint.to_string(),
+        "recorded_at": event.recorded_at,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "sequence": event.sequence,
+        "event_type": event.event_type,
+        "event_version": event.event_version,
+        "payload": event.payload,
+        "metadata": event.metadata,
+    })
+}
+
+/// `time  checkpoint  aggregate #seq  Event  by actor  field=value ...`, the trade left out.
+fn as_line(event: &StoredEvent) -> String {
+    let fields: Vec<String> = event
+        .payload
+        .get(&event.event_type)
+        .and_then(Value::as_object)
+        .map(|body| {
+            body.iter()
+                .filter(|(k, _)| k.as_str() != "trade")
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{}  {:>12}  {}/{} #{}  {}  by {}  {}",
+        event.recorded_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+        event.checkpoint.to_string(),
+        event.aggregate_type,
+        event.aggregate_id,
+        event.sequence,
+        event.event_type,
+        event.meta(carrot_domain::metadata::ACTOR).unwrap_or("-"),
+        fields.join(" "),
+    )
+}

@@ -1,0 +1,152 @@
+//! Notifications: the caller's list, newest first, and a live stream (server-sent events).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use carrot_domain::UserId;
+use carrot_projections::notifications::{self, NotificationView, NOTIFICATIONS};
+use carrot_projections::Checkpoint;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+
+use crate::error::ApiError;
+use crate::extract::{AuthUser, ConsistencyToken};
+use crate::live::Wake;
+use crate::routes::{await_views, page_limit, Freshness};
+use crate::state::AppState;
+
+/// The notification routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(list))
+        .route("/notifications/stream", get(stream_route))
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::invalid(field, "is not a notification id this API returned"))
+}
+
+/// The caller's notifications, newest first; `cursor` is the last id of the previous page.
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    token: ConsistencyToken,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Freshness, Json<Value>), ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = page_limit(params.limit.as_deref())?;
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(notification_id("cursor", raw)?),
+    };
+    let freshness = await_views(&state, &[NOTIFICATIONS], token).await?;
+    let mut items = notifications::newest(&state.pool, user.user_id, before, limit + 1).await?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|n| n.id.clone())
+    } else {
+        None
+    };
+    Ok((
+        freshness,
+        Json(json!({ "items": items, "next_cursor": next })),
+    ))
+}
+
+/// Server-sent events: `event: notification`, `id: <notification id>`, the notification as
+/// JSON. With `Last-Event-ID` (a reconnecting client) it resumes after that id; without,
+/// it starts with what happens next.
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn stream_route(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let after = match resume {
+        Some(raw) => Some(notification_id("Last-Event-ID", raw)?),
+        None => notifications::latest_id(&state.pool, user.user_id).await?,
+    };
+    let live = Live {
+        pool: state.pool.clone(),
+        user: user.user_id,
+        after,
+        wakes: state.hub.subscribe(),
+        pending: Vec::new(),
+    };
+    Ok(Sse::new(stream::unfold(live, Live::next)).keep_alive(KeepAlive::default()))
+}
+
+/// One client's stream: what it has been sent, and what is due next.
+struct Live {
+    pool: PgPool,
+    user: UserId,
+    after: Option<Checkpoint>,
+    wakes: broadcast::Receiver<Wake>,
+    pending: Vec<NotificationView>,
+}
+
+/// How often a stream looks without being woken.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+impl Live {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Live)> {
+        loop {
+            if !self.pending.is_empty() {
+                let notification = self.pending.remove(0);
+                self.after = notification.id.parse().ok().or(self.after);
+                let event = Event::default()
+                    .event("notification")
+                    .id(notification.id.clone())
+                    .json_data(&notification)
+                    .unwrap_or_else(|_| Event::default().comment("unserializable"));
+                return Some((Ok(event), self));
+            }
+            match notifications::since(&self.pool, self.user, self.after, 100).await {
+                Ok(found) if !found.is_empty() => {
+                    self.pending = found;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "a notification stream could not read"),
+            }
+            self.wait().await?;
+        }
+    }
+
+    /// Until this user may have something new; `None` when the process shuts down.
+    async fn wait(&mut self) -> Option<()> {
+        let deadline = tokio::time::sleep(LOOK_EVERY);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                wake = self.wakes.recv() => match wake {
+                    Ok(Wake::User(user)) if user == self.user.as_uuid() => return Some(()),
+                    Ok(Wake::Everyone) | Err(broadcast::error::RecvError::Lagged(_)) => return Some(()),
+                    Ok(Wake::User(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                () = &mut deadline => return Some(()),
+            }
+        }
+    }
+}
