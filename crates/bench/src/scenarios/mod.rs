@@ -1,0 +1,3 @@
+//! The load scenarios, one module each.
+
+pub mod trade;
