@@ -47,7 +47,7 @@ pub struct WriteSide {
 }
 
 /// An aggregate the write side can route a command to.
-pub trait Routed: Aggregate {
+pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> {
     /// Its framework.
     fn framework(write: &WriteSide) -> &PostgresCqrs<Self>;
 }
@@ -107,7 +107,36 @@ impl WriteSide {
     ) -> Result<Checkpoint, CommandError<A::Error>>
     where
         A: Routed,
-        A::Command: Clone,
+        A::Error: 'static,
+    {
+        let name = crate::metrics::variant_name(&command);
+        let outcome = self.try_execute::<A>(id, command, metadata).await;
+        let (label, code) = match &outcome {
+            Ok(_) => ("ok", String::new()),
+            Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
+            Err(CommandError::Contended) => ("contended", String::new()),
+            Err(CommandError::Failed(_)) => ("failed", String::new()),
+        };
+        crate::metrics::global().inc(
+            "carrot_commands_total",
+            &[
+                ("aggregate", A::TYPE),
+                ("command", &name),
+                ("outcome", label),
+                ("refusal", &code),
+            ],
+        );
+        outcome
+    }
+
+    async fn try_execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Checkpoint, CommandError<A::Error>>
+    where
+        A: Routed,
         A::Error: 'static,
     {
         let mut attempt = 0;

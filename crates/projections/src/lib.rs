@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod commands;
 pub mod consistency;
 pub mod log;
+pub mod metrics;
 pub mod mypage;
 pub mod notifications;
 pub mod payments;

@@ -308,6 +308,17 @@ impl Runner {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Commit to visible: how long after its append each event reached this subscriber.
+        let now = chrono::Utc::now();
+        let metrics = crate::metrics::global();
+        for event in &events {
+            let lag = (now - event.recorded_at).to_std().unwrap_or_default();
+            metrics.observe(
+                "carrot_subscription_apply_lag_seconds",
+                &[("subscriber", self.name())],
+                lag,
+            );
+        }
         Ok(Batch::Applied {
             events: events.len(),
             up_to: last,
@@ -395,7 +406,7 @@ impl Runner {
 }
 
 /// How far one subscriber has come, for readiness and operators.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SubscriberStatus {
     /// The subscriber.
     pub name: String,

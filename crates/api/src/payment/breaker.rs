@@ -240,6 +240,26 @@ impl CircuitBreaker {
 
     async fn call<T>(
         &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let result = self.guarded(call).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(GatewayError::Declined(_)) => "declined",
+            Err(GatewayError::Unavailable(_)) => "unavailable",
+            Err(GatewayError::Timeout) => "timeout",
+            Err(GatewayError::CircuitOpen { .. }) => "circuit_open",
+        };
+        carrot_projections::metrics::global().inc(
+            "carrot_payment_gateway_calls_total",
+            &[("operation", operation), ("outcome", outcome)],
+        );
+        result
+    }
+
+    async fn guarded<T>(
+        &self,
         call: impl Future<Output = Result<T, GatewayError>>,
     ) -> Result<T, GatewayError> {
         let permit = self.admit()?;
@@ -258,19 +278,20 @@ impl CircuitBreaker {
 #[async_trait]
 impl PaymentGateway for CircuitBreaker {
     async fn capture(&self, order: CaptureOrder) -> Result<Receipt, GatewayError> {
-        self.call(self.inner.capture(order)).await
+        self.call("capture", self.inner.capture(order)).await
     }
 
     async fn refund(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
-        self.call(self.inner.refund(order)).await
+        self.call("refund", self.inner.refund(order)).await
     }
 
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError> {
-        self.call(self.inner.payout(order)).await
+        self.call("payout", self.inner.payout(order)).await
     }
 
     async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
-        self.call(self.inner.resolve_capture(key)).await
+        self.call("resolve_capture", self.inner.resolve_capture(key))
+            .await
     }
 }
 

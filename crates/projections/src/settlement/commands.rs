@@ -266,7 +266,6 @@ impl SagaCommand {
     ) -> Result<(), Failure>
     where
         A: Routed,
-        A::Command: Clone,
         A::Error: DomainError + 'static,
     {
         match write

@@ -86,7 +86,21 @@ impl Dispatcher {
             Ok(command) => command,
             Err(e) => return outbox::bury(&self.pool, id, &format!("unreadable: {e}")).await,
         };
-        match command.execute(&self.write).await {
+        let outcome = command.execute(&self.write).await;
+        let label = match &outcome {
+            Ok(()) => "applied",
+            Err(Failure::Moot(_)) => "moot",
+            Err(Failure::Refused(_)) => "dead",
+            Err(Failure::Transient(_)) if leased.attempts >= self.config.max_attempts => "dead",
+            Err(Failure::Transient(_)) => "retry",
+            Err(Failure::CircuitOpen(_)) => "circuit_open",
+        };
+        let kind = crate::metrics::variant_name(command);
+        crate::metrics::global().inc(
+            "carrot_saga_commands_total",
+            &[("command", &kind), ("outcome", label)],
+        );
+        match outcome {
             Ok(()) => outbox::done(&self.pool, id, "applied").await,
             Err(Failure::Moot(code)) => {
                 outbox::done(&self.pool, id, &format!("moot: {code}")).await

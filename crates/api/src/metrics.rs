@@ -1,0 +1,157 @@
+//! `GET /metrics`: Prometheus text. Counters and histograms kept in the process (HTTP
+//! requests by route and status, command outcomes, gateway calls, saga commands, commit to
+//! applied lag per subscriber), and gauges read from the database when scraped, so every
+//! replica reports the same truth: each subscriber's backlog, the age of the oldest open
+//! transaction (it holds every reader back), the saga's outbox and dead letters; plus this
+//! process's circuit breaker.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use carrot_projections::metrics::{format_labels, global};
+use carrot_projections::settlement::outbox;
+use std::fmt::Write;
+
+use crate::payment::BreakerState;
+use crate::state::AppState;
+
+/// The metrics route (no authentication, like the probes).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(render))
+}
+
+/// Counts and times every request under its route's pattern (never the raw path, whose
+/// ids would make unbounded series).
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let metrics = global();
+    metrics.inc(
+        "carrot_http_requests_total",
+        &[("method", &method), ("route", &route), ("status", &status)],
+    );
+    metrics.observe(
+        "carrot_http_request_duration_seconds",
+        &[("method", &method), ("route", &route)],
+        started.elapsed(),
+    );
+    response
+}
+
+fn help(name: &str) -> &'static str {
+    match name {
+        "carrot_http_requests_total" => {
+            "HTTP requests answered, by method, route pattern and status."
+        }
+        "carrot_http_request_duration_seconds" => {
+            "HTTP request latency, by method and route pattern."
+        }
+        "carrot_commands_total" => {
+            "Commands executed on aggregates, by outcome (ok, refused, contended, failed)."
+        }
+        "carrot_saga_commands_total" => "Saga outbox commands run by dispatchers, by outcome.",
+        "carrot_payment_gateway_calls_total" => {
+            "Payment gateway calls through the circuit breaker, by operation and outcome."
+        }
+        "carrot_subscription_apply_lag_seconds" => {
+            "From an event's append to a subscriber applying it (commit to visible)."
+        }
+        _ => "Carrot metric.",
+    }
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "HTTP requests by route and status, latency histograms, \
+         command outcomes, gateway calls, projection lag per subscriber, the saga's outbox depth \
+         and dead letters, the circuit breaker's state and transitions.",
+         body = String, content_type = "text/plain; version=0.0.4; charset=utf-8",
+         example = "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1\n"),
+    ),
+)]
+async fn render(State(state): State<AppState>) -> Response {
+    let mut out = global().render(&help);
+    if let Err(e) = database_gauges(&state, &mut out).await {
+        tracing::warn!(error = %e, "metrics: the database gauges are missing from this scrape");
+        let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 0");
+    }
+    let current = state.breaker.state();
+    let _ = writeln!(out, "# HELP carrot_payment_circuit_state The payment gateway circuit breaker's state (1: current).\n# TYPE carrot_payment_circuit_state gauge");
+    for s in [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ] {
+        let labels = format_labels(&[("state", s.name().to_owned())], None);
+        let _ = writeln!(
+            out,
+            "carrot_payment_circuit_state{labels} {}",
+            u8::from(s == current)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP carrot_payment_circuit_transitions_total State changes of the circuit breaker.\n# TYPE carrot_payment_circuit_transitions_total counter\ncarrot_payment_circuit_transitions_total {}",
+        state.breaker.transitions()
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx::Error> {
+    let subscribers = carrot_projections::runner::status(&state.pool).await?;
+    let (pending, dead) = outbox::depth(&state.pool).await?;
+    let horizon: f64 = sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+           FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
+    let _ = writeln!(out, "# HELP carrot_subscription_lag_events Events in the log a subscriber has not applied yet.\n# TYPE carrot_subscription_lag_events gauge");
+    for s in &subscribers {
+        let labels = format_labels(&[("subscriber", s.name.clone())], None);
+        let _ = writeln!(
+            out,
+            "carrot_subscription_lag_events{labels} {}",
+            s.lag_events
+        );
+    }
+    let _ = writeln!(out, "# HELP carrot_subscription_lag_seconds Age of the oldest event a subscriber has not applied.\n# TYPE carrot_subscription_lag_seconds gauge");
+    for s in &subscribers {
+        let labels = format_labels(&[("subscriber", s.name.clone())], None);
+        let _ = writeln!(
+            out,
+            "carrot_subscription_lag_seconds{labels} {}",
+            s.lag_ms as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(out, "# HELP carrot_log_horizon_age_seconds Age of the oldest open write transaction in the cluster: readers of the log wait for it.\n# TYPE carrot_log_horizon_age_seconds gauge\ncarrot_log_horizon_age_seconds {horizon}");
+    let _ = writeln!(out, "# HELP carrot_saga_outbox_pending Saga commands waiting to run.\n# TYPE carrot_saga_outbox_pending gauge\ncarrot_saga_outbox_pending {pending}");
+    let _ = writeln!(out, "# HELP carrot_saga_dead_letters Saga commands that gave up and wait for an operator.\n# TYPE carrot_saga_dead_letters gauge\ncarrot_saga_dead_letters {dead}");
+    Ok(())
+}
