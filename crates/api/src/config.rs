@@ -9,7 +9,11 @@ use std::time::Duration;
 use carrot_projections::settlement::{DispatcherConfig, SagaConfig};
 use clap::{Args, Parser, Subcommand};
 
-use crate::payment::BreakerConfig;
+use std::sync::Arc;
+
+use carrot_domain::payment::PaymentGateway;
+
+use crate::payment::{BreakerConfig, HttpGateway, SimulatedGateway, SimulationProfile};
 use crate::startup::ServeRole;
 
 /// Carrot: an event-sourced second-hand marketplace backend.
@@ -25,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API and run the projections.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Rebuild views from the event log while the service runs (or check them: --verify).
@@ -38,6 +42,10 @@ pub enum Command {
     /// Accounts, for operators.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Serve the simulated payment gateway over HTTP, with fault injection at run time.
+    PaymentSim(PaymentSimArgs),
+    /// Print the OpenAPI document (pretty JSON), as `GET /openapi.json` serves it.
+    Openapi,
 }
 
 /// `carrot replay`.
@@ -140,6 +148,9 @@ pub struct ServeArgs {
     /// How often a runner polls when no notification arrives, in milliseconds.
     #[arg(long, env = "CARROT_POLL_INTERVAL_MS", default_value_t = 500)]
     pub poll_interval_ms: u64,
+    /// After SIGTERM or Ctrl-C, how long in-flight requests and batches may take to finish.
+    #[arg(long, env = "CARROT_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 25)]
+    pub shutdown_timeout_seconds: u64,
     /// The payment gateway.
     #[command(flatten)]
     pub payment: PaymentArgs,
@@ -213,6 +224,11 @@ pub struct SagaArgs {
     /// The first retry delay of a failing saga command (ms); it doubles, up to a minute.
     #[arg(long, env = "CARROT_SAGA_RETRY_BASE_MS", default_value_t = 500)]
     pub saga_retry_base_ms: u64,
+    /// How long a dispatcher holds a saga command it runs; a command whose dispatcher died
+    /// runs again after this (ms). Longer than any one command takes.
+    #[arg(long, env = "CARROT_SAGA_LEASE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
+    pub saga_lease_ms: u64,
 }
 
 impl SagaArgs {
@@ -230,14 +246,20 @@ impl SagaArgs {
         DispatcherConfig {
             max_attempts: self.saga_max_attempts,
             retry_base: Duration::from_millis(self.saga_retry_base_ms),
+            lease: Duration::from_millis(self.saga_lease_ms),
             ..DispatcherConfig::default()
         }
     }
 }
 
-/// The payment gateway: the in-process simulated one, and the limits around it.
+/// The payment gateway: an external one over HTTP, or the in-process simulated one; and
+/// the limits around it.
 #[derive(Debug, Clone, Args)]
 pub struct PaymentArgs {
+    /// An HTTP payment gateway (`carrot payment-sim` speaks its protocol). Unset: the
+    /// in-process simulated gateway.
+    #[arg(long, env = "CARROT_PAYMENT_URL")]
+    pub payment_url: Option<String>,
     /// How long a gateway call may take before its outcome counts as unknown, in ms.
     #[arg(long, env = "CARROT_PAYMENT_TIMEOUT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -253,7 +275,44 @@ pub struct PaymentArgs {
     pub payment_failure_rate: f64,
 }
 
-fn parse_latency(raw: &str) -> Result<RangeInclusive<u64>, String> {
+impl PaymentArgs {
+    /// The simulated gateway's behaviour.
+    pub fn profile(&self) -> SimulationProfile {
+        SimulationProfile {
+            latency_ms: self.payment_latency_ms.clone(),
+            decline_rate: self.payment_decline_rate,
+            failure_rate: self.payment_failure_rate,
+            down: false,
+        }
+    }
+
+    /// The adapter: HTTP when a URL is given, else the in-process simulation.
+    pub fn gateway(&self) -> Result<Arc<dyn PaymentGateway>, String> {
+        match &self.payment_url {
+            Some(url) => HttpGateway::new(url)
+                .map(|g| Arc::new(g) as Arc<dyn PaymentGateway>)
+                .map_err(|e| format!("CARROT_PAYMENT_URL: {e}")),
+            None => Ok(Arc::new(SimulatedGateway::new(self.profile()))),
+        }
+    }
+}
+
+/// `carrot payment-sim`.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentSimArgs {
+    /// Where to listen.
+    #[arg(
+        long,
+        env = "CARROT_PAYMENT_SIM_BIND",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub bind: SocketAddr,
+    /// Its initial behaviour (change it at run time with `PUT /faults`).
+    #[command(flatten)]
+    pub payment: PaymentArgs,
+}
+
+pub(crate) fn parse_latency(raw: &str) -> Result<RangeInclusive<u64>, String> {
     let bad = || format!("expected milliseconds as `N` or `MIN-MAX`, got {raw:?}");
     let (min, max) = match raw.split_once('-') {
         Some((min, max)) => (min.trim(), max.trim()),

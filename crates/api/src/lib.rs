@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod live;
+pub mod metrics;
 pub mod ops;
 pub mod payment;
 pub mod routes;

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
 use carrot_api::config::{
-    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, SagaCommand, ServeArgs,
+    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, PaymentSimArgs, SagaCommand, ServeArgs,
 };
 use carrot_api::database::Database;
 use carrot_api::ops::events::Selection;
-use carrot_api::payment::{SimulatedGateway, SimulationProfile};
+use carrot_api::payment::{sim_server, SimulatedGateway};
 use carrot_api::startup::{Application, Settings};
 use carrot_api::workers::WorkerConfig;
 use carrot_api::{ops, secret, telemetry};
@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
             with_database(&args, |_| async {
                 eprintln!("carrot: migrations applied");
@@ -56,6 +56,8 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::PaymentSim(args) => payment_sim(args).await,
+        Command::Openapi => print_openapi(),
         Command::Admin(AdminCommand::Grant { database, username }) => {
             with_database(&database, |pool| async move {
                 ops::accounts::grant_admin(&pool, &username).await
@@ -119,11 +121,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             dispatcher: args.saga.dispatcher(),
             ..WorkerConfig::default()
         },
-        gateway: Arc::new(SimulatedGateway::new(SimulationProfile {
-            latency_ms: args.payment.payment_latency_ms.clone(),
-            decline_rate: args.payment.payment_decline_rate,
-            failure_rate: args.payment.payment_failure_rate,
-        })),
+        gateway: args.payment.gateway()?,
         payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
         breaker: args.breaker.config(),
     };
@@ -142,12 +140,42 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("carrot: shutting down");
+        eprintln!("carrot: shutting down: readiness is 503, draining in-flight requests");
         trigger.trigger();
     });
-    let served = app.run_until_stopped(shutdown).await;
+    // In-flight requests and batches finish, but not forever: an orchestrator kills the
+    // process soon after anyway, and the database must be stopped cleanly first.
+    let drain = Duration::from_secs(args.shutdown_timeout_seconds);
+    let mut stopping = shutdown.clone();
+    let served = tokio::select! {
+        served = app.run_until_stopped(shutdown) => served,
+        () = async { stopping.wait().await; tokio::time::sleep(drain).await } => {
+            eprintln!("carrot: in-flight work did not finish within {drain:?}; stopping anyway");
+            Ok(())
+        }
+    };
     db.close().await;
     Ok(served?)
+}
+
+/// `carrot openapi`: the document on stdout (`> docs/openapi.json` to update the committed one).
+fn print_openapi() -> Result<(), Box<dyn std::error::Error>> {
+    let json = carrot_api::routes::docs::document().to_pretty_json()?;
+    println!("{json}");
+    Ok(())
+}
+
+async fn payment_sim(args: PaymentSimArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let gateway = Arc::new(SimulatedGateway::new(args.payment.profile()));
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    eprintln!(
+        "carrot: payment simulator on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, sim_server::router(gateway))
+        .with_graceful_shutdown(wait_for_signal())
+        .await?;
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
@@ -96,7 +96,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
             listener,
-            router: router(state.clone()),
+            router: router(state.clone(), settings.role),
             state,
             role: settings.role,
             workers: settings.workers,
@@ -144,10 +144,15 @@ impl Application {
     }
 }
 
-/// The whole router with its middleware.
-pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+/// The routes a role serves: the whole API, or for a worker only its probes and metrics.
+fn routes(role: ServeRole) -> Router<AppState> {
+    let operations = Router::new()
+        .merge(routes::health::router())
+        .merge(crate::metrics::router());
+    if role == ServeRole::Worker {
+        return operations;
+    }
+    operations
         .merge(routes::auth::router())
         .merge(routes::listings::router())
         .merge(routes::requests::router())
@@ -155,7 +160,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mypage::router())
         .merge(routes::notifications::router())
         .merge(routes::admin::router())
-        .merge(routes::health::router())
+        .merge(routes::docs::router())
+}
+
+/// The whole router with its middleware.
+pub fn router(state: AppState, role: ServeRole) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes(role)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::NoRoute })
         .layer(axum::middleware::from_fn_with_state(
@@ -167,9 +178,12 @@ pub fn router(state: AppState) -> Router {
             use axum::response::IntoResponse;
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            TraceLayer::new_for_http()
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()
                     .get("x-request-id")

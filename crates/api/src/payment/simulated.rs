@@ -23,6 +23,8 @@ pub struct SimulationProfile {
     pub decline_rate: f64,
     /// The share of calls answered with an error, nothing moved (0.0 to 1.0).
     pub failure_rate: f64,
+    /// Down: every call fails at once, nothing moved.
+    pub down: bool,
 }
 
 impl Default for SimulationProfile {
@@ -31,6 +33,7 @@ impl Default for SimulationProfile {
             latency_ms: 0..=0,
             decline_rate: 0.0,
             failure_rate: 0.0,
+            down: false,
         }
     }
 }
@@ -74,6 +77,14 @@ impl SimulatedGateway {
         *self.profile.lock().unwrap_or_else(PoisonError::into_inner) = profile;
     }
 
+    /// How it behaves now.
+    pub fn profile(&self) -> SimulationProfile {
+        self.profile
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// What happened for every key so far.
     pub fn ledger(&self) -> HashMap<String, Settlement> {
         self.ledger
@@ -84,11 +95,10 @@ impl SimulatedGateway {
 
     /// This call's latency, and whether it fails or is declined, drawn from the profile.
     fn draw(&self, may_decline: bool) -> (u64, bool, bool) {
-        let profile = self
-            .profile
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let profile = self.profile();
+        if profile.down {
+            return (0, true, false);
+        }
         let mut rng = rand::thread_rng();
         (
             rng.gen_range(profile.latency_ms.clone()),
