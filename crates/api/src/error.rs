@@ -13,7 +13,7 @@ use serde_json::json;
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// One field that broke a rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's name as sent.
     pub field: String,
@@ -29,6 +29,43 @@ impl FieldError {
             message: message.into(),
         }
     }
+}
+
+/// The body of every error (`application/problem+json`, RFC 9457) for the OpenAPI document:
+/// the shape [`ApiError`]'s `IntoResponse` writes (the API tests check answers against it).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "type": "https://carrot.example/problems/listing_not_available",
+    "title": "Conflict",
+    "status": 409,
+    "detail": "the listing is not available (it is reserved)",
+    "code": "listing_not_available"
+})))]
+pub struct Problem {
+    /// A URI naming the kind of problem: `https://carrot.example/problems/<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What happened, for people.
+    pub detail: String,
+    /// The stable, machine-readable code (`validation_failed`, `listing_not_available`,
+    /// `invalid_transition`, `payment_declined`, `payment_unavailable`...).
+    pub code: String,
+    /// With `validation_failed`: each field that broke a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// With `payment_declined`: the request, recorded as `payment_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<uuid::Uuid>,
+    /// With `payment_declined`: the declined payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<uuid::Uuid>,
+    /// With `payment_declined`: always `payment_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_of_request: Option<String>,
 }
 
 /// Everything a request can fail with.

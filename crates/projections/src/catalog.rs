@@ -115,7 +115,7 @@ fn fold(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
 }
 
 /// A listing as the catalog shows it (the `GET /listings/{id}` body).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ListingView {
     /// The listing.
     pub listing_id: Uuid,
@@ -126,6 +126,7 @@ pub struct ListingView {
     /// Its description.
     pub description: String,
     /// The asking price in KRW.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub price: i64,
     /// Its category, if any.
     pub category: Option<String>,

@@ -303,7 +303,7 @@ fn fold_payment(requests: &mut Fold<RequestRow>, version: i64, event: PaymentEve
 }
 
 /// A request as MyPage and its detail page show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RequestView {
     /// The request.
     pub request_id: Uuid,

@@ -237,7 +237,7 @@ fn notify_payment(stored: &StoredEvent, event: &PaymentEvent) -> Result<Vec<Row>
 }
 
 /// A notification as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     /// Its id: the event's place in the log, `<transaction_id>.<global_position>`.
     pub id: String,

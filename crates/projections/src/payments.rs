@@ -135,7 +135,7 @@ fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
 }
 
 /// A payment as `GET /payments/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The payment.
     pub payment_id: Uuid,

@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::AdminUser;
+use crate::routes::docs::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::routes::page_limit;
 use crate::state::AppState;
+use carrot_projections::runner::SubscriberStatus;
 
 /// The admin routes.
 pub fn router() -> Router<AppState> {
@@ -21,13 +23,61 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead-letters/{id}/retry", post(retry))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// How many (1 to 100, default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
+/// A page of dead letters.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `dead_letters` writes the same two fields
+struct DeadLetterPage {
+    /// Most recent first.
+    items: Vec<DeadLetter>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A dead letter put back in line.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `retry` writes these fields
+struct Retried {
+    /// The saga command.
+    command_id: String,
+    /// Always `pending`: a dispatcher runs it again.
+    #[schema(example = "pending")]
+    status: String,
+}
+
+/// Every subscriber's progress.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `subscriptions` writes this field
+struct Subscriptions {
+    /// One per subscriber, by name.
+    items: Vec<SubscriberStatus>,
+}
+
 /// Saga commands that gave up, most recent first.
+#[utoipa::path(
+    get,
+    path = "/admin/dead-letters",
+    tag = "admin",
+    operation_id = "list_dead_letters",
+    params(Page),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 422, description = "`validation_failed` (with `errors`: limit, query).",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn dead_letters(
     State(state): State<AppState>,
@@ -48,6 +98,24 @@ async fn dead_letters(
 }
 
 /// Puts a dead letter back in line, attempts reset.
+#[utoipa::path(
+    post,
+    path = "/admin/dead-letters/{id}/retry",
+    tag = "admin",
+    operation_id = "retry_dead_letter",
+    params(("id" = String, Path, description = "The dead letter's `command_id`."), IdempotencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Back in line.", body = Retried),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`idempotency_key_in_flight`.",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`.",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(command_id = %id))]
 async fn retry(
     State(state): State<AppState>,
@@ -61,8 +129,22 @@ async fn retry(
     Ok(Json(json!({ "command_id": id, "status": "pending" })))
 }
 
+/// Every subscriber's progress.
+///
 /// Each subscriber's checkpoint, how far behind the log it is (in events and in
 /// milliseconds: the age of the oldest event it has not applied), and its last error.
+#[utoipa::path(
+    get,
+    path = "/admin/subscriptions",
+    tag = "admin",
+    operation_id = "list_subscriptions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every subscriber's progress.", body = Subscriptions),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn subscriptions(
     State(state): State<AppState>,

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{password, Role};
-use crate::error::{is_unique_violation, ApiError, FieldError};
+use crate::error::{is_unique_violation, ApiError, FieldError, Problem};
 use crate::extract::Json;
+use crate::routes::docs::IdempotencyHeader;
 use crate::state::AppState;
 
 /// The account routes.
@@ -19,23 +20,43 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(login))
 }
 
-#[derive(Deserialize)]
+/// A new account.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SignupBody {
+    /// 3 to 32 characters of `a-z`, `0-9` and `_`.
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[a-z0-9_]+$",
+        example = "minji"
+    )]
     username: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, format = Password)]
     password: String,
+    /// 1 to 50 characters, no control characters (trimmed).
+    #[schema(min_length = 1, max_length = 50)]
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginBody {
+    /// The account's username.
     username: String,
+    /// Its password.
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Serialize)]
+/// A signed-in account and its bearer token.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenResponse {
+    /// The account.
     user_id: Uuid,
+    /// The access token (a JWT) for `Authorization: Bearer`.
     token: String,
+    /// When the token expires.
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -70,6 +91,26 @@ fn check_display_name(name: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
     Some(name.to_owned())
 }
 
+/// Creates an account and signs it in.
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    tag = "accounts",
+    operation_id = "signup",
+    params(IdempotencyHeader),
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "The account exists; its token.", body = TokenResponse),
+        (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 409, description = "`username_taken`; or `idempotency_key_in_flight`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = crate::routes::docs::PayloadTooLarge),
+        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: username, password, \
+         display_name); or `idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 async fn signup(
     State(state): State<AppState>,
@@ -119,6 +160,28 @@ async fn signup(
     ))
 }
 
+/// Signs in: a new token for an existing account.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "accounts",
+    operation_id = "login",
+    params(IdempotencyHeader),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in; the token.", body = TokenResponse),
+        (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 401, description = "`invalid_credentials`: unknown username or wrong password \
+         (the same answer for both).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_in_flight`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = crate::routes::docs::PayloadTooLarge),
+        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 422, description = "`validation_failed`: a field is missing or of the wrong \
+         type; or `idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 async fn login(
     State(state): State<AppState>,

@@ -19,13 +19,111 @@ pub fn router() -> Router<AppState> {
         .route("/health/ready", get(ready))
 }
 
-/// 200 while the process runs.
+/// Liveness.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `live` writes this field
+struct Liveness {
+    /// Always `live`.
+    #[schema(example = "live")]
+    status: String,
+}
+
+/// One subscriber's lag.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `ready` writes these fields
+struct SubscriptionLag {
+    /// The subscriber (`catalog`, `payments`, `mypage`, `timeline`, `notifications`...).
+    name: String,
+    /// Events in the log it has not applied yet.
+    lag_events: i64,
+    /// The age of the oldest of them, in milliseconds.
+    lag_ms: i64,
+    /// Why its last batch failed, if it did since.
+    last_error: Option<String>,
+}
+
+/// The settlement saga's backlog.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct SagaDepth {
+    /// Commands waiting to run.
+    outbox_pending: i64,
+    /// Commands that gave up (see `GET /admin/dead-letters`).
+    dead_letters: i64,
+}
+
+/// The payment gateway's circuit breaker state.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail fast (purchase requests answer 503 `payment_unavailable`).
+    Open,
+    /// A few trial calls go through.
+    HalfOpen,
+}
+
+/// The payment gateway, as this process sees it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct GatewayHealth {
+    /// The circuit breaker's state.
+    circuit: CircuitState,
+}
+
+/// Readiness, and why not.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `ready` writes these fields
+struct Readiness {
+    /// `ready`, or `not_ready`.
+    #[schema(example = "ready")]
+    status: String,
+    /// `up`, `down` or `timeout`.
+    #[schema(example = "up")]
+    database: String,
+    /// `applied`, `pending`, or `unknown` when the database did not answer.
+    #[schema(example = "applied")]
+    migrations: String,
+    /// `false` once shutting down (draining).
+    accepting_traffic: bool,
+    /// Each subscriber's lag; `null` when the database did not answer.
+    subscriptions: Option<Vec<SubscriptionLag>>,
+    /// The saga's backlog; `null` when the database did not answer.
+    saga: Option<SagaDepth>,
+    /// Informational: an open circuit fails purchase requests fast, but the instance still
+    /// serves everything else, so it stays ready.
+    payment_gateway: GatewayHealth,
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    operation_id = "health_live",
+    responses((status = 200, description = "The process runs.", body = Liveness)),
+)]
 async fn live() -> Json<Value> {
     Json(json!({ "status": "live" }))
 }
 
+/// Readiness.
+///
 /// 200 only when the database answers and every migration is applied; the detail says
 /// how far behind each subscriber is.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    operation_id = "health_ready",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "Not ready: the database is down or slow, migrations are \
+         pending, or the process is shutting down. The same JSON detail.", body = Readiness),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let check = async {
         sqlx::query("SELECT 1").execute(&state.pool).await?;

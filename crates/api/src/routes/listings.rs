@@ -14,8 +14,12 @@ use carrot_projections::Checkpoint;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{CommandContext, ConsistencyToken, Json, PathId};
+use crate::routes::docs::{
+    ConsistencyHeader, IdempotencyHeader, ListingStatus, MalformedJson, NotFound, NotJson,
+    PayloadTooLarge, Unauthenticated,
+};
 use crate::routes::{await_views, Freshness};
 use crate::state::AppState;
 
@@ -26,11 +30,20 @@ pub fn router() -> Router<AppState> {
         .route("/listings/{id}", get(read).patch(edit).delete(withdraw))
 }
 
-#[derive(Deserialize)]
+/// A new listing.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterBody {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, example = "Desk lamp")]
     title: String,
+    /// At most 5,000 characters.
+    #[schema(max_length = 5000, example = "Warm light, barely used")]
     description: String,
+    /// The asking price in KRW.
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 15000)]
     price: i64,
+    /// A category, if any.
+    #[schema(example = "furniture")]
     category: Option<String>,
 }
 
@@ -73,13 +86,45 @@ fn field<T>(errors: &mut Vec<FieldError>, parsed: Result<T, InvalidField>) -> Op
         .ok()
 }
 
-#[derive(Serialize)]
+/// A registered listing.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Registered {
+    /// The new listing.
+    #[schema(value_type = uuid::Uuid)]
     listing_id: ListingId,
+    /// Always `available`.
+    #[schema(value_type = ListingStatus)]
     status: &'static str,
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "746.1")]
     consistency_token: String,
 }
 
+/// Registers a listing (the caller sells it).
+#[utoipa::path(
+    post,
+    path = "/listings",
+    tag = "listings",
+    operation_id = "register_listing",
+    params(IdempotencyHeader),
+    request_body = RegisterBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Registered.", body = Registered,
+         headers(("Location" = String, description = "`/listings/{listing_id}`"))),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 409, description = "`idempotency_key_in_flight`; or \
+         `listing_already_registered` (a retry with the `Idempotency-Key` of a call that \
+         registered it but whose answer was lost).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: title, description, \
+         price, category); or `idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(seller = %ctx.user.user_id))]
 async fn register(
     State(state): State<AppState>,
@@ -103,6 +148,24 @@ async fn register(
     ))
 }
 
+/// One listing, from the catalog view.
+#[utoipa::path(
+    get,
+    path = "/listings/{id}",
+    tag = "listings",
+    operation_id = "read_listing",
+    params(("id" = uuid::Uuid, Path, description = "The listing."), ConsistencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The listing.", body = ListingView,
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
+          `X-Consistency-Token` was sent."))),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(listing = %id))]
 async fn read(
     State(state): State<AppState>,
@@ -117,11 +180,19 @@ async fn read(
     Ok((freshness, axum::Json(listing)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BrowseParams {
+    /// Only listings in this status (default `available`).
+    #[param(value_type = Option<ListingStatus>)]
     status: Option<String>,
+    /// Text to look for in titles and descriptions (at most 200 characters).
+    #[param(max_length = 200)]
     q: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// How many (1 to 100, default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
@@ -180,6 +251,24 @@ impl BrowseParams {
     }
 }
 
+/// The catalog, newest first.
+#[utoipa::path(
+    get,
+    path = "/listings",
+    tag = "listings",
+    operation_id = "browse_listings",
+    params(BrowseParams, ConsistencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of listings.", body = ListingPage,
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
+          `X-Consistency-Token` was sent."))),
+        (status = 401, response = Unauthenticated),
+        (status = 422, description = "`validation_failed` (with `errors`: status, q, cursor, \
+         limit, query, or a malformed `X-Consistency-Token`).",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn browse(
     State(state): State<AppState>,
@@ -200,10 +289,17 @@ async fn browse(
     ))
 }
 
-#[derive(Deserialize)]
+/// What to change (at least one field).
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EditBody {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     title: Option<String>,
+    /// At most 5,000 characters.
+    #[schema(max_length = 5000)]
     description: Option<String>,
+    /// The asking price in KRW.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     price: Option<i64>,
 }
 
@@ -239,11 +335,28 @@ impl EditBody {
     }
 }
 
-#[derive(Serialize)]
+/// A listing after an edit or a withdrawal.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Changed {
+    /// The listing.
+    #[schema(value_type = uuid::Uuid)]
     listing_id: ListingId,
+    /// `available` after an edit, `withdrawn` after a withdrawal.
+    #[schema(value_type = ListingStatus)]
     status: &'static str,
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "747.1")]
     consistency_token: String,
+}
+
+/// A page of the catalog.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `browse` writes the same two fields
+struct ListingPage {
+    /// Newest first.
+    items: Vec<ListingView>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 async fn run(
@@ -258,6 +371,31 @@ async fn run(
         .await?)
 }
 
+/// Edits a listing: seller only, while it is available.
+#[utoipa::path(
+    patch,
+    path = "/listings/{id}",
+    tag = "listings",
+    operation_id = "edit_listing",
+    params(("id" = uuid::Uuid, Path, description = "The listing.")),
+    request_body = EditBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Edited.", body = Changed),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_listing`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`listing_not_available`: reserved, sold or withdrawn; or \
+         `concurrent_update`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: title, description, \
+         price, or body when none is given).",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(listing = %id))]
 async fn edit(
     State(state): State<AppState>,
@@ -274,6 +412,27 @@ async fn edit(
     }))
 }
 
+/// Withdraws a listing: seller only, while it is available.
+///
+/// Its pending requests are rejected and refunded.
+#[utoipa::path(
+    delete,
+    path = "/listings/{id}",
+    tag = "listings",
+    operation_id = "withdraw_listing",
+    params(("id" = uuid::Uuid, Path, description = "The listing.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Withdrawn (`status: withdrawn`).", body = Changed),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_listing`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`listing_not_available`: reserved, sold or already \
+         withdrawn; or `concurrent_update`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(listing = %id))]
 async fn withdraw(
     State(state): State<AppState>,

@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{AuthUser, ConsistencyToken};
 use crate::live::Wake;
+use crate::routes::docs::{ConsistencyHeader, Unauthenticated};
 use crate::routes::{await_views, page_limit, Freshness};
 use crate::state::AppState;
 
@@ -30,10 +31,24 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/stream", get(stream_route))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Params {
+    /// The `next_cursor` of the previous page (the last notification id it showed).
     cursor: Option<String>,
+    /// How many (1 to 100, default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+}
+
+/// A page of notifications.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `list` writes the same two fields
+struct NotificationPage {
+    /// Newest first.
+    items: Vec<NotificationView>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
@@ -41,7 +56,27 @@ fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
         .map_err(|_| ApiError::invalid(field, "is not a notification id this API returned"))
 }
 
-/// The caller's notifications, newest first; `cursor` is the last id of the previous page.
+/// The caller's notifications, newest first.
+///
+/// `cursor` is the last id of the previous page.
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    tag = "notifications",
+    operation_id = "list_notifications",
+    params(Params, ConsistencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's notifications.",
+         body = NotificationPage,
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+          `X-Consistency-Token` was sent."))),
+        (status = 401, response = Unauthenticated),
+        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \\
+         or a malformed `X-Consistency-Token`).",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user = %user.user_id))]
 async fn list(
     State(state): State<AppState>,
@@ -72,6 +107,27 @@ async fn list(
 /// Server-sent events: `event: notification`, `id: <notification id>`, the notification as
 /// JSON. With `Last-Event-ID` (a reconnecting client) it resumes after that id; without,
 /// it starts with what happens next.
+#[utoipa::path(
+    get,
+    path = "/notifications/stream",
+    tag = "notifications",
+    operation_id = "stream_notifications",
+    summary = "The caller's notifications as they happen (server-sent events).",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The id of the last \
+        notification received: the stream resumes after it (browsers send it when they \
+        reconnect). Without it, the stream starts with what happens next.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Server-sent events, one per notification: \
+         `event: notification`, `id: <notification id>`, `data: <the notification as JSON, a \
+         NotificationView>`; comments keep the connection alive.",
+         body = String, content_type = "text/event-stream",
+         example = "event: notification\nid: 812.3\ndata: {\"id\":\"812.3\",\"request_id\":\"0190f5c2-7b1e-7c3a-9d4e-5f6a7b8c9d0e\",\"kind\":\"request_accepted\",\"status\":\"accepted\",\"message\":\"The seller accepted your request.\",\"at\":\"2026-05-01T09:30:00.123456Z\"}\n\n"),
+        (status = 401, response = Unauthenticated),
+        (status = 422, description = "`validation_failed`: a malformed `Last-Event-ID`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user = %user.user_id))]
 async fn stream_route(
     State(state): State<AppState>,

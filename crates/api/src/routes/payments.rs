@@ -6,8 +6,9 @@ use axum::Router;
 use carrot_domain::PaymentId;
 use carrot_projections::payments::{self, PaymentView, PAYMENTS};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{AuthUser, ConsistencyToken, PathId};
+use crate::routes::docs::{ConsistencyHeader, NotFound, Unauthenticated};
 use crate::routes::{await_views, Freshness};
 use crate::state::AppState;
 
@@ -16,7 +17,26 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/payments/{id}", get(read))
 }
 
+/// One payment.
+///
 /// 404 for anyone but the trade's buyer and seller: ids are not leaked.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    tag = "payments",
+    operation_id = "read_payment",
+    params(("id" = uuid::Uuid, Path, description = "The payment."), ConsistencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payment.", body = PaymentView,
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+          `X-Consistency-Token` was sent."))),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(payment = %id))]
 async fn read(
     State(state): State<AppState>,

@@ -8,13 +8,17 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use carrot_domain::{ListingId, Price, RequestId};
-use carrot_projections::mypage::{self, MYPAGE};
+use carrot_projections::mypage::{self, RequestView, MYPAGE};
 use carrot_projections::timeline::{self, TIMELINE};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{AuthUser, CommandContext, ConsistencyToken, OptionalJson, PathId};
+use crate::routes::docs::{
+    ConsistencyHeader, IdempotencyHeader, MalformedJson, NotFound, NotJson, PayloadTooLarge,
+    PaymentStatus, RequestStatus, Unauthenticated,
+};
 use crate::routes::{await_views, Freshness};
 use crate::state::AppState;
 use crate::trade::{place, respond, Outcome};
@@ -30,11 +34,133 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(cancel))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A purchase request's optional body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct RequestBody {
+    /// The offered price in KRW; the listing's price when left out (lower is an offer).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     price: Option<i64>,
 }
 
+/// A placed, paid purchase request (what `trade::place` answers).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `trade::Placed` serializes these fields
+struct RequestPlaced {
+    /// The new request.
+    request_id: uuid::Uuid,
+    /// Its payment, captured and held in escrow.
+    payment_id: uuid::Uuid,
+    /// Always `requested`.
+    status: RequestStatus,
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "748.2")]
+    consistency_token: String,
+}
+
+/// A request after the seller's or the buyer's answer (what `trade::Outcome` serializes).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct RequestOutcome {
+    /// The request.
+    request_id: uuid::Uuid,
+    /// Its status now.
+    status: RequestStatus,
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "749.1")]
+    consistency_token: String,
+}
+
+/// A request's payment, as the request pages nest it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `RequestView::to_json` writes these fields
+pub struct PaymentSummary {
+    /// The payment.
+    pub payment_id: uuid::Uuid,
+    /// Its status.
+    pub status: PaymentStatus,
+    /// The amount in KRW (the request's price).
+    pub amount: i64,
+}
+
+/// A request with its payment: an item of `GET /mypage/purchases` and of a sale's
+/// `requests` (what `RequestView::to_json` writes).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct RequestWithPayment {
+    /// The request.
+    #[serde(flatten)]
+    pub request: RequestView,
+    /// Its payment.
+    pub payment: PaymentSummary,
+}
+
+/// One step of a trade, in log order: the event's name and time, who caused it, and the
+/// event's own fields (for example `by` and `after_acceptance` of a cancellation, `reason` of
+/// a rejection, `amount` of a payment).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `timeline::timeline` writes these entries
+pub struct TimelineEntry {
+    /// The event (`PaymentCaptured`, `PurchaseRequested`, `ListingReserved`,
+    /// `PurchaseRequestAccepted`...).
+    #[schema(example = "PurchaseRequested")]
+    pub event: String,
+    /// When it happened.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The user who caused it, if a user did.
+    pub actor: Option<String>,
+    /// The event's own fields.
+    #[serde(flatten)]
+    pub detail: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A request's detail page.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `read` writes these fields
+struct RequestDetail {
+    /// The request.
+    #[serde(flatten)]
+    request: RequestView,
+    /// Its payment.
+    payment: PaymentSummary,
+    /// Everything that happened to the trade.
+    timeline: Vec<TimelineEntry>,
+}
+
+/// Requests (and pays for) a listing.
+///
+/// The payment is captured and held in escrow before this answers.
+#[utoipa::path(
+    post,
+    path = "/listings/{id}/requests",
+    tag = "requests",
+    operation_id = "request_listing",
+    params(("id" = uuid::Uuid, Path, description = "The listing."), IdempotencyHeader),
+    request_body(content = Option<RequestBody>, description = "Optional: without a body the \
+        request is at the listing's price."),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Requested and paid.", body = RequestPlaced,
+         headers(("Location" = String, description = "`/requests/{request_id}`"))),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 402, description = "`payment_declined`: the request is recorded as \
+         `payment_failed`; the body adds `request_id`, `payment_id` and `status_of_request`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`listing_not_available`; `request_already_open` (the \
+         caller already has an open request on it); `idempotency_key_in_flight`; or \
+         `concurrent_update`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, description = "`own_listing`; `validation_failed` (with `errors`: \
+         price); or `idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`payment_unavailable`: the payment gateway is slow, \
+         failing or its circuit is open; nothing was recorded. Retry after `Retry-After`.",
+         body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u32, description = "Seconds to wait."))),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(listing = %listing_id, buyer = %ctx.user.user_id))]
 async fn request_listing(
     State(state): State<AppState>,
@@ -55,6 +181,28 @@ async fn request_listing(
     ))
 }
 
+/// The seller accepts: the listing is reserved for this request.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/accept",
+    tag = "requests",
+    operation_id = "accept_request",
+    params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Accepted (`status: accepted`).", body = RequestOutcome),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_listing`: only the seller accepts.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`listing_not_available`: another request was accepted, \
+         or the listing was withdrawn; `invalid_transition`: not pending any more; \
+         `idempotency_key_in_flight`; or `concurrent_update`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(request = %id, actor = %ctx.user.user_id))]
 async fn accept(
     State(state): State<AppState>,
@@ -64,11 +212,39 @@ async fn accept(
     respond::accept(&state, &ctx, id).await.map(axum::Json)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A rejection's optional body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct RejectBody {
+    /// Why (at most 500 characters, no control characters; trimmed).
+    #[schema(max_length = 500, example = "Sold elsewhere")]
     reason: Option<String>,
 }
 
+/// The seller rejects a pending request; the buyer is refunded.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/reject",
+    tag = "requests",
+    operation_id = "reject_request",
+    params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
+    request_body(content = Option<RejectBody>, description = "Optional."),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Rejected (`status: rejected`).", body = RequestOutcome),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_listing`: only the seller rejects.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`invalid_transition`: not pending any more; \
+         `idempotency_key_in_flight`; or `concurrent_update`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: reason); or \
+         `idempotency_key_reused`.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(request = %id, actor = %ctx.user.user_id))]
 async fn reject(
     State(state): State<AppState>,
@@ -94,6 +270,27 @@ async fn reject(
         .map(axum::Json)
 }
 
+/// The buyer completes an accepted request: the seller is paid out.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/complete",
+    tag = "requests",
+    operation_id = "complete_request",
+    params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Completed (`status: completed`).", body = RequestOutcome),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_request`: only the buyer completes.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`invalid_transition`: not accepted; \
+         `idempotency_key_in_flight`; or `concurrent_update`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(request = %id, actor = %ctx.user.user_id))]
 async fn complete(
     State(state): State<AppState>,
@@ -103,6 +300,29 @@ async fn complete(
     respond::complete(&state, &ctx, id).await.map(axum::Json)
 }
 
+/// Cancels a request: the buyer while requested or accepted, the seller once accepted.
+///
+/// The buyer is refunded and the listing is available again.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/cancel",
+    tag = "requests",
+    operation_id = "cancel_request",
+    params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled (`status: cancelled`).", body = RequestOutcome),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`not_your_request` or `not_your_listing`: neither its \
+         buyer nor its seller.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`invalid_transition`: not cancellable from its status \
+         (or by this side); `idempotency_key_in_flight`; or `concurrent_update`.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(request = %id, actor = %ctx.user.user_id))]
 async fn cancel(
     State(state): State<AppState>,
@@ -112,8 +332,26 @@ async fn cancel(
     respond::cancel(&state, &ctx, id).await.map(axum::Json)
 }
 
-/// The request with its payment and full timeline; 404 for anyone but its buyer and seller
-/// (and for the seller while it was never paid for).
+/// One request with its payment and full timeline.
+///
+/// 404 for anyone but its buyer and seller (and for the seller while it was never paid for).
+#[utoipa::path(
+    get,
+    path = "/requests/{id}",
+    tag = "requests",
+    operation_id = "read_request",
+    params(("id" = uuid::Uuid, Path, description = "The request."), ConsistencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The request.", body = RequestDetail,
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
+          `X-Consistency-Token` was sent."))),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(request = %id))]
 async fn read(
     State(state): State<AppState>,

@@ -10,6 +10,8 @@ mod helpers;
 mod idempotency;
 mod invariants;
 mod listings;
+mod metrics;
+mod openapi;
 mod races;
 mod reads;
 mod replay;

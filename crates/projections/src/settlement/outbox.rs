@@ -127,7 +127,7 @@ pub async fn bury(pool: &PgPool, command_id: &str, error: &str) -> Result<(), sq
 }
 
 /// A command that gave up, for operators.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// The command's id (what `retry` takes).
     pub command_id: String,
