@@ -64,7 +64,7 @@ impl AppState {
 
     /// The current state of one aggregate, replayed from its events. For decisions on the
     /// write side only: reads go to views.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<A, ApiError> {
+    pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, ApiError> {
         self.write.load::<A>(id).await.map_err(ApiError::Internal)
     }
 }

@@ -122,6 +122,8 @@ async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
         .await
         .unwrap();
     let listing_id = created["listing_id"].as_str().unwrap().to_owned();
+    // A log position: still good after a restart, when the catalog may be catching up.
+    let written = created["consistency_token"].as_str().unwrap().to_owned();
     stop(carrot);
     assert!(
         !postmaster_running(&data_dir),
@@ -135,6 +137,7 @@ async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
     let read = client
         .get(format!("{}/listings/{listing_id}", carrot.address))
         .bearer_auth(&token)
+        .header("x-consistency-token", written)
         .send()
         .await
         .unwrap();

@@ -1,5 +1,5 @@
 //! The write side, shared by the HTTP handlers and the settlement saga's dispatcher: one
-//! cqrs-es framework per aggregate over postgres-es, and command execution that retries a
+//! cqrs-es framework per aggregate over Carrot's event store, and command execution that retries a
 //! lost optimistic-concurrency race inside the server and answers with the consistency
 //! token of the aggregate's last event.
 
@@ -11,12 +11,12 @@ use carrot_domain::listing::{Listing, ListingServices};
 use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestServices};
 use carrot_domain::Clock;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use sqlx::PgPool;
 
-use crate::log::{last_event_of, Checkpoint};
+use crate::log::Checkpoint;
+use crate::notify::Notifier;
+use crate::store::{with_receipt, Store};
 
 /// How many times a command is tried when another writer got to the aggregate first.
 const ATTEMPTS: u32 = 8;
@@ -38,34 +38,37 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Failed(BoxError),
 }
 
+/// A cqrs-es framework over Carrot's event store.
+pub type Framework<A> = CqrsFramework<A, Store<A>>;
+
 /// The three aggregates' command frameworks over one pool.
 pub struct WriteSide {
     pool: PgPool,
-    listings: PostgresCqrs<Listing>,
-    requests: PostgresCqrs<PurchaseRequest>,
-    payments: PostgresCqrs<Payment>,
+    listings: Framework<Listing>,
+    requests: Framework<PurchaseRequest>,
+    payments: Framework<Payment>,
 }
 
 /// An aggregate the write side can route a command to.
-pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> {
+pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> + 'static {
     /// Its framework.
-    fn framework(write: &WriteSide) -> &PostgresCqrs<Self>;
+    fn framework(write: &WriteSide) -> &Framework<Self>;
 }
 
 impl Routed for Listing {
-    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
         &write.listings
     }
 }
 
 impl Routed for PurchaseRequest {
-    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
         &write.requests
     }
 }
 
 impl Routed for Payment {
-    fn framework(write: &WriteSide) -> &PostgresCqrs<Self> {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
         &write.payments
     }
 }
@@ -73,23 +76,24 @@ impl Routed for Payment {
 impl WriteSide {
     /// The frameworks over `pool`; `gateway` is used as given (wrap it first).
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
+        let notifier = Notifier::start(&pool);
         WriteSide {
-            listings: postgres_es::postgres_cqrs(
-                pool.clone(),
+            listings: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
                 vec![],
                 ListingServices {
                     clock: clock.clone(),
                 },
             ),
-            requests: postgres_es::postgres_cqrs(
-                pool.clone(),
+            requests: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
                 vec![],
                 PurchaseRequestServices {
                     clock: clock.clone(),
                 },
             ),
-            payments: postgres_es::postgres_cqrs(
-                pool.clone(),
+            payments: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
                 vec![],
                 PaymentServices { gateway, clock },
             ),
@@ -109,8 +113,54 @@ impl WriteSide {
         A: Routed,
         A::Error: 'static,
     {
+        self.execute_for::<A>(id, command, metadata)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    /// Executes `command` and also returns the aggregate as the command left it.
+    pub async fn execute_for<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, false).await
+    }
+
+    /// Executes a command that creates its aggregate under an id fresh from this request:
+    /// no load first (if the id exists after all, a retry under an idempotency key, the
+    /// append conflicts and the command runs again the usual way).
+    pub async fn create<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, true).await
+    }
+
+    async fn run<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
         let name = crate::metrics::variant_name(&command);
-        let outcome = self.try_execute::<A>(id, command, metadata).await;
+        let outcome = self.try_execute::<A>(id, command, metadata, fresh).await;
         let (label, code) = match &outcome {
             Ok(_) => ("ok", String::new()),
             Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
@@ -134,7 +184,8 @@ impl WriteSide {
         id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-    ) -> Result<Checkpoint, CommandError<A::Error>>
+        fresh: bool,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
     where
         A: Routed,
         A::Error: 'static,
@@ -142,11 +193,23 @@ impl WriteSide {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = A::framework(self)
-                .execute_with_metadata(id, command.clone(), metadata.clone())
-                .await;
+            let (outcome, receipt) = with_receipt(
+                fresh && attempt == 1,
+                A::framework(self).execute_with_metadata(id, command.clone(), metadata.clone()),
+            )
+            .await;
             match outcome {
-                Ok(()) => break,
+                Ok(()) => {
+                    let receipt = receipt
+                        .ok_or_else(|| CommandError::Failed("a command left no receipt".into()))?;
+                    let aggregate = receipt.aggregate.downcast::<A>().map_err(|_| {
+                        CommandError::Failed("a receipt of another aggregate".into())
+                    })?;
+                    // A no-op on an aggregate with no events: any view satisfies it.
+                    return Ok((receipt.token.unwrap_or(Checkpoint::ORIGIN), *aggregate));
+                }
+                // Assumed fresh, but the id exists: decide again on what is there, at once.
+                Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}
                 Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
                     // Another command appended first: reload and decide again, after a
                     // jittered pause so the racers spread out.
@@ -161,24 +224,18 @@ impl WriteSide {
                 | Err(AggregateError::UnexpectedError(e)) => return Err(CommandError::Failed(e)),
             }
         }
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| CommandError::Failed(e.into()))?;
-        last_event_of(&mut conn, A::TYPE, id)
-            .await
-            .map_err(|e| CommandError::Failed(e.into()))?
-            .ok_or_else(|| CommandError::Failed("a command left no event behind".into()))
     }
 
-    /// The current state of one aggregate, replayed from its events. For decisions on the
-    /// write side only: reads go to views.
-    pub async fn load<A: Aggregate>(&self, id: &str) -> Result<A, BoxError> {
-        let store: PersistedEventStore<PostgresEventRepository, A> =
-            PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()));
-        match store.load_aggregate(id).await {
-            Ok(context) => Ok(context.aggregate),
+    /// The current state of one aggregate, from its snapshot and the events after it. For
+    /// decisions on the write side only: reads go to views.
+    pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, BoxError> {
+        match Store::<A>::new(self.pool.clone(), Notifier::silent())
+            .load_aggregate(id)
+            .await
+        {
+            Ok(mut context) => Ok(std::mem::take(cqrs_es::AggregateContext::aggregate(
+                &mut context,
+            ))),
             Err(AggregateError::DatabaseConnectionError(e))
             | Err(AggregateError::DeserializationError(e))
             | Err(AggregateError::UnexpectedError(e)) => Err(e),

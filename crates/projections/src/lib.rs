@@ -11,11 +11,13 @@ pub mod log;
 pub mod metrics;
 pub mod mypage;
 pub mod notifications;
+pub mod notify;
 pub mod payments;
 pub mod postgres;
 pub mod replay;
 pub mod runner;
 pub mod settlement;
+pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod timeline;

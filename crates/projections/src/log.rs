@@ -123,8 +123,27 @@ impl StoredEvent {
 ///
 /// Every reader of the log goes through this one definition of "next".
 pub(crate) fn next_events_sql(tx: &str, pos: &str, limit: &str) -> String {
+    next_events_of_sql(tx, pos, limit, None)
+}
+
+/// As [`next_events_sql`], but with payload and metadata only for the aggregate types in
+/// the SQL array expression `types` (the others come with `null`s: their place in the log
+/// still moves the reader on, and nobody pays for sending and decoding them).
+pub(crate) fn next_events_of_sql(tx: &str, pos: &str, limit: &str, types: Option<&str>) -> String {
+    let columns = match types {
+        None => EVENT_COLUMNS.to_owned(),
+        Some(types) => EVENT_COLUMNS
+            .replace(
+                "e.payload",
+                &format!("CASE WHEN {types} IS NULL OR e.aggregate_type = ANY({types}) THEN e.payload ELSE 'null' END AS payload"),
+            )
+            .replace(
+                "e.metadata",
+                &format!("CASE WHEN {types} IS NULL OR e.aggregate_type = ANY({types}) THEN e.metadata ELSE 'null' END AS metadata"),
+            ),
+    };
     format!(
-        "SELECT {EVENT_COLUMNS} FROM public.events e
+        "SELECT {columns} FROM public.events e
           WHERE (e.transaction_id, e.global_position) > ({tx}, {pos})
             AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY e.transaction_id, e.global_position

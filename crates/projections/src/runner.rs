@@ -4,7 +4,8 @@
 //! LOCKED`: another worker holding it means skip), read the next events after it, apply
 //! them, move the checkpoint, commit. View changes and the checkpoint move together, so any
 //! number of workers may run the same subscriber. Runners wake on `NOTIFY carrot_events`
-//! and also poll, so a lost notification only costs latency.
+//! (sent by appending processes, see `notify.rs`) and also poll, so a lost notification only
+//! costs latency.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::watch;
 
-use crate::log::{next_events_sql, Checkpoint, StoredEvent};
+use crate::log::{next_events_of_sql, Checkpoint, StoredEvent};
 
 /// Why a subscriber could not apply a batch; the batch is rolled back and retried.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,12 @@ impl ApplyError {
 pub trait Subscriber: Send + Sync + 'static {
     /// Its name: the key of its checkpoint row and the name of the schema holding its tables.
     fn name(&self) -> &'static str;
+
+    /// The aggregate types whose events it reads (`None`: all). Events of other types still
+    /// reach `apply`, with `null` payload and metadata: only their place in the log counts.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 
     /// Applies a batch of events, in log order, inside the batch transaction. Tables are
     /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
@@ -97,7 +104,7 @@ impl Wakeups {
     /// Listens for appends on a connection of its own; reconnects on loss. The task ends
     /// when every `Wakeups` clone is dropped.
     pub fn listen(pool: &PgPool) -> Wakeups {
-        Self::listen_on(pool, "carrot_events")
+        Self::listen_on(pool, crate::notify::CHANNEL)
     }
 
     /// Listens for `NOTIFY channel` (as [`Wakeups::listen`] does for appends).
@@ -199,6 +206,11 @@ pub struct RunnerConfig {
     pub batch_size: i64,
     /// The fallback poll when no notification arrives.
     pub poll_interval: Duration,
+    /// The least time between two reads of the log by this runner, whatever wakes it:
+    /// under load, one batch per interval gathers every append since, instead of a read
+    /// (and most often an empty one, the horizon being held) per notification. At rest the
+    /// first append is read at once.
+    pub min_interval: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -206,6 +218,7 @@ impl Default for RunnerConfig {
         RunnerConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
+            min_interval: Duration::from_millis(10),
         }
     }
 }
@@ -251,14 +264,22 @@ impl Runner {
     pub async fn run_once(&self) -> Result<Batch, RunnerError> {
         let mut tx = self.pool.begin().await?;
         // Lock, point search_path at the subscriber's schema, and read the next events,
-        // all in one statement and so under one snapshot.
+        // all in one statement and so under one snapshot. The batch commits without waiting
+        // for its WAL to reach disk: what it writes is derived from the log and moves with
+        // the checkpoint, so a crash that loses it loses both, and the batch is applied again.
         let sql = format!(
             "WITH cp AS MATERIALIZED (
                  SELECT transaction_id, global_position FROM public.subscription_checkpoints
                   WHERE subscriber = $1 FOR UPDATE SKIP LOCKED)
-             SELECT set_config('search_path', $3, true) AS search_path, ev.*
+             SELECT set_config('search_path', $3, true) AS search_path,
+                    set_config('synchronous_commit', 'off', true) AS synchronous_commit, ev.*
                FROM cp LEFT JOIN LATERAL ({}) ev ON true",
-            next_events_sql("cp.transaction_id", "cp.global_position", "$2")
+            next_events_of_sql(
+                "cp.transaction_id",
+                "cp.global_position",
+                "$2",
+                Some("$4::text[]")
+            )
         );
         let rows = sqlx::query(&sql)
             .bind(self.name())
@@ -267,6 +288,7 @@ impl Runner {
                 "{}, public",
                 crate::postgres::quote_ident(self.name())
             ))
+            .bind(self.subscriber.aggregate_types().map(|t| t.to_vec()))
             .fetch_all(&mut *tx)
             .await?;
         if rows.is_empty() {
@@ -348,15 +370,26 @@ impl Runner {
         // without notifying (another runner's batch, say): look again a few times soon.
         const FOLLOW_UPS: [u64; 3] = [5, 25, 100];
         let mut follow_up: Option<usize> = Some(0);
+        let mut last_read: Option<tokio::time::Instant> = None;
         while !shutdown.is_triggered() {
+            if let Some(at) = last_read {
+                let due = at + self.config.min_interval;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = shutdown.wait() => continue,
+                }
+            }
+            last_read = Some(tokio::time::Instant::now());
             let delay = match self.run_once().await {
                 Ok(Batch::Applied { events, .. }) => {
                     failures = 0;
                     follow_up = Some(0);
+                    // A full batch means a backlog: go on at once. Otherwise more may be
+                    // coming: read again once the interval is up.
                     if events as i64 >= self.config.batch_size {
-                        continue;
+                        last_read = None;
                     }
-                    Duration::ZERO
+                    continue;
                 }
                 Ok(Batch::Idle) | Ok(Batch::Busy) => {
                     failures = 0;

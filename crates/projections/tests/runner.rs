@@ -50,6 +50,7 @@ fn small_batches() -> RunnerConfig {
     RunnerConfig {
         batch_size: 7,
         poll_interval: Duration::from_millis(20),
+        ..RunnerConfig::default()
     }
 }
 

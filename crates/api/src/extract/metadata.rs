@@ -44,6 +44,12 @@ impl CommandContext {
         meta
     }
 
+    /// Whether the ids of what this command creates are new for certain (random, no
+    /// idempotency key): the write side may skip loading them.
+    pub fn ids_are_fresh(&self) -> bool {
+        self.idempotency.is_none()
+    }
+
     /// The id of something this command creates (`purpose` names which): derived from the
     /// idempotency key when there is one, so a retry addresses the same thing; else random.
     pub fn new_id(&self, purpose: &str) -> Uuid {

@@ -133,10 +133,19 @@ async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     let listing_id = ListingId::from_uuid(ctx.new_id("listing"));
     let command = body.into_command(listing_id, &ctx)?;
-    let token = state
-        .write
-        .execute::<Listing>(&listing_id.to_string(), command, ctx.metadata(None))
-        .await?;
+    let id = listing_id.to_string();
+    let token = if ctx.ids_are_fresh() {
+        state
+            .write
+            .create::<Listing>(&id, command, ctx.metadata(None))
+            .await?
+            .0
+    } else {
+        state
+            .write
+            .execute::<Listing>(&id, command, ctx.metadata(None))
+            .await?
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/listings/{listing_id}"))],

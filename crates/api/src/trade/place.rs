@@ -85,24 +85,31 @@ pub async fn place(
     let metadata = ctx.metadata(Some(trade.request_id.to_string()));
 
     slots::claim(state, listing_id, buyer_id, trade.request_id).await?;
-    let captured = state
-        .write
-        .execute::<Payment>(
-            &payment_id.to_string(),
-            PaymentCommand::CapturePayment {
-                payment_id,
-                trade,
-                amount: price.money(),
-            },
-            metadata.clone(),
-        )
-        .await;
-    if let Err(e) = captured {
-        // The gateway said nothing moved: free the slot so the buyer can try again.
-        slots::release(state, trade.request_id).await?;
-        return Err(e.into());
-    }
-    let payment = state.load::<Payment>(&payment_id.to_string()).await?;
+    let capture = PaymentCommand::CapturePayment {
+        payment_id,
+        trade,
+        amount: price.money(),
+    };
+    let payment_key = payment_id.to_string();
+    let captured = if ctx.ids_are_fresh() {
+        state
+            .write
+            .create::<Payment>(&payment_key, capture, metadata.clone())
+            .await
+    } else {
+        state
+            .write
+            .execute_for::<Payment>(&payment_key, capture, metadata.clone())
+            .await
+    };
+    let payment = match captured {
+        Ok((_, payment)) => payment,
+        Err(e) => {
+            // The gateway said nothing moved: free the slot so the buyer can try again.
+            slots::release(state, trade.request_id).await?;
+            return Err(e.into());
+        }
+    };
     // The request records what was charged: on a retry under the same idempotency key the
     // listing's price may have changed since the payment was made.
     let trade = payment.trade();
@@ -110,18 +117,12 @@ pub async fn place(
         Price::parse(payment.amount().as_krw()).map_err(|e| ApiError::Internal(Box::new(e)))?;
     match payment.status() {
         PaymentStatus::Captured => {
-            let token = state
-                .write
-                .execute::<PurchaseRequest>(
-                    &trade.request_id.to_string(),
-                    PurchaseRequestCommand::PlaceRequest {
-                        trade,
-                        price,
-                        payment_id,
-                    },
-                    metadata,
-                )
-                .await?;
+            let place = PurchaseRequestCommand::PlaceRequest {
+                trade,
+                price,
+                payment_id,
+            };
+            let token = record(state, ctx, trade, place, metadata).await?;
             Ok(Placed {
                 request_id: trade.request_id,
                 payment_id,
@@ -131,19 +132,13 @@ pub async fn place(
         }
         PaymentStatus::Failed => {
             let reason = payment.decline_reason().unwrap_or("declined").to_owned();
-            state
-                .write
-                .execute::<PurchaseRequest>(
-                    &trade.request_id.to_string(),
-                    PurchaseRequestCommand::RecordPaymentFailure {
-                        trade,
-                        price,
-                        payment_id,
-                        reason: reason.clone(),
-                    },
-                    metadata,
-                )
-                .await?;
+            let failure = PurchaseRequestCommand::RecordPaymentFailure {
+                trade,
+                price,
+                payment_id,
+                reason: reason.clone(),
+            };
+            record(state, ctx, trade, failure, metadata).await?;
             Err(ApiError::PaymentDeclined {
                 reason,
                 request_id: trade.request_id.as_uuid(),
@@ -159,6 +154,29 @@ pub async fn place(
             retry_after: crate::error::RETRY_AFTER_SECONDS,
         }),
     }
+}
+
+/// Records the request, which this call creates.
+async fn record(
+    state: &AppState,
+    ctx: &CommandContext,
+    trade: Trade,
+    command: PurchaseRequestCommand,
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<carrot_projections::Checkpoint, ApiError> {
+    let id = trade.request_id.to_string();
+    Ok(if ctx.ids_are_fresh() {
+        state
+            .write
+            .create::<PurchaseRequest>(&id, command, metadata)
+            .await?
+            .0
+    } else {
+        state
+            .write
+            .execute::<PurchaseRequest>(&id, command, metadata)
+            .await?
+    })
 }
 
 fn domain(kind: ErrorKind, code: &'static str, detail: &str) -> ApiError {

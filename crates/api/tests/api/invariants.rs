@@ -6,11 +6,10 @@
 use std::collections::{HashMap, HashSet};
 
 use carrot_domain::listing::{Listing, ListingStatus};
+use carrot_domain::SystemClock;
+use carrot_projections::commands::WriteSide;
 use carrot_projections::Checkpoint;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::EventStore;
 use futures_util::future::join_all;
-use postgres_es::PostgresEventRepository;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -258,15 +257,17 @@ async fn check_views(app: &TestApp, reader: &User, world: &World) -> Result<(), 
     let Some(last) = world.tokens.iter().max() else {
         return Ok(());
     };
-    let store: PersistedEventStore<PostgresEventRepository, Listing> =
-        PersistedEventStore::new_event_store(PostgresEventRepository::new(app.db.pool.clone()));
+    let write = WriteSide::new(
+        app.db.pool.clone(),
+        std::sync::Arc::new(SystemClock),
+        app.gateway.clone(),
+    );
     for id in &world.listings {
         let view = app.listing_after(reader, id, &last.to_string()).await;
-        let listing = store
-            .load_aggregate(id)
+        let listing: Listing = write
+            .load(id)
             .await
-            .map_err(|e| TestCaseError::fail(e.to_string()))?
-            .aggregate;
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let status = match listing.status() {
             ListingStatus::Available => "available",
             ListingStatus::Reserved(_) => "reserved",
