@@ -27,14 +27,20 @@ impl Subscriber for CatalogProjection {
         CATALOG
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Listing::TYPE])
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let events = view::decode::<ListingEvent>(events, Listing::TYPE)?;
         if events.is_empty() {
             return Ok(());
         }
-        let mut listings =
-            Fold::<ListingRow>::load(tx, events.iter().map(|(_, e)| e.listing_id().as_uuid()))
-                .await?;
+        let keys = view::to_load(events.iter().map(|(_, e)| {
+            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+            (e.listing_id().as_uuid(), creates)
+        }));
+        let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
         for (stored, event) in events {
             fold(&mut listings, stored.sequence, event);
         }

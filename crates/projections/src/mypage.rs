@@ -51,7 +51,10 @@ impl Subscriber for MyPageProjection {
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let listing_events = view::decode::<ListingEvent>(events, Listing::TYPE)?;
         if !listing_events.is_empty() {
-            let keys = listing_events.iter().map(|(_, e)| e.listing_id().as_uuid());
+            let keys = view::to_load(listing_events.iter().map(|(_, e)| {
+                let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+                (e.listing_id().as_uuid(), creates)
+            }));
             let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
             for (stored, event) in listing_events {
                 fold_listing(&mut listings, stored.sequence, event);
@@ -63,14 +66,33 @@ impl Subscriber for MyPageProjection {
         if request_events.is_empty() && payment_events.is_empty() {
             return Ok(());
         }
-        let keys = request_events
-            .iter()
-            .map(|(_, e)| e.trade().request_id.as_uuid())
-            .chain(
-                payment_events
-                    .iter()
-                    .map(|(_, e)| e.trade().request_id.as_uuid()),
-            );
+        // Captures and declines come before their request and change no row: only
+        // settlements of payments touch requests.
+        let keys = view::to_load(
+            request_events
+                .iter()
+                .map(|(_, e)| {
+                    let creates = matches!(
+                        e,
+                        E::PurchaseRequested { .. }
+                            | E::PurchaseRequestPaymentFailed { .. }
+                            | E::PurchaseRequestAbandoned { .. }
+                    );
+                    (e.trade().request_id.as_uuid(), creates)
+                })
+                .chain(
+                    payment_events
+                        .iter()
+                        .filter(|(_, e)| {
+                            matches!(
+                                e,
+                                PaymentEvent::PaymentRefunded { .. }
+                                    | PaymentEvent::PaymentPaidOut { .. }
+                            )
+                        })
+                        .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
+                ),
+        );
         let mut requests = Fold::<RequestRow>::load(tx, keys).await?;
         // In log order across both aggregates: a capture precedes its request, a refund
         // follows its request's end.

@@ -40,6 +40,10 @@ impl Subscriber for NotificationsProjection {
         NOTIFICATIONS
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[PurchaseRequest::TYPE, Payment::TYPE])
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let mut rows = Vec::new();
         for (stored, event) in view::decode::<E>(events, PurchaseRequest::TYPE)? {

@@ -29,12 +29,22 @@ impl Subscriber for PaymentsProjection {
         PAYMENTS
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Payment::TYPE])
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let events = view::decode::<PaymentEvent>(events, Payment::TYPE)?;
         if events.is_empty() {
             return Ok(());
         }
-        let keys = events.iter().map(|(_, e)| e.payment_id().as_uuid());
+        let keys = view::to_load(events.iter().map(|(_, e)| {
+            let creates = matches!(
+                e,
+                PaymentEvent::PaymentCaptured { .. } | PaymentEvent::PaymentDeclined { .. }
+            );
+            (e.payment_id().as_uuid(), creates)
+        }));
         let mut payments = Fold::<PaymentRow>::load(tx, keys).await?;
         for (stored, event) in events {
             fold(&mut payments, stored.sequence, event);

@@ -90,6 +90,21 @@ impl<R: KeyedRow> Fold<R> {
     }
 }
 
+/// The keys a batch must load: those its events change, but not those it creates (a
+/// creating event comes first in its aggregate's stream, so such a row cannot exist yet,
+/// and every later event of it in the batch finds it in memory). `touched` yields each
+/// event's key and whether the event creates the row.
+pub fn to_load(touched: impl IntoIterator<Item = (Uuid, bool)>) -> Vec<Uuid> {
+    let (created, changed): (Vec<_>, Vec<_>) =
+        touched.into_iter().partition(|(_, creates)| *creates);
+    let created: std::collections::HashSet<Uuid> = created.into_iter().map(|(k, _)| k).collect();
+    changed
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !created.contains(k))
+        .collect()
+}
+
 /// Inserts `rows` into `table`; with `key`, a row whose key exists replaces it, without,
 /// it is skipped (append-only tables, where a row applied twice is the same row).
 pub async fn upsert<R: Serialize>(

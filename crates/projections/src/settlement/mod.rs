@@ -95,28 +95,84 @@ impl Subscriber for SettlementSaga {
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let events = decode(events)?;
+        // Listings registered in this batch, in one statement first: a registration comes
+        // before everything else of its listing, and leads to no decision.
+        let registered: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Listing(ListingEvent::ListingRegistered { listing_id, .. }) => {
+                    Some(listing_id.as_uuid())
+                }
+                _ => None,
+            })
+            .collect();
+        if !registered.is_empty() {
+            sqlx::query(
+                "INSERT INTO settlement.listings (listing_id, status)
+                 SELECT unnest($1::uuid[]), 'available' ON CONFLICT DO NOTHING",
+            )
+            .bind(&registered)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Requests this batch records: their payments need no check that they were.
+        let recorded = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Request(
+                    event @ (PurchaseRequestEvent::PurchaseRequested { .. }
+                    | PurchaseRequestEvent::PurchaseRequestPaymentFailed { .. }
+                    | PurchaseRequestEvent::PurchaseRequestAbandoned { .. }),
+                ) => Some(event.trade().request_id),
+                _ => None,
+            })
+            .collect();
         let mut saga = Batch {
             tx,
             config: &self.config,
+            recorded,
         };
-        // One event at a time: each decision reads the state the previous one left.
+        // Then one event at a time: each decision reads the state the previous one left.
         for event in events {
-            let payload = |e| ApplyError::payload(event, e);
-            match event.aggregate_type.as_str() {
-                Listing::TYPE => saga.on_listing(event.decode().map_err(payload)?).await?,
-                PurchaseRequest::TYPE => saga.on_request(event.decode().map_err(payload)?).await?,
-                Payment::TYPE => saga.on_payment(event.decode().map_err(payload)?).await?,
-                _ => {}
+            match event {
+                Event::Listing(ListingEvent::ListingRegistered { .. }) => {}
+                Event::Listing(event) => saga.on_listing(event).await?,
+                Event::Request(event) => saga.on_request(event).await?,
+                Event::Payment(event) => saga.on_payment(event).await?,
             }
         }
         Ok(())
     }
 }
 
+/// An event the saga reads.
+enum Event {
+    Listing(ListingEvent),
+    Request(PurchaseRequestEvent),
+    Payment(PaymentEvent),
+}
+
+fn decode(events: &[StoredEvent]) -> Result<Vec<Event>, ApplyError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for event in events {
+        let payload = |e| ApplyError::payload(event, e);
+        decoded.push(match event.aggregate_type.as_str() {
+            Listing::TYPE => Event::Listing(event.decode().map_err(payload)?),
+            PurchaseRequest::TYPE => Event::Request(event.decode().map_err(payload)?),
+            Payment::TYPE => Event::Payment(event.decode().map_err(payload)?),
+            _ => continue,
+        });
+    }
+    Ok(decoded)
+}
+
 /// The saga inside one batch transaction.
 struct Batch<'a> {
     tx: &'a mut PgConnection,
     config: &'a SagaConfig,
+    /// Requests recorded in this batch.
+    recorded: std::collections::HashSet<RequestId>,
 }
 
 type Sql = Result<(), sqlx::Error>;
@@ -124,15 +180,8 @@ type Sql = Result<(), sqlx::Error>;
 impl Batch<'_> {
     async fn on_listing(&mut self, event: ListingEvent) -> Sql {
         match event {
-            ListingEvent::ListingRegistered { listing_id, .. } => {
-                sqlx::query(
-                    "INSERT INTO settlement.listings (listing_id, status) VALUES ($1, 'available')
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(listing_id.as_uuid())
-                .execute(&mut *self.tx)
-                .await?;
-            }
+            // Inserted for the whole batch before its events are read one by one.
+            ListingEvent::ListingRegistered { .. } => {}
             ListingEvent::ListingReserved {
                 listing_id,
                 request_id,
@@ -497,6 +546,9 @@ impl Batch<'_> {
     /// A payment has an outcome: unless its request is recorded by `orphan_after`, the
     /// timer abandons or fails it.
     async fn await_placement(&mut self, trade: &Trade, at: DateTime<Utc>) -> Sql {
+        if self.recorded.contains(&trade.request_id) {
+            return Ok(());
+        }
         let recorded: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM settlement.trades WHERE request_id = $1)",
         )
