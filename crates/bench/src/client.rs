@@ -118,6 +118,11 @@ impl Carrot {
         .await
     }
 
+    /// `GET path` as `user`, recorded as `op`.
+    pub async fn get(&self, op: &str, user: &User, path: &str) -> Answer {
+        self.call(op, Method::GET, path, Some(user), None).await
+    }
+
     /// Polls `path` until `done` holds for its body (at most 10 s); how long it took after
     /// `since`. Polls are not recorded: they are the measuring instrument.
     pub async fn until(

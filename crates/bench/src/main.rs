@@ -40,7 +40,7 @@ enum Command {
     },
     /// Run a load scenario against a running service.
     Run {
-        /// `trade`.
+        /// register, request, read, hot, long, trade, seeds.
         scenario: String,
         /// The service.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -57,6 +57,12 @@ enum Command {
         /// Measure view and settlement lag on every SAMPLE-th iteration of a worker (0: never).
         #[arg(long, default_value_t = 1)]
         sample: u64,
+        /// The database, for scenarios that seed history straight into it (`long`).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// The payment simulator, for `seeds` (it slows the gateway to 400-620 ms a call).
+        #[arg(long)]
+        payment_sim: Option<String>,
     },
 }
 
@@ -74,13 +80,20 @@ async fn main() -> ExitCode {
             seconds,
             rate,
             sample,
+            database_url,
+            payment_sim,
         } => {
             let load = Load {
                 concurrency,
                 duration: Duration::from_secs(seconds),
                 rate,
             };
-            run(&scenario, &url, load, sample).await
+            let extra = Extra {
+                sample,
+                database_url,
+                payment_sim,
+            };
+            run(&scenario, &url, load, &extra).await
         }
     }
 }
@@ -115,7 +128,14 @@ async fn seed(events: usize, url: &str) -> ExitCode {
     }
 }
 
-async fn run(scenario: &str, url: &str, load: Load, sample: u64) -> ExitCode {
+/// What some scenarios need beyond the load.
+struct Extra {
+    sample: u64,
+    database_url: Option<String>,
+    payment_sim: Option<String>,
+}
+
+async fn run(scenario: &str, url: &str, load: Load, extra: &Extra) -> ExitCode {
     let recorder = Recorder::default();
     let carrot = match Carrot::new(url, recorder.clone(), load.concurrency * 2) {
         Ok(carrot) => carrot,
@@ -124,14 +144,14 @@ async fn run(scenario: &str, url: &str, load: Load, sample: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (iterations, seconds) = match scenario {
-        "trade" => scenarios::trade::run(&carrot, load, sample).await,
-        other => {
-            eprintln!("carrot-bench: no scenario {other:?}; the scenarios are: trade");
+    let outcome = scenario_run(scenario, &carrot, load, extra).await;
+    let (iterations, seconds) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("carrot-bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let summaries = recorder.summaries();
     println!(
         "{}",
         json!({
@@ -141,8 +161,65 @@ async fn run(scenario: &str, url: &str, load: Load, sample: u64) -> ExitCode {
             "seconds": seconds,
             "iterations": iterations,
             "iterations_per_second": iterations as f64 / seconds.max(1e-9),
-            "operations": summaries,
+            "operations": recorder.summaries(),
         })
     );
     ExitCode::SUCCESS
+}
+
+/// Runs one scenario; (iterations, seconds).
+async fn scenario_run(
+    scenario: &str,
+    carrot: &Carrot,
+    load: Load,
+    extra: &Extra,
+) -> Result<(u64, f64), String> {
+    match scenario {
+        "register" => Ok(scenarios::simple::register(carrot, load).await),
+        "request" => Ok(scenarios::simple::request(carrot, load).await),
+        "read" => Ok(scenarios::simple::read(carrot, load).await),
+        "trade" => Ok(scenarios::trade::run(carrot, load, extra.sample).await),
+        "hot" => Ok(scenarios::hot::run(carrot, 100, load.duration).await),
+        "long" => {
+            let url = extra.database_url.as_deref().ok_or("long needs --database-url")?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            scenarios::long::run(carrot, &pool, 10_000, 300)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        "seeds" => {
+            let sim = extra.payment_sim.as_deref().ok_or("seeds needs --payment-sim")?;
+            faults(sim, "400-620").await?;
+            let done = scenarios::simple::request(carrot, load).await;
+            faults(sim, "0").await?;
+            Ok(done)
+        }
+        other => Err(format!(
+            "no scenario {other:?}; the scenarios are register, request, read, hot, long, trade, seeds"
+        )),
+    }
+}
+
+/// Sets the payment simulator's latency (and nothing else failing).
+async fn faults(sim: &str, latency_ms: &str) -> Result<(), String> {
+    let body =
+        json!({"latency_ms": latency_ms, "failure_rate": 0.0, "decline_rate": 0.0, "down": false});
+    let response = reqwest::Client::new()
+        .put(format!("{}/faults", sim.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the payment simulator refused the faults: {}",
+            response.status()
+        ))
+    }
 }

@@ -289,16 +289,16 @@ pub async fn seed(
         pending.extend(trade_events(n, start + Duration::seconds(n as i64))?);
         n += 1;
         if pending.len() >= CHUNK {
-            written += write(pool, std::mem::take(&mut pending)).await?;
+            written += write(pool, &std::mem::take(&mut pending)).await?;
             progress(written);
         }
     }
-    written += write(pool, pending).await?;
+    written += write(pool, &pending).await?;
     progress(written);
     Ok(written)
 }
 
-async fn write(pool: &PgPool, rows: Vec<Row>) -> Result<usize, sqlx::Error> {
+async fn write(pool: &PgPool, rows: &[Row]) -> Result<usize, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -324,6 +324,43 @@ async fn write(pool: &PgPool, rows: Vec<Row>) -> Result<usize, sqlx::Error> {
     .execute(pool)
     .await?;
     Ok(rows.len())
+}
+
+/// Appends `count` edits to an existing listing's stream, as its seller would have made them.
+pub async fn edits(pool: &PgPool, listing: &str, count: usize) -> Result<(), sqlx::Error> {
+    let (seller, from): (Value, i64) = sqlx::query_as(
+        "SELECT metadata, max(sequence) OVER () FROM events
+          WHERE aggregate_type = 'listing' AND aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(listing)
+    .fetch_one(pool)
+    .await?;
+    let Ok(listing_id) = listing.parse::<ListingId>() else {
+        return Ok(());
+    };
+    let rows: Vec<Row> = (1..=count)
+        .filter_map(|n| {
+            let event = ListingEvent::ListingEdited {
+                listing_id,
+                title: ListingTitle::parse("Benchmark bicycle").ok()?,
+                description: Description::parse("Edited again and again").ok()?,
+                price: Price::parse(10_000 + (n as i64 % 1_000)).ok()?,
+                edited_at: Utc::now(),
+            };
+            Some(Row {
+                aggregate_type: "listing",
+                aggregate_id: listing.to_owned(),
+                sequence: from + n as i64,
+                event_type: "ListingEdited".into(),
+                payload: serde_json::to_value(&event).ok()?,
+                metadata: seller.clone(),
+            })
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        write(pool, chunk).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
