@@ -7,7 +7,7 @@
 //! JSON through `jsonb_populate_recordset`, which maps by name), and it reads back with
 //! `sqlx::FromRow`. Tables are named unqualified, so the same code fills a shadow schema.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use sqlx::postgres::PgRow;
@@ -30,7 +30,8 @@ pub trait KeyedRow: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
 /// The rows of one table that a batch touches, as it folds them.
 pub struct Fold<R: KeyedRow> {
     rows: HashMap<Uuid, R>,
-    changed: Vec<Uuid>,
+    /// Keys of the rows to write back, in key order (so concurrent writers lock alike).
+    changed: BTreeSet<Uuid>,
 }
 
 impl<R: KeyedRow> Fold<R> {
@@ -57,8 +58,50 @@ impl<R: KeyedRow> Fold<R> {
         };
         Ok(Fold {
             rows: rows.into_iter().map(|r| (r.key(), r)).collect(),
-            changed: Vec::new(),
+            changed: BTreeSet::new(),
         })
+    }
+
+    /// Also loads the rows matching `filter` (SQL over the table, `$1` bound to `keys`),
+    /// keeping any already loaded: rows a batch reaches by something other than their key.
+    pub async fn also_load(
+        &mut self,
+        tx: &mut PgConnection,
+        filter: &str,
+        keys: &[Uuid],
+    ) -> Result<(), sqlx::Error> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<R> = sqlx::query_as(&format!(
+            "SELECT * FROM {} WHERE {filter} {}",
+            R::TABLE,
+            tag::<R>()
+        ))
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            self.rows.entry(row.key()).or_insert(row);
+        }
+        Ok(())
+    }
+
+    /// The row with this key, if it exists.
+    pub fn get(&self, key: Uuid) -> Option<&R> {
+        self.rows.get(&key)
+    }
+
+    /// Every row loaded or created so far.
+    pub fn rows(&self) -> impl Iterator<Item = &R> {
+        self.rows.values()
+    }
+
+    /// Sets a row, replacing any with its key.
+    pub fn put(&mut self, row: R) {
+        let key = row.key();
+        self.rows.insert(key, row);
+        self.changed.insert(key);
     }
 
     /// Adds a row unless one with its key exists (a registration applied twice).
@@ -66,16 +109,14 @@ impl<R: KeyedRow> Fold<R> {
         let key = row.key();
         if let std::collections::hash_map::Entry::Vacant(slot) = self.rows.entry(key) {
             slot.insert(row);
-            self.changed.push(key);
+            self.changed.insert(key);
         }
     }
 
     /// The row to change, if it exists; it will be written back.
     pub fn change(&mut self, key: Uuid) -> Option<&mut R> {
         let row = self.rows.get_mut(&key)?;
-        if !self.changed.contains(&key) {
-            self.changed.push(key);
-        }
+        self.changed.insert(key);
         Some(row)
     }
 

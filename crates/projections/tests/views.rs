@@ -19,6 +19,7 @@ use carrot_projections::mypage::{self, MyPageProjection, PageCursor, RequestView
 use carrot_projections::notifications::{self, NotificationsProjection};
 use carrot_projections::payments::{self, PaymentView, PaymentsProjection};
 use carrot_projections::runner::{ApplyError, Batch};
+use carrot_projections::settlement::{SettlementSaga, SETTLEMENT};
 use carrot_projections::testing::test_database;
 use carrot_projections::timeline::{self, TimelineProjection};
 use carrot_projections::{views, Checkpoint, Runner, RunnerConfig, StoredEvent, Subscriber};
@@ -29,7 +30,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------
-// The event log, written the way postgres-es writes it, with the api's metadata.
+// The event log, written the way the event store writes it, with the api's metadata.
 // ---------------------------------------------------------------------------------------
 
 /// A moment, `minute` minutes into the test's day (whole seconds: the views keep micros).
@@ -1353,6 +1354,87 @@ async fn one_batch_of_many_events_gives_the_same_rows_as_one_event_per_batch() {
     assert_eq!(
         (r6.status.as_str(), r6.payment_status.as_str()),
         ("cancelled", "refunded")
+    );
+}
+
+/// The saga's state and decisions, without the outbox's clock columns.
+async fn saga_snapshot(pool: &PgPool) -> BTreeMap<String, Value> {
+    let mut out = snapshot(pool, SETTLEMENT).await;
+    let outbox: Value = sqlx::query_scalar(
+        "SELECT coalesce(jsonb_agg(jsonb_build_array(command_id, request_id, command, status)
+                                   ORDER BY command_id), '[]')
+           FROM settlement.outbox",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("reading the outbox");
+    out.insert("outbox".into(), outbox);
+    out
+}
+
+#[tokio::test]
+async fn the_saga_decides_the_same_in_one_batch_as_one_event_per_batch() {
+    let db = test_database().await;
+    let pool = &db.pool;
+    let mut log = EventLog::new(pool);
+    let m = busy_log(&mut log).await;
+    let total = log.total();
+    let saga: Arc<dyn Subscriber> = Arc::new(SettlementSaga::default());
+    let big = RunnerConfig {
+        batch_size: 1000,
+        ..RunnerConfig::default()
+    };
+    assert_eq!(catch_up_with(pool, saga.clone(), big).await, total);
+    let one_batch = saga_snapshot(pool).await;
+
+    for table in ["trades", "listings", "payments", "deadlines", "outbox"] {
+        sqlx::query(&format!("TRUNCATE settlement.{table}"))
+            .execute(pool)
+            .await
+            .expect("emptying the saga");
+    }
+    sqlx::query("DELETE FROM subscription_checkpoints WHERE subscriber = $1")
+        .bind(SETTLEMENT)
+        .execute(pool)
+        .await
+        .expect("forgetting the checkpoint");
+    let single = RunnerConfig {
+        batch_size: 1,
+        ..RunnerConfig::default()
+    };
+    assert_eq!(catch_up_with(pool, saga, single).await, total);
+    assert_eq!(saga_snapshot(pool).await, one_batch);
+
+    // And the decisions are right: r3 pending on the lamp when r1 was accepted is
+    // rejected; the completed bicycle is paid out; r4 (cancelled) refunded.
+    let decided: Vec<String> =
+        sqlx::query_scalar("SELECT command_id FROM settlement.outbox ORDER BY command_id")
+            .fetch_all(pool)
+            .await
+            .expect("reading the outbox");
+    let r = |i: usize| m.r[i].trade.request_id;
+    let p = |i: usize| m.r[i].payment_id;
+    for expected in [
+        format!("reject:{}", r(2)),
+        format!("payout:{}", p(1)),
+        format!("refund:{}", p(3)),
+    ] {
+        assert!(decided.contains(&expected), "{expected} in {decided:?}");
+    }
+    // Deadlines left: the accepted lamp (r1) completes automatically one day; nothing
+    // else waits, the accept and the sale having cleared their listing checks.
+    let deadlines: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT request_id, kind FROM settlement.deadlines ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await
+            .expect("reading the deadlines");
+    assert!(
+        deadlines.contains(&(r(0).as_uuid(), "complete".to_owned())),
+        "{deadlines:?}"
+    );
+    assert!(
+        !deadlines.iter().any(|(_, kind)| kind == "check_listing"),
+        "{deadlines:?}"
     );
 }
 

@@ -3,7 +3,9 @@
 //!
 //! It is a subscriber of the ordered log like the projections: in the runner's batch
 //! transaction it updates its own state (`settlement.*`) and writes the commands it decides
-//! on into its outbox, so state, decisions and checkpoint move together, exactly once. The
+//! on into its outbox, so state, decisions and checkpoint move together, exactly once. A
+//! batch loads the state its events touch at once, reacts to the events one by one in
+//! memory, and writes the state, deadlines and commands back at once (`state.rs`). The
 //! [`Dispatcher`] executes the outbox; the [`Timer`] turns due deadlines into commands.
 //!
 //! Reactions:
@@ -22,17 +24,20 @@
 pub mod commands;
 pub mod dispatcher;
 pub mod outbox;
+mod state;
 pub mod timer;
 
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
 use carrot_domain::payment::{Payment, PaymentEvent};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent};
-use carrot_domain::{ListingId, PaymentId, RequestId, Trade};
+use carrot_domain::{PaymentId, RequestId, Trade};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use state::{Keys, ListingRow, PaymentRow, State, TradeRow};
 
 pub use commands::SagaCommand;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
@@ -96,53 +101,20 @@ impl Subscriber for SettlementSaga {
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let events = decode(events)?;
-        // Listings registered in this batch, in one statement first: a registration comes
-        // before everything else of its listing, and leads to no decision.
-        let registered: Vec<Uuid> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Listing(ListingEvent::ListingRegistered { listing_id, .. }) => {
-                    Some(listing_id.as_uuid())
-                }
-                _ => None,
-            })
-            .collect();
-        if !registered.is_empty() {
-            sqlx::query(
-                "INSERT INTO settlement.listings (listing_id, status)
-                 SELECT unnest($1::uuid[]), 'available' ON CONFLICT DO NOTHING",
-            )
-            .bind(&registered)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Requests this batch records: their payments need no check that they were.
-        let recorded = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Request(
-                    event @ (PurchaseRequestEvent::PurchaseRequested { .. }
-                    | PurchaseRequestEvent::PurchaseRequestPaymentFailed { .. }
-                    | PurchaseRequestEvent::PurchaseRequestAbandoned { .. }),
-                ) => Some(event.trade().request_id),
-                _ => None,
-            })
-            .collect();
+        let state = State::load(&mut *tx, keys(&events)).await?;
         let mut saga = Batch {
-            tx,
+            state,
             config: &self.config,
-            recorded,
         };
-        // Then one event at a time: each decision reads the state the previous one left.
-        for event in events {
+        // One event at a time: each reaction sees the state the previous one left.
+        for (event, at) in events {
             match event {
-                Event::Listing(ListingEvent::ListingRegistered { .. }) => {}
-                Event::Listing(event) => saga.on_listing(event).await?,
-                Event::Request(event) => saga.on_request(event).await?,
-                Event::Payment(event) => saga.on_payment(event).await?,
+                Event::Listing(event) => saga.on_listing(event),
+                Event::Request(event) => saga.on_request(event, at),
+                Event::Payment(event) => saga.on_payment(event),
             }
         }
-        Ok(())
+        saga.state.store(tx).await
     }
 }
 
@@ -153,73 +125,115 @@ enum Event {
     Payment(PaymentEvent),
 }
 
-fn decode(events: &[StoredEvent]) -> Result<Vec<Event>, ApplyError> {
+/// The batch's events the saga reads, each with when it was appended.
+fn decode(events: &[StoredEvent]) -> Result<Vec<(Event, DateTime<Utc>)>, ApplyError> {
     let mut decoded = Vec::with_capacity(events.len());
     for event in events {
         let payload = |e| ApplyError::payload(event, e);
-        decoded.push(match event.aggregate_type.as_str() {
+        let read = match event.aggregate_type.as_str() {
             Listing::TYPE => Event::Listing(event.decode().map_err(payload)?),
             PurchaseRequest::TYPE => Event::Request(event.decode().map_err(payload)?),
             Payment::TYPE => Event::Payment(event.decode().map_err(payload)?),
             _ => continue,
-        });
+        };
+        decoded.push((read, event.recorded_at));
     }
     Ok(decoded)
 }
 
-/// The saga inside one batch transaction.
-struct Batch<'a> {
-    tx: &'a mut PgConnection,
-    config: &'a SagaConfig,
-    /// Requests recorded in this batch.
-    recorded: std::collections::HashSet<RequestId>,
+/// The rows the batch's events touch. Rows their events create are not looked up: a
+/// creating event comes first in its aggregate's stream.
+fn keys(events: &[(Event, DateTime<Utc>)]) -> Keys {
+    let mut listings = Vec::new();
+    let mut trades = Vec::new();
+    let mut keys = Keys::default();
+    for (event, _) in events {
+        match event {
+            Event::Listing(event) => {
+                let creates = matches!(event, ListingEvent::ListingRegistered { .. });
+                listings.push((event.listing_id().as_uuid(), creates));
+                if let ListingEvent::ListingWithdrawn { listing_id, .. } = event {
+                    keys.pending_on.push(listing_id.as_uuid());
+                }
+            }
+            Event::Request(event) => {
+                let trade = event.trade();
+                let creates = matches!(event, PurchaseRequestEvent::PurchaseRequested { .. });
+                trades.push((trade.request_id.as_uuid(), creates));
+                listings.push((trade.listing_id.as_uuid(), false));
+                if let PurchaseRequestEvent::PurchaseRequestAccepted { .. } = event {
+                    keys.pending_on.push(trade.listing_id.as_uuid());
+                }
+            }
+            Event::Payment(event) => {
+                trades.push((event.trade().request_id.as_uuid(), false));
+                keys.payments.push(event.payment_id().as_uuid());
+            }
+        }
+    }
+    keys.listings = crate::view::to_load(listings);
+    keys.trades = crate::view::to_load(trades);
+    keys
 }
 
-type Sql = Result<(), sqlx::Error>;
+/// The saga over one batch's state.
+struct Batch<'a> {
+    state: State,
+    config: &'a SagaConfig,
+}
 
 impl Batch<'_> {
-    async fn on_listing(&mut self, event: ListingEvent) -> Sql {
+    fn on_listing(&mut self, event: ListingEvent) {
         match event {
-            // Inserted for the whole batch before its events are read one by one.
-            ListingEvent::ListingRegistered { .. } => {}
+            ListingEvent::ListingRegistered { listing_id, .. } => {
+                self.state.listings.create(ListingRow {
+                    listing_id: listing_id.as_uuid(),
+                    status: "available".into(),
+                    holder: None,
+                });
+            }
             ListingEvent::ListingReserved {
                 listing_id,
                 request_id,
                 reserved_at,
             } => {
-                self.set_listing(listing_id, "reserved", Some(request_id))
-                    .await?;
+                self.set_listing(listing_id.as_uuid(), "reserved", Some(request_id));
                 // The accept flow accepts the request right after: if it died in between,
                 // the repair finishes (or undoes) it.
-                self.deadline(
-                    request_id,
+                self.state.set_deadline(
+                    request_id.as_uuid(),
                     "check_listing",
                     reserved_at + self.config.repair_after,
-                )
-                .await?;
+                );
             }
-            ListingEvent::ListingReleased { listing_id, .. } => {
-                self.set_listing(listing_id, "available", None).await?;
+            ListingEvent::ListingReleased {
+                listing_id,
+                request_id,
+                ..
+            } => {
+                self.set_listing(listing_id.as_uuid(), "available", None);
+                // The flow that held the listing for the request has finished.
+                self.state
+                    .clear_deadline(request_id.as_uuid(), "check_listing");
             }
             ListingEvent::ListingSold {
                 listing_id,
                 request_id,
                 ..
             } => {
-                self.set_listing(listing_id, "sold", Some(request_id))
-                    .await?
+                self.set_listing(listing_id.as_uuid(), "sold", Some(request_id));
+                self.state
+                    .clear_deadline(request_id.as_uuid(), "check_listing");
             }
             ListingEvent::ListingWithdrawn { listing_id, .. } => {
-                self.set_listing(listing_id, "withdrawn", None).await?;
-                self.reject_pending(listing_id, None, "listing_withdrawn")
-                    .await?;
+                self.set_listing(listing_id.as_uuid(), "withdrawn", None);
+                self.reject_pending(listing_id.as_uuid(), None, "listing_withdrawn");
             }
             ListingEvent::ListingEdited { .. } => {}
         }
-        Ok(())
     }
 
-    async fn on_request(&mut self, event: PurchaseRequestEvent) -> Sql {
+    fn on_request(&mut self, event: PurchaseRequestEvent, at: DateTime<Utc>) {
         use PurchaseRequestEvent as E;
         let trade = *event.trade();
         let request_id = trade.request_id;
@@ -230,361 +244,276 @@ impl Batch<'_> {
                 requested_at,
                 ..
             } => {
-                self.record(&trade, payment_id, price.as_krw(), "requested")
-                    .await?;
-                self.deadline(request_id, "expire", requested_at + self.config.request_ttl)
-                    .await?;
+                self.record(&trade, payment_id, price.as_krw(), "requested", at);
+                self.state.set_deadline(
+                    request_id.as_uuid(),
+                    "expire",
+                    requested_at + self.config.request_ttl,
+                );
                 // Placed after its listing stopped being available (a race with an
                 // accept, a sale or a withdrawal): it cannot be accepted any more.
-                if let Some(status) = self.listing_unavailable(&trade).await? {
+                if let Some(status) = self.listing_unavailable(&trade) {
                     let reason = format!("listing_{status}");
-                    self.decide(SagaCommand::RejectRequest { request_id, reason })
-                        .await?;
+                    self.state
+                        .decide(SagaCommand::RejectRequest { request_id, reason });
                 }
             }
             E::PurchaseRequestPaymentFailed {
                 price, payment_id, ..
             } => {
-                self.record(&trade, payment_id, price.as_krw(), "payment_failed")
-                    .await?;
+                self.record(&trade, payment_id, price.as_krw(), "payment_failed", at);
             }
             E::PurchaseRequestAbandoned {
                 price, payment_id, ..
             } => {
-                self.record(&trade, payment_id, price.as_krw(), "expired")
-                    .await?;
-                self.refund(request_id).await?;
+                self.record(&trade, payment_id, price.as_krw(), "expired", at);
+                self.refund(request_id);
             }
             E::PurchaseRequestAccepted { accepted_at, .. } => {
-                self.set_status(request_id, "accepted").await?;
-                self.clear_deadline(request_id, "expire").await?;
-                self.deadline(
-                    request_id,
-                    "complete",
-                    accepted_at + self.config.completion_ttl,
-                )
-                .await?;
-                self.reject_pending(trade.listing_id, Some(request_id), "listing_reserved")
-                    .await?;
+                self.set_status(request_id, "accepted", at);
+                let id = request_id.as_uuid();
+                self.state.clear_deadline(id, "expire");
+                self.state
+                    .set_deadline(id, "complete", accepted_at + self.config.completion_ttl);
+                // The listing is held for an accepted request: nothing to repair.
+                if self.holds(&trade) {
+                    self.state.clear_deadline(id, "check_listing");
+                }
+                self.reject_pending(
+                    trade.listing_id.as_uuid(),
+                    Some(request_id),
+                    "listing_reserved",
+                );
             }
             E::PurchaseRequestRejected {
-                rejected_at: at, ..
+                rejected_at: when, ..
             }
             | E::PurchaseRequestCancelled {
-                cancelled_at: at, ..
+                cancelled_at: when, ..
             }
-            | E::PurchaseRequestExpired { expired_at: at, .. } => {
+            | E::PurchaseRequestExpired {
+                expired_at: when, ..
+            } => {
                 let status = match event {
                     E::PurchaseRequestRejected { .. } => "rejected",
                     E::PurchaseRequestCancelled { .. } => "cancelled",
                     _ => "expired",
                 };
-                self.close(&trade, status, at).await?;
-                self.refund(request_id).await?;
+                self.close(&trade, status, when, at);
+                self.refund(request_id);
             }
             E::PurchaseRequestCompleted {
                 completed_at,
                 automatic,
                 ..
             } => {
-                self.close(&trade, "completed", completed_at).await?;
+                self.close(&trade, "completed", completed_at, at);
                 // The buyer's complete call marks the listing sold itself (a crash in
                 // between is repaired after the grace period); an automatic completion
                 // has no call behind it.
                 if automatic {
-                    self.decide(SagaCommand::MarkListingSold {
+                    self.state.decide(SagaCommand::MarkListingSold {
                         listing_id: trade.listing_id,
                         request_id,
-                    })
-                    .await?;
+                    });
                 }
-                if let Some(payment_id) = self.payment_of(request_id).await? {
-                    self.decide(SagaCommand::PayOutPayment {
+                if let Some(payment_id) = self.payment_of(request_id) {
+                    self.state.decide(SagaCommand::PayOutPayment {
                         request_id,
                         payment_id,
-                    })
-                    .await?;
+                    });
                 }
             }
         }
-        Ok(())
     }
 
-    async fn on_payment(&mut self, event: PaymentEvent) -> Sql {
+    fn on_payment(&mut self, event: PaymentEvent) {
+        let payment_id = event.payment_id();
+        let trade = *event.trade();
         match event {
             PaymentEvent::PaymentCaptured {
-                payment_id,
-                trade,
                 amount,
                 captured_at: at,
                 ..
             } => {
-                self.set_payment(payment_id, &trade, amount.as_krw(), "captured", None)
-                    .await?;
-                self.await_placement(&trade, at).await?;
+                self.set_payment(payment_id, &trade, amount.as_krw(), "captured", None);
+                self.await_placement(&trade, at);
             }
             PaymentEvent::PaymentDeclined {
-                payment_id,
-                trade,
                 amount,
                 reason,
                 declined_at: at,
+                ..
             } => {
-                self.set_payment(payment_id, &trade, amount.as_krw(), "failed", Some(&reason))
-                    .await?;
-                self.await_placement(&trade, at).await?;
+                self.set_payment(payment_id, &trade, amount.as_krw(), "failed", Some(reason));
+                self.await_placement(&trade, at);
             }
             PaymentEvent::PaymentCaptureTimedOut {
-                payment_id,
-                trade,
                 amount,
                 timed_out_at,
+                ..
             } => {
-                self.set_payment(payment_id, &trade, amount.as_krw(), "unknown", None)
-                    .await?;
-                self.deadline(
-                    trade.request_id,
+                self.set_payment(payment_id, &trade, amount.as_krw(), "unknown", None);
+                self.state.set_deadline(
+                    trade.request_id.as_uuid(),
                     "reconcile",
                     timed_out_at + self.config.reconcile_after,
-                )
-                .await?;
+                );
             }
-            PaymentEvent::PaymentRefunded { payment_id, .. }
-            | PaymentEvent::PaymentPaidOut { payment_id, .. } => {
+            PaymentEvent::PaymentRefunded { .. } | PaymentEvent::PaymentPaidOut { .. } => {
                 let status = match event {
                     PaymentEvent::PaymentRefunded { .. } => "refunded",
                     _ => "paid_out",
                 };
-                sqlx::query("UPDATE settlement.payments SET status = $2 WHERE payment_id = $1")
-                    .bind(payment_id.as_uuid())
-                    .bind(status)
-                    .execute(&mut *self.tx)
-                    .await?;
+                if let Some(row) = self.state.payments.change(payment_id.as_uuid()) {
+                    row.status = status.into();
+                }
             }
         }
-        Ok(())
     }
 
-    async fn decide(&mut self, command: SagaCommand) -> Sql {
-        outbox::enqueue(self.tx, &command).await
-    }
-
-    async fn record(
+    /// Records a request (once: a repeat leaves the record as it is), and stops waiting
+    /// for it to be placed.
+    fn record(
         &mut self,
         trade: &Trade,
         payment_id: PaymentId,
         amount: i64,
         status: &str,
-    ) -> Sql {
-        sqlx::query(
-            "INSERT INTO settlement.trades
-                    (request_id, listing_id, buyer_id, seller_id, payment_id, amount, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(trade.request_id.as_uuid())
-        .bind(trade.listing_id.as_uuid())
-        .bind(trade.buyer_id.as_uuid())
-        .bind(trade.seller_id.as_uuid())
-        .bind(payment_id.as_uuid())
-        .bind(amount)
-        .bind(status)
-        .execute(&mut *self.tx)
-        .await?;
-        self.clear_deadline(trade.request_id, "check_placement")
-            .await
+        at: DateTime<Utc>,
+    ) {
+        self.state.trades.create(TradeRow {
+            request_id: trade.request_id.as_uuid(),
+            listing_id: trade.listing_id.as_uuid(),
+            buyer_id: trade.buyer_id.as_uuid(),
+            seller_id: trade.seller_id.as_uuid(),
+            payment_id: payment_id.as_uuid(),
+            amount,
+            status: status.into(),
+            updated_at: at,
+        });
+        self.state
+            .clear_deadline(trade.request_id.as_uuid(), "check_placement");
     }
 
-    async fn set_status(&mut self, request_id: RequestId, status: &str) -> Sql {
-        sqlx::query(
-            "UPDATE settlement.trades SET status = $2, updated_at = now() WHERE request_id = $1",
-        )
-        .bind(request_id.as_uuid())
-        .bind(status)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+    fn set_status(&mut self, request_id: RequestId, status: &str, at: DateTime<Utc>) {
+        if let Some(row) = self.state.trades.change(request_id.as_uuid()) {
+            row.status = status.into();
+            row.updated_at = at;
+        }
     }
 
     /// A request reached an end: its timers stop, and a listing it still holds is checked
     /// after the grace period (the flow releases or sells it itself unless it died).
-    async fn close(&mut self, trade: &Trade, status: &str, at: DateTime<Utc>) -> Sql {
-        self.set_status(trade.request_id, status).await?;
-        sqlx::query("DELETE FROM settlement.deadlines WHERE request_id = $1 AND kind IN ('expire', 'complete')")
-            .bind(trade.request_id.as_uuid())
-            .execute(&mut *self.tx)
-            .await?;
-        let held: Option<bool> = sqlx::query_scalar(
-            "SELECT coalesce(holder = $2, false) FROM settlement.listings WHERE listing_id = $1",
-        )
-        .bind(trade.listing_id.as_uuid())
-        .bind(trade.request_id.as_uuid())
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if held == Some(true) {
-            self.deadline(
-                trade.request_id,
-                "check_listing",
-                at + self.config.repair_after,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn refund(&mut self, request_id: RequestId) -> Sql {
-        match self.payment_of(request_id).await? {
-            Some(payment_id) => {
-                self.decide(SagaCommand::RefundPayment {
-                    request_id,
-                    payment_id,
-                })
-                .await
-            }
-            None => Ok(()),
+    fn close(&mut self, trade: &Trade, status: &str, when: DateTime<Utc>, at: DateTime<Utc>) {
+        self.set_status(trade.request_id, status, at);
+        let id = trade.request_id.as_uuid();
+        self.state.clear_deadline(id, "expire");
+        self.state.clear_deadline(id, "complete");
+        if self.holds(trade) {
+            self.state
+                .set_deadline(id, "check_listing", when + self.config.repair_after);
         }
     }
 
-    async fn payment_of(
-        &mut self,
-        request_id: RequestId,
-    ) -> Result<Option<PaymentId>, sqlx::Error> {
-        let payment: Option<Uuid> =
-            sqlx::query_scalar("SELECT payment_id FROM settlement.trades WHERE request_id = $1")
-                .bind(request_id.as_uuid())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(payment.map(PaymentId::from_uuid))
+    /// Whether the trade's listing is held for its request.
+    fn holds(&self, trade: &Trade) -> bool {
+        self.state
+            .listings
+            .get(trade.listing_id.as_uuid())
+            .is_some_and(|l| l.holder == Some(trade.request_id.as_uuid()))
+    }
+
+    fn refund(&mut self, request_id: RequestId) {
+        if let Some(payment_id) = self.payment_of(request_id) {
+            self.state.decide(SagaCommand::RefundPayment {
+                request_id,
+                payment_id,
+            });
+        }
+    }
+
+    fn payment_of(&self, request_id: RequestId) -> Option<PaymentId> {
+        self.state
+            .trades
+            .get(request_id.as_uuid())
+            .map(|t| PaymentId::from_uuid(t.payment_id))
     }
 
     /// Rejects every pending request on `listing_id` but `keep`.
-    async fn reject_pending(
-        &mut self,
-        listing_id: ListingId,
-        keep: Option<RequestId>,
-        reason: &str,
-    ) -> Sql {
-        let pending: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT request_id FROM settlement.trades
-              WHERE listing_id = $1 AND status = 'requested' AND request_id IS DISTINCT FROM $2
-              ORDER BY request_id",
-        )
-        .bind(listing_id.as_uuid())
-        .bind(keep.map(|k| k.as_uuid()))
-        .fetch_all(&mut *self.tx)
-        .await?;
+    fn reject_pending(&mut self, listing_id: Uuid, keep: Option<RequestId>, reason: &str) {
+        let keep = keep.map(|k| k.as_uuid());
+        let mut pending: Vec<Uuid> = self
+            .state
+            .trades
+            .rows()
+            .filter(|t| t.listing_id == listing_id && t.status == "requested")
+            .map(|t| t.request_id)
+            .filter(|r| Some(*r) != keep)
+            .collect();
+        pending.sort_unstable();
         for request in pending {
-            self.decide(SagaCommand::RejectRequest {
+            self.state.decide(SagaCommand::RejectRequest {
                 request_id: RequestId::from_uuid(request),
                 reason: reason.to_owned(),
-            })
-            .await?;
+            });
         }
-        Ok(())
     }
 
     /// The listing's status when it is no longer open to this request.
-    async fn listing_unavailable(&mut self, trade: &Trade) -> Result<Option<String>, sqlx::Error> {
-        let row: Option<(String, Option<Uuid>)> =
-            sqlx::query_as("SELECT status, holder FROM settlement.listings WHERE listing_id = $1")
-                .bind(trade.listing_id.as_uuid())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(match row {
-            Some((status, _)) if status == "available" => None,
-            Some((_, holder)) if holder == Some(trade.request_id.as_uuid()) => None,
-            Some((status, _)) => Some(status),
-            None => None,
-        })
+    fn listing_unavailable(&self, trade: &Trade) -> Option<String> {
+        let listing = self.state.listings.get(trade.listing_id.as_uuid())?;
+        if listing.status == "available" || listing.holder == Some(trade.request_id.as_uuid()) {
+            None
+        } else {
+            Some(listing.status.clone())
+        }
     }
 
-    async fn set_listing(
-        &mut self,
-        listing_id: ListingId,
-        status: &str,
-        holder: Option<RequestId>,
-    ) -> Sql {
-        sqlx::query(
-            "INSERT INTO settlement.listings (listing_id, status, holder) VALUES ($1, $2, $3)
-             ON CONFLICT (listing_id) DO UPDATE SET status = $2, holder = $3",
-        )
-        .bind(listing_id.as_uuid())
-        .bind(status)
-        .bind(holder.map(|h| h.as_uuid()))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+    fn set_listing(&mut self, listing_id: Uuid, status: &str, holder: Option<RequestId>) {
+        self.state.listings.put(ListingRow {
+            listing_id,
+            status: status.into(),
+            holder: holder.map(|h| h.as_uuid()),
+        });
     }
 
-    async fn set_payment(
+    fn set_payment(
         &mut self,
         payment_id: PaymentId,
         trade: &Trade,
         amount: i64,
         status: &str,
-        reason: Option<&str>,
-    ) -> Sql {
-        sqlx::query(
-            "INSERT INTO settlement.payments
-                    (payment_id, request_id, listing_id, buyer_id, seller_id, amount, status, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (payment_id) DO UPDATE SET status = $7, reason = $8",
-        )
-        .bind(payment_id.as_uuid())
-        .bind(trade.request_id.as_uuid())
-        .bind(trade.listing_id.as_uuid())
-        .bind(trade.buyer_id.as_uuid())
-        .bind(trade.seller_id.as_uuid())
-        .bind(amount)
-        .bind(status)
-        .bind(reason)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        reason: Option<String>,
+    ) {
+        match self.state.payments.change(payment_id.as_uuid()) {
+            Some(row) => {
+                row.status = status.into();
+                row.reason = reason;
+            }
+            None => self.state.payments.put(PaymentRow {
+                payment_id: payment_id.as_uuid(),
+                request_id: trade.request_id.as_uuid(),
+                listing_id: trade.listing_id.as_uuid(),
+                buyer_id: trade.buyer_id.as_uuid(),
+                seller_id: trade.seller_id.as_uuid(),
+                amount,
+                status: status.into(),
+                reason,
+            }),
+        }
     }
 
     /// A payment has an outcome: unless its request is recorded by `orphan_after`, the
     /// timer abandons or fails it.
-    async fn await_placement(&mut self, trade: &Trade, at: DateTime<Utc>) -> Sql {
-        if self.recorded.contains(&trade.request_id) {
-            return Ok(());
+    fn await_placement(&mut self, trade: &Trade, at: DateTime<Utc>) {
+        if self.state.trades.get(trade.request_id.as_uuid()).is_some() {
+            return;
         }
-        let recorded: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM settlement.trades WHERE request_id = $1)",
-        )
-        .bind(trade.request_id.as_uuid())
-        .fetch_one(&mut *self.tx)
-        .await?;
-        if recorded {
-            return Ok(());
-        }
-        self.deadline(
-            trade.request_id,
+        self.state.set_deadline(
+            trade.request_id.as_uuid(),
             "check_placement",
             at + self.config.orphan_after,
-        )
-        .await
-    }
-
-    async fn deadline(&mut self, request_id: RequestId, kind: &str, due_at: DateTime<Utc>) -> Sql {
-        sqlx::query(
-            "INSERT INTO settlement.deadlines (request_id, kind, due_at) VALUES ($1, $2, $3)
-             ON CONFLICT (request_id, kind) DO UPDATE SET due_at = $3",
-        )
-        .bind(request_id.as_uuid())
-        .bind(kind)
-        .bind(due_at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn clear_deadline(&mut self, request_id: RequestId, kind: &str) -> Sql {
-        sqlx::query("DELETE FROM settlement.deadlines WHERE request_id = $1 AND kind = $2")
-            .bind(request_id.as_uuid())
-            .bind(kind)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        );
     }
 }

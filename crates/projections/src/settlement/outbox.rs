@@ -18,13 +18,35 @@ use super::commands::SagaCommand;
 
 /// Records a decision; deciding the same command twice is a no-op.
 pub async fn enqueue(tx: &mut PgConnection, command: &SagaCommand) -> Result<(), sqlx::Error> {
-    let stored = serde_json::to_value(command).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    enqueue_all(tx, std::slice::from_ref(command)).await
+}
+
+/// Records decisions in one statement; a command decided before (or twice here) is kept once.
+pub async fn enqueue_all(
+    tx: &mut PgConnection,
+    commands: &[SagaCommand],
+) -> Result<(), sqlx::Error> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut ids, mut requests, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+    for command in commands {
+        let id = command.id();
+        if seen.insert(id.clone()) {
+            ids.push(id);
+            requests.push(command.request_id().as_uuid());
+            stored
+                .push(serde_json::to_value(command).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        }
+    }
     sqlx::query(
-        "INSERT INTO settlement.outbox (command_id, request_id, command) VALUES ($1, $2, $3)
+        "INSERT INTO settlement.outbox (command_id, request_id, command)
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::jsonb[])
          ON CONFLICT (command_id) DO NOTHING",
     )
-    .bind(command.id())
-    .bind(command.request_id().as_uuid())
+    .bind(ids)
+    .bind(requests)
     .bind(stored)
     .execute(tx)
     .await?;
