@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 
 use crate::stats::Recorder;
 
+/// How often [`Carrot::until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
 /// A signed-up user of the run.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -146,7 +149,7 @@ impl Carrot {
                     return Some(since.elapsed());
                 }
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(POLL_EVERY).await;
         }
         None
     }

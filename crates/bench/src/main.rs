@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::client::Carrot;
 use crate::driver::Load;
+use crate::scenarios::simple::Reads;
 use crate::stats::Recorder;
 
 /// Carrot's load generator and benchmark harness.
@@ -40,7 +41,7 @@ enum Command {
     },
     /// Run a load scenario against a running service.
     Run {
-        /// register, request, read, hot, long, trade, seeds.
+        /// register, request, read, read-by-id, hot, long, trade, seeds.
         scenario: String,
         /// The service.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -177,7 +178,8 @@ async fn scenario_run(
     match scenario {
         "register" => Ok(scenarios::simple::register(carrot, load).await),
         "request" => Ok(scenarios::simple::request(carrot, load).await),
-        "read" => Ok(scenarios::simple::read(carrot, load).await),
+        "read" => Ok(scenarios::simple::read(carrot, load, Reads::ListingAndMyPage).await),
+        "read-by-id" => Ok(scenarios::simple::read(carrot, load, Reads::ListingById).await),
         "trade" => Ok(scenarios::trade::run(carrot, load, extra.sample).await),
         "hot" => Ok(scenarios::hot::run(carrot, 100, load.duration).await),
         "long" => {
@@ -199,7 +201,7 @@ async fn scenario_run(
             Ok(done)
         }
         other => Err(format!(
-            "no scenario {other:?}; the scenarios are register, request, read, hot, long, trade, seeds"
+            "no scenario {other:?}; the scenarios are register, request, read, read-by-id, hot, long, trade, seeds"
         )),
     }
 }

@@ -1,7 +1,9 @@
 //! The single-operation scenarios: `register` (listing registrations), `request` (purchase
-//! requests, each capturing a payment), `read` (a listing by id and MyPage).
+//! requests, each capturing a payment), `read` (a listing by id and MyPage, or listings by
+//! id only).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rand::Rng;
 
@@ -46,14 +48,29 @@ pub async fn request(carrot: &Carrot, load: Load) -> (u64, f64) {
     (done, took.as_secs_f64())
 }
 
-/// Reads of listings by id and of MyPage, alternately, over 200 registered listings.
-pub async fn read(carrot: &Carrot, load: Load) -> (u64, f64) {
+/// What a `read` run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Listings by id and the reader's MyPage, alternately.
+    ListingAndMyPage,
+    /// Listings by id only.
+    ListingById,
+}
+
+/// Reads over 200 registered listings, once all of them are visible.
+pub async fn read(carrot: &Carrot, load: Load, reads: Reads) -> (u64, f64) {
     let Some(seller) = carrot.signup().await else {
         return (0, 0.0);
     };
     let listings =
         futures_util::future::join_all((0..200).map(|_| carrot.register(&seller, 5_000))).await;
-    let listings: Arc<Vec<String>> = Arc::new(listings.into_iter().flatten().collect());
+    let listings: Vec<String> = listings.into_iter().flatten().collect();
+    for listing in &listings {
+        let path = format!("/listings/{listing}");
+        let visible = |body: &serde_json::Value| body["listing_id"].as_str() == Some(listing);
+        carrot.until(&seller, &path, Instant::now(), visible).await;
+    }
+    let listings = Arc::new(listings);
     let seller = Arc::new(seller);
     let client = carrot.clone();
     let (done, took) = driver::run(
@@ -64,7 +81,8 @@ pub async fn read(carrot: &Carrot, load: Load) -> (u64, f64) {
             async move {
                 let mut n = n.lock().await;
                 *n += 1;
-                read_one(&carrot, &seller, &listings, *n).await;
+                let mypage = reads == Reads::ListingAndMyPage && n.is_multiple_of(2);
+                read_one(&carrot, &seller, &listings, mypage).await;
             }
         },
     )
@@ -72,8 +90,8 @@ pub async fn read(carrot: &Carrot, load: Load) -> (u64, f64) {
     (done, took.as_secs_f64())
 }
 
-async fn read_one(carrot: &Carrot, reader: &User, listings: &[String], n: u64) {
-    if n.is_multiple_of(2) {
+async fn read_one(carrot: &Carrot, reader: &User, listings: &[String], mypage: bool) {
+    if mypage {
         carrot.get("read:mypage", reader, "/mypage").await;
     } else {
         let listing = &listings[rand::thread_rng().gen_range(0..listings.len().max(1))];
