@@ -1,11 +1,11 @@
 //! Opening the database: the one at `DATABASE_URL`, or an embedded cluster in the data
 //! directory; then migrations.
 
+use carrot_projections::postgres::Db;
 use std::path::Path;
 
 use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedPostgres};
 use carrot_projections::postgres::{connect, ensure_database, migrate};
-use sqlx::PgPool;
 
 use crate::config::DatabaseArgs;
 
@@ -29,7 +29,7 @@ pub enum DatabaseError {
 /// The database Carrot runs on; stops the embedded cluster (if any) when dropped.
 pub struct Database {
     /// A pool on it.
-    pub pool: PgPool,
+    pub pool: Db,
     embedded: Option<EmbeddedPostgres>,
 }
 

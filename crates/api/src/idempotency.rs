@@ -9,6 +9,7 @@
 //! it: a retry addresses the same listing, request and payment, which the aggregates treat
 //! as already done, and the gateway sees the same payment idempotency key.
 
+use carrot_projections::postgres::Db;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body, Bytes};
@@ -17,7 +18,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
@@ -180,7 +180,7 @@ type Row = (
     bool,
 );
 
-async fn claim(pool: &PgPool, user: Uuid, key: &str, hash: &str) -> Result<Stored, sqlx::Error> {
+async fn claim(pool: &Db, user: Uuid, key: &str, hash: &str) -> Result<Stored, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, state)
          VALUES ($1, $2, $3, 'in_flight') ON CONFLICT DO NOTHING",
@@ -240,7 +240,7 @@ async fn claim(pool: &PgPool, user: Uuid, key: &str, hash: &str) -> Result<Store
 /// Keeps the response for replay, except a server-side failure: then the key is freed so
 /// a retry runs again (with the same derived ids, so nothing happens twice).
 async fn finish(
-    pool: &PgPool,
+    pool: &Db,
     user: Uuid,
     key: &str,
     response: Response,
@@ -299,7 +299,7 @@ fn replay(status: u16, body: Vec<u8>, headers: &serde_json::Value) -> Response {
 }
 
 /// Deletes keys older than [`KEPT_FOR`]; returns how many.
-pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub async fn purge_expired(pool: &Db) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
     )

@@ -3,11 +3,11 @@
 //! user it wrote to, so only that user's streams look for new rows. A stream also looks
 //! every few seconds, so a lost notification (a reconnect) costs latency, never a message.
 
+use carrot_projections::postgres::Db;
 use std::time::Duration;
 
 use carrot_projections::notifications::CHANNEL;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ pub struct NotificationHub {
 
 impl NotificationHub {
     /// Listens on its own connection until the pool closes.
-    pub fn start(pool: &PgPool) -> Self {
+    pub fn start(pool: &Db) -> Self {
         let (sender, _) = broadcast::channel(1024);
         let hub = NotificationHub { sender };
         let relay = hub.sender.clone();
@@ -36,7 +36,7 @@ impl NotificationHub {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             while !pool.is_closed() {
-                let mut listener = match PgListener::connect_with(&pool).await {
+                let mut listener = match PgListener::connect_with(pool.pool()).await {
                     Ok(mut listener) => match listener.listen(CHANNEL).await {
                         Ok(()) => listener,
                         Err(e) => {

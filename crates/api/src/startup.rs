@@ -2,6 +2,7 @@
 //! and the subscription runners; `run_until_stopped` serves until the shutdown signal,
 //! then lets in-flight requests and running batches finish.
 
+use carrot_projections::postgres::Db;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
 use carrot_projections::Shutdown;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -83,7 +83,7 @@ pub struct Application {
 
 impl Application {
     /// Builds the application over an already migrated database.
-    pub async fn build(settings: Settings, pool: PgPool) -> std::io::Result<Self> {
+    pub async fn build(settings: Settings, pool: Db) -> std::io::Result<Self> {
         let bounded = Arc::new(WithTimeout::new(settings.gateway, settings.payment_timeout));
         let breaker = Arc::new(CircuitBreaker::new(bounded, settings.breaker));
         let state = AppState::new(

@@ -1,5 +1,6 @@
 //! What every handler can reach: the pool, the command frameworks, the keys, the clock.
 
+use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,6 @@ use axum::extract::FromRef;
 use carrot_domain::Clock;
 use carrot_projections::commands::WriteSide;
 use cqrs_es::Aggregate;
-use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
@@ -19,7 +19,7 @@ use crate::payment::CircuitBreaker;
 #[derive(Clone)]
 pub struct AppState {
     /// The database (event store, views, accounts).
-    pub pool: PgPool,
+    pub pool: Db,
     /// Signs and verifies access tokens.
     pub jwt: Arc<JwtKeys>,
     /// The time source.
@@ -39,7 +39,7 @@ pub struct AppState {
 impl AppState {
     /// Builds the state over `pool`, calling the gateway through `breaker`.
     pub fn new(
-        pool: PgPool,
+        pool: Db,
         jwt: JwtKeys,
         clock: Arc<dyn Clock>,
         breaker: Arc<CircuitBreaker>,

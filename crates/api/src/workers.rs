@@ -3,6 +3,7 @@
 //! database: runners share subscribers through their checkpoint row locks, dispatchers
 //! lease outbox rows, timers take deadlines with `SKIP LOCKED`.
 
+use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use carrot_projections::settlement::{
     Dispatcher, DispatcherConfig, SagaConfig, SettlementSaga, Timer, OUTBOX_CHANNEL,
 };
 use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
-use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 /// How the workers pace themselves.
@@ -46,7 +46,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// the start; with the database down, each runner registers itself once it is back), then
 /// starts every worker task; each stops at `shutdown` after finishing what it is doing.
 pub async fn spawn(
-    pool: &PgPool,
+    pool: &Db,
     write: Arc<WriteSide>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
@@ -78,7 +78,7 @@ pub async fn spawn(
     tasks
 }
 
-async fn housekeeping(pool: PgPool, mut shutdown: Shutdown) {
+async fn housekeeping(pool: Db, mut shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         match crate::idempotency::purge_expired(&pool).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),

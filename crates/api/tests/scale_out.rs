@@ -6,6 +6,7 @@
 
 mod common;
 
+use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,6 @@ use common::http::{self, post};
 use common::{Process, User};
 use futures_util::future::join_all;
 use serde_json::Value;
-use sqlx::PgPool;
 
 /// One trade, through `base`; returns (payment id, how it ended) when it got as far as a
 /// paid request.
@@ -78,7 +78,7 @@ async fn trade(
 }
 
 /// Waits (bounded) until every subscriber has applied the log and no saga command waits.
-async fn settled(pool: &PgPool) {
+async fn settled(pool: &Db) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut quiet = 0;
     while quiet < 5 {

@@ -1,13 +1,14 @@
 //! The catalog view: every listing with its current status, for browsing and for
 //! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema.
 
+use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
 use carrot_domain::ListingId;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -149,10 +150,7 @@ const VIEW_COLUMNS: &str =
 
 /// One listing by id, if the catalog has it.
 #[tracing::instrument(skip(pool))]
-pub async fn listing_by_id(
-    pool: &PgPool,
-    id: ListingId,
-) -> Result<Option<ListingView>, sqlx::Error> {
+pub async fn listing_by_id(pool: &Db, id: ListingId) -> Result<Option<ListingView>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {VIEW_COLUMNS} FROM catalog.listings WHERE listing_id = $1"
     ))
@@ -204,7 +202,7 @@ pub struct CatalogQuery {
 /// One page of the catalog, newest first, and the cursor of the next page if there is one.
 #[tracing::instrument(skip(pool))]
 pub async fn list(
-    pool: &PgPool,
+    pool: &Db,
     query: &CatalogQuery,
 ) -> Result<(Vec<ListingView>, Option<CatalogCursor>), sqlx::Error> {
     let pattern = query

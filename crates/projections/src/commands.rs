@@ -3,6 +3,7 @@
 //! lost optimistic-concurrency race inside the server and answers with the consistency
 //! token of the aggregate's last event.
 
+use crate::postgres::Db;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestServices};
 use carrot_domain::Clock;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
-use sqlx::PgPool;
 
 use crate::log::Checkpoint;
 use crate::notify::Notifier;
@@ -43,7 +43,7 @@ pub type Framework<A> = CqrsFramework<A, Store<A>>;
 
 /// The three aggregates' command frameworks over one pool.
 pub struct WriteSide {
-    pool: PgPool,
+    pool: Db,
     listings: Framework<Listing>,
     requests: Framework<PurchaseRequest>,
     payments: Framework<Payment>,
@@ -75,7 +75,7 @@ impl Routed for Payment {
 
 impl WriteSide {
     /// The frameworks over `pool`; `gateway` is used as given (wrap it first).
-    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
+    pub fn new(pool: Db, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
         let notifier = Notifier::start(&pool);
         WriteSide {
             listings: CqrsFramework::new(

@@ -1,15 +1,15 @@
 //! Read-your-writes: wait (bounded) until a view has applied the event a token names.
 
+use crate::postgres::Db;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::time::Instant;
 
 use crate::log::Checkpoint;
 
 /// Whether `subscriber`'s checkpoint is at or past `token`.
 pub async fn has_reached(
-    pool: &PgPool,
+    pool: &Db,
     subscriber: &str,
     token: Checkpoint,
 ) -> Result<bool, sqlx::Error> {
@@ -28,7 +28,7 @@ pub async fn has_reached(
 /// Waits until every one of `subscribers` has reached `token`, at most `timeout`.
 /// Returns `false` when the time ran out (the caller answers anyway, marked stale).
 pub async fn wait_for(
-    pool: &PgPool,
+    pool: &Db,
     subscribers: &[&str],
     token: Checkpoint,
     timeout: Duration,

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::postgres::Db;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -194,7 +195,7 @@ pub async fn read_between(
 /// Every event of one trade, in log order: those whose correlation id is the request id
 /// (the request's, its payment's, its listing's reservation and sale, the saga's).
 pub async fn events_of_trade(
-    pool: &sqlx::PgPool,
+    pool: &Db,
     request_id: uuid::Uuid,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows = sqlx::query(&format!(
@@ -211,7 +212,7 @@ pub async fn events_of_trade(
 
 /// Every event of one aggregate, in order.
 pub async fn events_of_aggregate(
-    pool: &sqlx::PgPool,
+    pool: &Db,
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {

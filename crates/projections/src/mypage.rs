@@ -5,6 +5,7 @@
 //! A request that never reached its seller (its payment was declined, or it was abandoned
 //! after a capture whose answer was lost) is its buyer's alone.
 
+use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
 use carrot_domain::payment::{Payment, PaymentEvent};
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -375,7 +376,7 @@ const REQUEST_COLUMNS: &str = "r.request_id, r.listing_id, l.title AS listing_ti
 /// One request, if `reader` is its buyer, or its seller once it was paid for.
 #[tracing::instrument(skip(pool))]
 pub async fn request_for(
-    pool: &PgPool,
+    pool: &Db,
     id: RequestId,
     reader: UserId,
 ) -> Result<Option<RequestView>, sqlx::Error> {
@@ -442,7 +443,7 @@ fn page<T>(
 /// The buyer's requests, newest first.
 #[tracing::instrument(skip(pool))]
 pub async fn purchases(
-    pool: &PgPool,
+    pool: &Db,
     buyer: UserId,
     after: Option<PageCursor>,
     limit: i64,
@@ -490,7 +491,7 @@ type SaleRow = (Uuid, String, i64, String, DateTime<Utc>, DateTime<Utc>);
 /// The seller's listings, newest first, each with its requests.
 #[tracing::instrument(skip(pool))]
 pub async fn sales(
-    pool: &PgPool,
+    pool: &Db,
     seller: UserId,
     after: Option<PageCursor>,
     limit: i64,
@@ -543,7 +544,7 @@ pub async fn sales(
 
 /// The caller's summary: requests by status on each side, listings by status, and money.
 #[tracing::instrument(skip(pool))]
-pub async fn summary(pool: &PgPool, user: UserId) -> Result<Value, sqlx::Error> {
+pub async fn summary(pool: &Db, user: UserId) -> Result<Value, sqlx::Error> {
     let counts: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT 'purchases', status, count(*) FROM mypage.requests WHERE buyer_id = $1 GROUP BY status
          UNION ALL

@@ -6,6 +6,7 @@
 //! A notification's id is its event's place in the log (`<transaction_id>.<global_position>`),
 //! so it orders like the log and is the same after a rebuild.
 
+use crate::postgres::Db;
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::{Checkpoint, StoredEvent};
@@ -287,7 +288,7 @@ fn bound(id: Option<Checkpoint>) -> (Option<i64>, Option<i64>) {
 /// A user's notifications, newest first, before `before` (a notification id), at most `limit`.
 #[tracing::instrument(skip(pool))]
 pub async fn newest(
-    pool: &PgPool,
+    pool: &Db,
     user: UserId,
     before: Option<Checkpoint>,
     limit: i64,
@@ -312,7 +313,7 @@ pub async fn newest(
 /// A user's notifications after `after` (oldest first): what a live stream sends next.
 #[tracing::instrument(skip(pool))]
 pub async fn since(
-    pool: &PgPool,
+    pool: &Db,
     user: UserId,
     after: Option<Checkpoint>,
     limit: i64,
@@ -335,7 +336,7 @@ pub async fn since(
 }
 
 /// The newest notification id of a user, where a new live stream starts.
-pub async fn latest_id(pool: &PgPool, user: UserId) -> Result<Option<Checkpoint>, sqlx::Error> {
+pub async fn latest_id(pool: &Db, user: UserId) -> Result<Option<Checkpoint>, sqlx::Error> {
     Ok(newest(pool, user, None, 1)
         .await?
         .first()

@@ -7,10 +7,10 @@
 //! its own notifications too). Anything appending without the store (a bulk load) is found
 //! by the runners' polling.
 
+use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::Notify;
 
 /// The channel runners listen on.
@@ -27,7 +27,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// A notifier sending on `pool`; its task ends when the pool closes.
-    pub fn start(pool: &PgPool) -> Notifier {
+    pub fn start(pool: &Db) -> Notifier {
         let appended = Arc::new(Notify::new());
         let signal = appended.clone();
         let pool = pool.clone();

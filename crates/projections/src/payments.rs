@@ -3,13 +3,14 @@
 //! A capture whose outcome is still unknown is not shown: no request was recorded for it,
 //! and no client was given its id.
 
+use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::payment::{Payment, PaymentEvent};
 use carrot_domain::{Money, PaymentId, Trade, UserId};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -174,7 +175,7 @@ pub struct PaymentView {
 /// A payment by id, if `reader` is its buyer or seller: anyone else learns nothing.
 #[tracing::instrument(skip(pool))]
 pub async fn payment_for(
-    pool: &PgPool,
+    pool: &Db,
     id: PaymentId,
     reader: UserId,
 ) -> Result<Option<PaymentView>, sqlx::Error> {

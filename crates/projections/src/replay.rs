@@ -16,11 +16,12 @@
 //! (it runs at tens of thousands of events per second), and resuming from a position is
 //! what the live runner does anyway.
 
+use crate::postgres::Db;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Acquire, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::PgConnection;
 
 use crate::log::{read_after, read_between, Checkpoint, StoredEvent};
 use crate::postgres::quote_ident;
@@ -97,7 +98,7 @@ pub struct Difference {
 
 /// Rebuilds `view` from position zero and swaps it in; the live view serves meanwhile.
 pub async fn rebuild(
-    pool: &PgPool,
+    pool: &Db,
     view: &dyn Subscriber,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Rebuilt, ReplayError> {
@@ -173,7 +174,7 @@ pub async fn rebuild(
 
 /// Rebuilds `view` aside and reports every row it disagrees with the live view on.
 pub async fn verify(
-    pool: &PgPool,
+    pool: &Db,
     view: &dyn Subscriber,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Rebuilt, Vec<Difference>), ReplayError> {
@@ -247,7 +248,7 @@ struct Filled {
 
 /// A fresh shadow schema with the live view's tables (indexes and constraints included);
 /// returns the table names.
-async fn prepare(pool: &PgPool, live: &str, shadow: &str) -> Result<Vec<String>, sqlx::Error> {
+async fn prepare(pool: &Db, live: &str, shadow: &str) -> Result<Vec<String>, sqlx::Error> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
     )
@@ -278,14 +279,14 @@ async fn prepare(pool: &PgPool, live: &str, shadow: &str) -> Result<Vec<String>,
     Ok(tables)
 }
 
-async fn total_events(pool: &PgPool) -> Result<u64, sqlx::Error> {
+async fn total_events(pool: &Db) -> Result<u64, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM public.events")
         .fetch_one(pool)
         .await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-async fn live_checkpoint(pool: &PgPool, live: &str) -> Result<Checkpoint, sqlx::Error> {
+async fn live_checkpoint(pool: &Db, live: &str) -> Result<Checkpoint, sqlx::Error> {
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, global_position FROM public.subscription_checkpoints
           WHERE subscriber = $1",
@@ -298,23 +299,20 @@ async fn live_checkpoint(pool: &PgPool, live: &str) -> Result<Checkpoint, sqlx::
 
 /// Locks the view's checkpoint row (creating it at the origin for a view never run), so
 /// the live runner pauses; returns where the live view stands.
-async fn lock_checkpoint(
-    tx: &mut Transaction<'_, Postgres>,
-    live: &str,
-) -> Result<Checkpoint, sqlx::Error> {
+async fn lock_checkpoint(tx: &mut PgConnection, live: &str) -> Result<Checkpoint, sqlx::Error> {
     sqlx::query(
         "INSERT INTO public.subscription_checkpoints (subscriber) VALUES ($1)
          ON CONFLICT (subscriber) DO NOTHING",
     )
     .bind(live)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, global_position FROM public.subscription_checkpoints
           WHERE subscriber = $1 FOR UPDATE",
     )
     .bind(live)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
     checkpoint_of(row)
 }
@@ -332,7 +330,7 @@ fn checkpoint_of(row: Option<(String, i64)>) -> Result<Checkpoint, sqlx::Error> 
 /// Applies batches to the shadow, each in a transaction of its own, until the log (or
 /// `upto`) is exhausted.
 async fn fill(
-    pool: &PgPool,
+    pool: &Db,
     view: &dyn Subscriber,
     shadow: &str,
     state: &mut Filled,
@@ -356,18 +354,17 @@ async fn fill(
 }
 
 async fn apply(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut PgConnection,
     view: &dyn Subscriber,
     shadow: &str,
     events: &[StoredEvent],
     state: &mut Filled,
 ) -> Result<(), ReplayError> {
-    let conn: &mut PgConnection = tx.acquire().await?;
     sqlx::query("SELECT set_config('search_path', $1, true)")
         .bind(format!("{}, public", quote_ident(shadow)))
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
-    view.apply(conn, events).await?;
+    view.apply(tx, events).await?;
     if let Some(last) = events.last() {
         state.checkpoint = last.checkpoint;
     }
@@ -377,7 +374,7 @@ async fn apply(
 
 /// The rows of `table` on one side only, both ways.
 async fn compare(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut PgConnection,
     live: &str,
     shadow: &str,
     table: &str,
@@ -388,7 +385,7 @@ async fn compare(
         let rows: Vec<Value> = sqlx::query_scalar(&format!(
             "SELECT to_jsonb(d) FROM (SELECT * FROM {from}.{t} EXCEPT ALL SELECT * FROM {minus}.{t}) d"
         ))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         out.extend(rows.into_iter().map(|row| Difference {
             table: format!("{live}.{table}"),

@@ -7,12 +7,13 @@
 //! (sent by appending processes, see `notify.rs`) and also poll, so a lost notification only
 //! costs latency.
 
+use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 use tokio::sync::watch;
 
 use crate::log::{next_events_of_sql, Checkpoint, StoredEvent};
@@ -103,19 +104,19 @@ pub struct Wakeups(watch::Receiver<u64>);
 impl Wakeups {
     /// Listens for appends on a connection of its own; reconnects on loss. The task ends
     /// when every `Wakeups` clone is dropped.
-    pub fn listen(pool: &PgPool) -> Wakeups {
+    pub fn listen(pool: &Db) -> Wakeups {
         Self::listen_on(pool, crate::notify::CHANNEL)
     }
 
     /// Listens for `NOTIFY channel` (as [`Wakeups::listen`] does for appends).
-    pub fn listen_on(pool: &PgPool, channel: &'static str) -> Wakeups {
+    pub fn listen_on(pool: &Db, channel: &'static str) -> Wakeups {
         let (tx, rx) = watch::channel(0u64);
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             while !tx.is_closed() && !pool.is_closed() {
                 let listener = async {
-                    let mut listener = PgListener::connect_with(&pool).await?;
+                    let mut listener = PgListener::connect_with(pool.pool()).await?;
                     listener.listen(channel).await?;
                     Ok::<_, sqlx::Error>(listener)
                 };
@@ -226,14 +227,14 @@ impl Default for RunnerConfig {
 /// Runs one subscriber against the log.
 #[derive(Clone)]
 pub struct Runner {
-    pool: PgPool,
+    pool: Db,
     subscriber: Arc<dyn Subscriber>,
     config: RunnerConfig,
 }
 
 impl Runner {
     /// A runner for `subscriber` on `pool`.
-    pub fn new(pool: PgPool, subscriber: Arc<dyn Subscriber>, config: RunnerConfig) -> Self {
+    pub fn new(pool: Db, subscriber: Arc<dyn Subscriber>, config: RunnerConfig) -> Self {
         Runner {
             pool,
             subscriber,
@@ -458,7 +459,7 @@ pub struct SubscriberStatus {
 }
 
 /// Every subscriber's progress.
-pub async fn status(pool: &PgPool) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
+pub async fn status(pool: &Db) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.subscriber AS name,
                 c.transaction_id::text || '.' || c.global_position AS checkpoint,

@@ -14,6 +14,7 @@
 //! A snapshot that no longer deserializes (the aggregate's shape changed) is ignored and the
 //! aggregate is replayed from its first event.
 
+use crate::postgres::Db;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +24,6 @@ use cqrs_es::{
     Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
 };
 use serde_json::Value;
-use sqlx::PgPool;
 
 use crate::log::Checkpoint;
 use crate::notify::Notifier;
@@ -82,14 +82,14 @@ fn assumed_fresh() -> bool {
 
 /// The store for aggregate type `A`.
 pub struct Store<A> {
-    pool: PgPool,
+    pool: Db,
     notifier: Notifier,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A> Store<A> {
     /// A store over `pool`, waking subscribers through `notifier` after each append.
-    pub fn new(pool: PgPool, notifier: Notifier) -> Self {
+    pub fn new(pool: Db, notifier: Notifier) -> Self {
         Store {
             pool,
             notifier,

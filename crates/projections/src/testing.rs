@@ -5,11 +5,12 @@
 //! [`EmbeddedPostgres::start_throwaway`]), which goes away when the process ends. Either
 //! way every test gets a fresh database cloned from a migrated template.
 
+use crate::postgres::Db;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
 use crate::postgres::embedded::{Binaries, EmbeddedPostgres};
@@ -61,7 +62,7 @@ fn server() -> &'static Server {
 /// A fresh, migrated database for one test.
 pub struct TestDatabase {
     /// A pool on it.
-    pub pool: PgPool,
+    pub pool: Db,
     /// Its name.
     pub name: String,
     /// A connection URL for it (for spawning processes against it).
@@ -96,7 +97,7 @@ pub async fn test_database() -> TestDatabase {
         .await
         .unwrap_or_else(|e| panic!("connecting to the test database: {e}"));
     TestDatabase {
-        pool,
+        pool: Db::new(pool),
         url: (server.url_for)(&name),
         name,
     }

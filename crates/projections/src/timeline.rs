@@ -2,6 +2,7 @@
 //! listing that names it (reserved, released, sold for it), in log order, for the
 //! request's detail page. Kept by the `timeline` subscriber in the `timeline` schema.
 
+use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::listing::Listing;
 use carrot_domain::payment::Payment;
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -104,7 +105,7 @@ fn entry(event: &StoredEvent) -> Result<Option<Entry>, ApplyError> {
 
 /// A trade's timeline, in log order: `[{event, at, actor, ...detail}]`.
 #[tracing::instrument(skip(pool))]
-pub async fn timeline(pool: &PgPool, request_id: RequestId) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn timeline(pool: &Db, request_id: RequestId) -> Result<Vec<Value>, sqlx::Error> {
     let rows: Vec<(String, DateTime<Utc>, Option<String>, Value)> = sqlx::query_as(
         "SELECT event, at, actor, detail FROM timeline.entries WHERE request_id = $1
           ORDER BY transaction_id, global_position",

@@ -1,16 +1,17 @@
 //! The ordered reader never returns an event past one whose transaction is still open,
 //! and returns every committed event exactly once, in (transaction_id, global_position) order.
 
+use carrot_projections::postgres::Db;
 use std::time::Duration;
 
 use carrot_projections::log::{read_after, Checkpoint, StoredEvent};
 use carrot_projections::testing::{append_raw, test_database};
 use serde_json::json;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 /// Reads everything after `from` until the reader returns `want` events or the bound expires
 /// (another transaction in the cluster may briefly hold the horizon).
-async fn read_until(pool: &PgPool, from: Checkpoint, want: usize) -> Vec<StoredEvent> {
+async fn read_until(pool: &Db, from: Checkpoint, want: usize) -> Vec<StoredEvent> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
     let mut at = from;

@@ -1,5 +1,6 @@
 //! The subscription runner applies every event exactly once, however many run at once.
 
+use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ impl Subscriber for Counting {
     }
 }
 
-async fn counting_schema(pool: &sqlx::PgPool) {
+async fn counting_schema(pool: &Db) {
     sqlx::query("CREATE SCHEMA counting")
         .execute(pool)
         .await

@@ -2,6 +2,7 @@
 //! rows and queries, that applying events twice or in bigger batches changes nothing, and
 //! that a projection added later catches up on its own.
 
+use carrot_projections::postgres::Db;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use carrot_projections::{views, Checkpoint, Runner, RunnerConfig, StoredEvent, S
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::{json, Map, Value};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------
@@ -70,14 +71,14 @@ fn text_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 /// Appends events with increasing sequence numbers per aggregate, one transaction each.
 struct EventLog {
-    pool: PgPool,
+    pool: Db,
     sequences: HashMap<(&'static str, String), i64>,
     /// How many events of each aggregate type were appended.
     appended: BTreeMap<&'static str, i64>,
 }
 
 impl EventLog {
-    fn new(pool: &PgPool) -> Self {
+    fn new(pool: &Db) -> Self {
         EventLog {
             pool: pool.clone(),
             sequences: HashMap::new(),
@@ -340,18 +341,18 @@ impl Deal {
 // ---------------------------------------------------------------------------------------
 
 /// Registers `view` and applies everything in the log to it; returns how many events.
-async fn catch_up_with(pool: &PgPool, view: Arc<dyn Subscriber>, config: RunnerConfig) -> usize {
+async fn catch_up_with(pool: &Db, view: Arc<dyn Subscriber>, config: RunnerConfig) -> usize {
     let runner = Runner::new(pool.clone(), view, config);
     runner.register().await.expect("registering the view");
     runner.catch_up().await.expect("catching up")
 }
 
-async fn catch_up(pool: &PgPool, view: impl Subscriber) -> usize {
+async fn catch_up(pool: &Db, view: impl Subscriber) -> usize {
     catch_up_with(pool, Arc::new(view), RunnerConfig::default()).await
 }
 
 /// Every row of every table in `schema`, as JSON, in a stable order.
-async fn snapshot(pool: &PgPool, schema: &str) -> BTreeMap<String, Value> {
+async fn snapshot(pool: &Db, schema: &str) -> BTreeMap<String, Value> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
           WHERE table_schema = $1 ORDER BY 1",
@@ -375,7 +376,7 @@ async fn snapshot(pool: &PgPool, schema: &str) -> BTreeMap<String, Value> {
 }
 
 /// Applies `events` to `view` directly, in one transaction, as the runner would.
-async fn apply_directly(pool: &PgPool, view: &dyn Subscriber, events: &[StoredEvent]) {
+async fn apply_directly(pool: &Db, view: &dyn Subscriber, events: &[StoredEvent]) {
     let mut tx = pool.begin().await.expect("a transaction");
     sqlx::query(&format!(
         r#"SET LOCAL search_path TO "{}", public"#,
@@ -388,7 +389,7 @@ async fn apply_directly(pool: &PgPool, view: &dyn Subscriber, events: &[StoredEv
     tx.commit().await.expect("committing");
 }
 
-async fn whole_log(pool: &PgPool) -> Vec<StoredEvent> {
+async fn whole_log(pool: &Db) -> Vec<StoredEvent> {
     let mut conn = pool.acquire().await.expect("a connection");
     read_after(&mut conn, Checkpoint::ORIGIN, 100_000)
         .await
@@ -396,7 +397,7 @@ async fn whole_log(pool: &PgPool) -> Vec<StoredEvent> {
 }
 
 /// A subscriber's checkpoint row: where it is, how many events, when it last moved.
-async fn checkpoint_row(pool: &PgPool, name: &str) -> (String, i64, i64, DateTime<Utc>) {
+async fn checkpoint_row(pool: &Db, name: &str) -> (String, i64, i64, DateTime<Utc>) {
     sqlx::query_as(
         "SELECT transaction_id::text, global_position, events_applied, updated_at
            FROM subscription_checkpoints WHERE subscriber = $1",
@@ -407,20 +408,20 @@ async fn checkpoint_row(pool: &PgPool, name: &str) -> (String, i64, i64, DateTim
     .expect("a checkpoint row")
 }
 
-async fn listing(pool: &PgPool, id: ListingId) -> ListingView {
+async fn listing(pool: &Db, id: ListingId) -> ListingView {
     catalog::listing_by_id(pool, id)
         .await
         .expect("reading the catalog")
         .expect("the listing is in the catalog")
 }
 
-async fn payment(pool: &PgPool, deal: &Deal, reader: UserId) -> Option<PaymentView> {
+async fn payment(pool: &Db, deal: &Deal, reader: UserId) -> Option<PaymentView> {
     payments::payment_for(pool, deal.payment_id, reader)
         .await
         .expect("reading payments")
 }
 
-async fn request(pool: &PgPool, deal: &Deal, reader: UserId) -> Option<RequestView> {
+async fn request(pool: &Db, deal: &Deal, reader: UserId) -> Option<RequestView> {
     mypage::request_for(pool, deal.id(), reader)
         .await
         .expect("reading mypage")
@@ -737,7 +738,7 @@ async fn payments_appear_once_their_capture_has_an_outcome_and_follow_their_sett
 /// that its seller sees the same unless the payment failed (`check_seller: false` leaves
 /// the seller's view unchecked).
 async fn expect_request(
-    pool: &PgPool,
+    pool: &Db,
     deal: &Deal,
     expected: Option<(&str, &str)>,
     hidden_from_seller: bool,
@@ -1107,7 +1108,7 @@ async fn a_trades_timeline_lists_its_own_events_in_log_order_with_time_and_actor
 /// A notification as compared here: id, trade, kind, status, when.
 type Told = (String, Uuid, String, String, DateTime<Utc>);
 
-async fn told(pool: &PgPool, who: UserId, after: Option<Checkpoint>) -> Vec<Told> {
+async fn told(pool: &Db, who: UserId, after: Option<Checkpoint>) -> Vec<Told> {
     notifications::since(pool, who, after, 100)
         .await
         .expect("notifications")
@@ -1358,7 +1359,7 @@ async fn one_batch_of_many_events_gives_the_same_rows_as_one_event_per_batch() {
 }
 
 /// The saga's state and decisions, without the outbox's clock columns.
-async fn saga_snapshot(pool: &PgPool) -> BTreeMap<String, Value> {
+async fn saga_snapshot(pool: &Db) -> BTreeMap<String, Value> {
     let mut out = snapshot(pool, SETTLEMENT).await;
     let outbox: Value = sqlx::query_scalar(
         "SELECT coalesce(jsonb_agg(jsonb_build_array(command_id, request_id, command, status)

@@ -1,11 +1,10 @@
 //! `carrot admin grant USERNAME`.
 
-use sqlx::PgPool;
-
 use super::OpsError;
+use carrot_projections::postgres::Db;
 
 /// Gives `username` the admin role.
-pub async fn grant_admin(pool: &PgPool, username: &str) -> Result<(), OpsError> {
+pub async fn grant_admin(pool: &Db, username: &str) -> Result<(), OpsError> {
     let granted = sqlx::query("UPDATE users SET role = 'admin' WHERE username = $1")
         .bind(username)
         .execute(pool)

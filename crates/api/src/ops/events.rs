@@ -1,11 +1,11 @@
 //! `carrot events`: the events of one trade (by request id) or of one aggregate, in order,
 //! one per line for a person, or as JSON lines with `--json`.
 
+use carrot_projections::postgres::Db;
 use std::io::Write;
 
 use carrot_projections::log::{self, StoredEvent};
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::OpsError;
@@ -21,7 +21,7 @@ pub enum Selection {
 
 /// Prints the selected events to `out`.
 pub async fn print(
-    pool: &PgPool,
+    pool: &Db,
     selection: &Selection,
     json: bool,
     out: &mut dyn Write,

@@ -2,13 +2,13 @@
 //! runs, or rebuilds them aside and reports every difference. A progress bar with events
 //! per second on a terminal; plain lines every few seconds otherwise; a summary at the end.
 
+use carrot_projections::postgres::Db;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carrot_projections::replay::{self, Progress, Rebuilt};
 use carrot_projections::Subscriber;
-use sqlx::PgPool;
 
 use super::OpsError;
 
@@ -37,11 +37,7 @@ pub fn select(names: &[String]) -> Result<Vec<Arc<dyn Subscriber>>, OpsError> {
 }
 
 /// Rebuilds (or, with `verify`, checks) each view in turn.
-pub async fn run(
-    pool: &PgPool,
-    views: &[Arc<dyn Subscriber>],
-    verify: bool,
-) -> Result<(), OpsError> {
+pub async fn run(pool: &Db, views: &[Arc<dyn Subscriber>], verify: bool) -> Result<(), OpsError> {
     let mut report = Reporter::new();
     let mut differences = 0;
     for view in views {

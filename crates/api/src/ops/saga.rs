@@ -1,12 +1,12 @@
 //! `carrot saga dead-letters [--retry ID]`.
 
+use carrot_projections::postgres::Db;
 use carrot_projections::settlement::outbox;
-use sqlx::PgPool;
 
 use super::OpsError;
 
 /// Prints the dead letters, or retries one.
-pub async fn dead_letters(pool: &PgPool, retry: Option<&str>) -> Result<(), OpsError> {
+pub async fn dead_letters(pool: &Db, retry: Option<&str>) -> Result<(), OpsError> {
     if let Some(id) = retry {
         if !outbox::revive(pool, id).await? {
             return Err(OpsError::NotFound(format!("no dead letter {id:?}")));

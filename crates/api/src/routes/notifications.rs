@@ -1,5 +1,6 @@
 //! Notifications: the caller's list, newest first, and a live stream (server-sent events).
 
+use carrot_projections::postgres::Db;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use carrot_projections::Checkpoint;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use tokio::sync::broadcast;
 
 use crate::error::{ApiError, Problem};
@@ -154,7 +154,7 @@ async fn stream_route(
 
 /// One client's stream: what it has been sent, and what is due next.
 struct Live {
-    pool: PgPool,
+    pool: Db,
     user: UserId,
     after: Option<Checkpoint>,
     wakes: broadcast::Receiver<Wake>,

@@ -24,8 +24,9 @@ async fn readiness_reports_the_database_migrations_and_subscriber_lag() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let status = response.status();
     let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["database"], "up");
     assert_eq!(body["migrations"], "applied");
     let subscriptions = body["subscriptions"].as_array().unwrap();

@@ -1,14 +1,17 @@
 //! Postgres wiring shared by the server, the workers, the CLI and the tests: connection
 //! pools with the session settings the event log relies on, migrations, the embedded cluster.
 
+mod db;
 pub mod embedded;
+
+pub use db::{Conn, Db, Tx};
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 /// Every schema change, embedded in the binary and applied at start-up.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -23,22 +26,34 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
         .application_name("carrot"))
 }
 
-/// A pool of at most `max_connections` connections to `url`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+/// A pool of at most `max_connections` connections to `url` (see [`Db`]).
+pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // Db checks what it takes from its own cache; sqlx's own idle connections are
+        // checked the same way (a busy connection that died fails its statement, and goes).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(connect_options(url)?)
-        .await
+        .await?;
+    Ok(Db::new(pool))
 }
 
 /// Applies every pending migration.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+pub async fn migrate(db: &Db) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(db.pool()).await
 }
 
 /// Whether every embedded migration has been applied successfully to this database.
-pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+pub async fn migrations_applied(pool: &Db) -> Result<bool, sqlx::Error> {
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)

@@ -2,11 +2,11 @@
 //! the payment gateway), and settles each row: done, retried with exponential backoff, or
 //! after `max_attempts` a dead letter. Any number of dispatchers may run.
 
+use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sqlx::PgPool;
 
 use super::commands::Failure;
 use super::outbox::{self, Leased};
@@ -46,14 +46,14 @@ impl Default for DispatcherConfig {
 /// Executes the saga's outbox.
 #[derive(Clone)]
 pub struct Dispatcher {
-    pool: PgPool,
+    pool: Db,
     write: Arc<WriteSide>,
     config: DispatcherConfig,
 }
 
 impl Dispatcher {
     /// A dispatcher over `pool`, executing through `write`.
-    pub fn new(pool: PgPool, write: Arc<WriteSide>, config: DispatcherConfig) -> Self {
+    pub fn new(pool: Db, write: Arc<WriteSide>, config: DispatcherConfig) -> Self {
         Dispatcher {
             pool,
             write,

@@ -7,11 +7,12 @@
 //! due again; executing it twice is safe because aggregates treat a repeat as done and the
 //! gateway sees the same idempotency key.
 
+use crate::postgres::Db;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::commands::SagaCommand;
@@ -65,7 +66,7 @@ pub struct Leased {
 }
 
 /// Leases up to `limit` due commands for `lease`.
-pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Leased>, sqlx::Error> {
+pub async fn claim(pool: &Db, limit: i64, lease: Duration) -> Result<Vec<Leased>, sqlx::Error> {
     let rows: Vec<(String, serde_json::Value, i32)> = sqlx::query_as(
         "UPDATE settlement.outbox o
             SET locked_until = now() + make_interval(secs => $2), attempts = o.attempts + 1,
@@ -94,7 +95,7 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Lea
 }
 
 /// Marks a command done: applied, or moot for the reason given.
-pub async fn done(pool: &PgPool, command_id: &str, outcome: &str) -> Result<(), sqlx::Error> {
+pub async fn done(pool: &Db, command_id: &str, outcome: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE settlement.outbox
             SET status = 'done', outcome = $2, locked_until = NULL, last_error = NULL,
@@ -111,7 +112,7 @@ pub async fn done(pool: &PgPool, command_id: &str, outcome: &str) -> Result<(), 
 /// Makes a command due again after `delay`. `counted: false` gives the attempt back (the
 /// breaker refused it without trying).
 pub async fn retry_later(
-    pool: &PgPool,
+    pool: &Db,
     command_id: &str,
     delay: Duration,
     error: &str,
@@ -134,7 +135,7 @@ pub async fn retry_later(
 }
 
 /// Gives up on a command: an operator must look, and may retry it.
-pub async fn bury(pool: &PgPool, command_id: &str, error: &str) -> Result<(), sqlx::Error> {
+pub async fn bury(pool: &Db, command_id: &str, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE settlement.outbox
             SET status = 'dead', locked_until = NULL, last_error = $2, updated_at = now()
@@ -169,7 +170,7 @@ pub struct DeadLetter {
 
 /// Dead letters, most recent first; `after` is the last `command_id` of the previous page.
 pub async fn dead_letters(
-    pool: &PgPool,
+    pool: &Db,
     limit: i64,
     after: Option<&str>,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
@@ -189,7 +190,7 @@ pub async fn dead_letters(
 }
 
 /// Puts a dead letter back in line with its attempts reset; false if there is no such one.
-pub async fn revive(pool: &PgPool, command_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn revive(pool: &Db, command_id: &str) -> Result<bool, sqlx::Error> {
     let revived = sqlx::query(
         "WITH revived AS (
              UPDATE settlement.outbox
@@ -206,7 +207,7 @@ pub async fn revive(pool: &PgPool, command_id: &str) -> Result<bool, sqlx::Error
 }
 
 /// How many commands wait, and how many are dead: for readiness and metrics.
-pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
+pub async fn depth(pool: &Db) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'dead')
            FROM settlement.outbox WHERE status <> 'done'",
@@ -219,7 +220,7 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 const KEEP_SETTLED: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Deletes commands settled longer ago than a week; returns how many.
-pub async fn purge_settled(pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub async fn purge_settled(pool: &Db) -> Result<u64, sqlx::Error> {
     let purged = sqlx::query(
         "DELETE FROM settlement.outbox
           WHERE status = 'done' AND updated_at < now() - make_interval(secs => $1)",

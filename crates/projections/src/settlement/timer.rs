@@ -5,11 +5,12 @@
 //! on a state that is a little behind is safe, because a command the trade has overtaken is
 //! refused by its aggregate and counted moot.
 
+use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_domain::{Clock, ListingId, PaymentId, Price, RequestId, Trade, UserId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::commands::SagaCommand;
@@ -19,7 +20,7 @@ use crate::runner::Shutdown;
 /// Fires deadlines.
 #[derive(Clone)]
 pub struct Timer {
-    pool: PgPool,
+    pool: Db,
     clock: Arc<dyn Clock>,
 }
 
@@ -28,7 +29,7 @@ const BATCH: i64 = 200;
 
 impl Timer {
     /// A timer over `pool`, telling time by `clock`.
-    pub fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(pool: Db, clock: Arc<dyn Clock>) -> Self {
         Timer { pool, clock }
     }
 
