@@ -117,8 +117,10 @@ pub struct DatabaseArgs {
     /// Where Carrot keeps its files (embedded database, generated JWT secret).
     #[arg(long, env = "CARROT_DATA_DIR", default_value = "./.carrot")]
     pub data_dir: PathBuf,
-    /// The most database connections this process opens.
-    #[arg(long, env = "CARROT_DB_POOL_SIZE", default_value_t = 20)]
+    /// The most database connections this process opens (lazily). Keep it above the
+    /// requests in flight at once: a request that waits for a connection costs sqlx's
+    /// return-ping on every connection handed back (see `Db`).
+    #[arg(long, env = "CARROT_DB_POOL_SIZE", default_value_t = 64)]
     pub pool_size: u32,
 }
 
