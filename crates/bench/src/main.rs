@@ -1,9 +1,10 @@
-//! `carrot-bench`: load scenarios against a running Carrot, and a generator of realistic
-//! event logs for rebuild benchmarks.
+//! `carrot-bench`: load scenarios against a running Carrot, a generator of realistic event
+//! logs for rebuild benchmarks, and `report`, which measures everything in one run.
 #![forbid(unsafe_code)]
 
 mod client;
 mod driver;
+mod report;
 mod scenarios;
 mod seed;
 mod stats;
@@ -14,10 +15,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::client::Carrot;
 use crate::driver::Load;
-use crate::scenarios::simple::Reads;
-use crate::stats::Recorder;
+use crate::scenarios::Extra;
 
 /// Carrot's load generator and benchmark harness.
 #[derive(Debug, Parser)]
@@ -39,7 +38,7 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
-    /// Run a load scenario against a running service.
+    /// Run a load scenario against a running service; prints its figures as JSON.
     Run {
         /// register, request, read, read-by-id, hot, long, trade, seeds.
         scenario: String,
@@ -65,6 +64,10 @@ enum Command {
         #[arg(long)]
         payment_sim: Option<String>,
     },
+    /// Measure PostgreSQL's ceiling (pgbench) and every Carrot scenario in one run, on a
+    /// fresh embedded cluster, and write the figures and ratios to a Markdown file.
+    /// Needs the `carrot` binary beside this one (`cargo build --release --workspace`).
+    Report(report::Options),
 }
 
 #[tokio::main]
@@ -96,6 +99,16 @@ async fn main() -> ExitCode {
             };
             run(&scenario, &url, load, &extra).await
         }
+        Command::Report(options) => match report::run(&options).await {
+            Ok(written) => {
+                println!("wrote {}", written.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("carrot-bench report: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -129,99 +142,26 @@ async fn seed(events: usize, url: &str) -> ExitCode {
     }
 }
 
-/// What some scenarios need beyond the load.
-struct Extra {
-    sample: u64,
-    database_url: Option<String>,
-    payment_sim: Option<String>,
-}
-
 async fn run(scenario: &str, url: &str, load: Load, extra: &Extra) -> ExitCode {
-    let recorder = Recorder::default();
-    let carrot = match Carrot::new(url, recorder.clone(), load.concurrency * 2) {
-        Ok(carrot) => carrot,
+    match scenarios::run(scenario, url, load, extra).await {
+        Ok(measured) => {
+            println!(
+                "{}",
+                json!({
+                    "scenario": scenario,
+                    "concurrency": load.concurrency,
+                    "rate": load.rate,
+                    "seconds": measured.seconds,
+                    "iterations": measured.iterations,
+                    "iterations_per_second": measured.rate(),
+                    "operations": measured.operations,
+                })
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("carrot-bench: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let outcome = scenario_run(scenario, &carrot, load, extra).await;
-    let (iterations, seconds) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
-            eprintln!("carrot-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "{}",
-        json!({
-            "scenario": scenario,
-            "concurrency": load.concurrency,
-            "rate": load.rate,
-            "seconds": seconds,
-            "iterations": iterations,
-            "iterations_per_second": iterations as f64 / seconds.max(1e-9),
-            "operations": recorder.summaries(),
-        })
-    );
-    ExitCode::SUCCESS
-}
-
-/// Runs one scenario; (iterations, seconds).
-async fn scenario_run(
-    scenario: &str,
-    carrot: &Carrot,
-    load: Load,
-    extra: &Extra,
-) -> Result<(u64, f64), String> {
-    match scenario {
-        "register" => Ok(scenarios::simple::register(carrot, load).await),
-        "request" => Ok(scenarios::simple::request(carrot, load).await),
-        "read" => Ok(scenarios::simple::read(carrot, load, Reads::ListingAndMyPage).await),
-        "read-by-id" => Ok(scenarios::simple::read(carrot, load, Reads::ListingById).await),
-        "trade" => Ok(scenarios::trade::run(carrot, load, extra.sample).await),
-        "hot" => Ok(scenarios::hot::run(carrot, 100, load.duration).await),
-        "long" => {
-            let url = extra.database_url.as_deref().ok_or("long needs --database-url")?;
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            scenarios::long::run(carrot, &pool, 10_000, 300)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        "seeds" => {
-            let sim = extra.payment_sim.as_deref().ok_or("seeds needs --payment-sim")?;
-            faults(sim, "400-620").await?;
-            let done = scenarios::simple::request(carrot, load).await;
-            faults(sim, "0").await?;
-            Ok(done)
-        }
-        other => Err(format!(
-            "no scenario {other:?}; the scenarios are register, request, read, read-by-id, hot, long, trade, seeds"
-        )),
-    }
-}
-
-/// Sets the payment simulator's latency (and nothing else failing).
-async fn faults(sim: &str, latency_ms: &str) -> Result<(), String> {
-    let body =
-        json!({"latency_ms": latency_ms, "failure_rate": 0.0, "decline_rate": 0.0, "down": false});
-    let response = reqwest::Client::new()
-        .put(format!("{}/faults", sim.trim_end_matches('/')))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the payment simulator refused the faults: {}",
-            response.status()
-        ))
     }
 }

@@ -94,7 +94,8 @@ impl Binaries {
             .ok_or(EmbeddedError::NoBinaries)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    /// One of the installation's programs (`pgbench`, `psql`, ...).
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -425,6 +426,11 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
     /// Where the cluster's files live.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The superuser's password.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     /// A connection URL for `database` as the superuser.

@@ -1,0 +1,125 @@
+//! The report as Markdown: conditions, PostgreSQL's ceiling, each scenario's operations,
+//! memory, replay, and the targets with their ratios.
+
+use std::fmt::Write;
+
+use super::{targets, Figures};
+
+/// The whole report.
+pub fn render(f: &Figures) -> String {
+    let mut md = String::new();
+    let m = &f.machine;
+    let _ = writeln!(
+        md,
+        "# Benchmarks\n\n\
+         Written by `carrot-bench report` (see README, \"Benchmarks\"); do not edit by hand.\n\
+         What bounds each figure, with the profiles behind it: [PERFORMANCE.md](PERFORMANCE.md).\n\n\
+         ## Conditions\n\n\
+         | | |\n|---|---|\n\
+         | date | {} |\n| commit | {} |\n| CPU | {} ({} cores usable) |\n| memory | {:.1} GiB |\n\
+         | PostgreSQL | {}: a fresh embedded cluster, durable (fsync and synchronous_commit on, the server's defaults), on loopback |\n\
+         | build | {} |\n\
+         | load | the load generator, the service, the payment simulator and PostgreSQL share the machine |\n\
+         | duration | {} s per pgbench workload and per scenario unless said otherwise |\n",
+        m.date, m.commit, m.cpu, m.cores, m.memory_gib, m.postgres, m.profile, f.seconds
+    );
+
+    let _ = writeln!(
+        md,
+        "## Targets\n\n| what | target | measured | |\n|---|---|---|---|"
+    );
+    for v in targets::judge(f) {
+        let verdict = match v.met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {verdict} |",
+            v.what, v.target, v.measured
+        );
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## PostgreSQL's ceiling\n\n\
+         pgbench `-n -M prepared -j 2 -c 32`, scripts of `perf/REFERENCE.md` (the two-event script \
+         writes two events of one aggregate in one transaction, one INSERT each), against a table \
+         shaped like postgres-es's `events` in its own database of the same cluster.\n\n\
+         | workload | tps at c=32 |\n|---|---|"
+    );
+    for (workload, tps) in &f.pgbench {
+        let _ = writeln!(md, "| {} | {tps:.0} |", workload.name());
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Carrot's scenarios\n\n\
+         Over real HTTP on loopback; every operation's latency from all samples (nearest rank). \
+         Lags are measured from the moment the completing call returned until a poll (every 5 ms) \
+         of `GET /requests/{{id}}` shows it completed (MyPage's view) and `GET /payments/{{id}}` \
+         shows it paid out."
+    );
+    for run in &f.scenarios {
+        let _ = writeln!(
+            md,
+            "\n### {}\n\n{:.0} iterations/s ({} in {:.1} s)\n\n\
+             | operation | count | p50 ms | p99 ms | max ms | statuses |\n|---|---|---|---|---|---|",
+            run.label,
+            run.measured.rate(),
+            run.measured.iterations,
+            run.measured.seconds
+        );
+        for op in &run.measured.operations {
+            let statuses: Vec<String> = op
+                .statuses
+                .iter()
+                .map(|(status, n)| match status {
+                    0 => format!("no answer: {n}"),
+                    s => format!("{s}: {n}"),
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {} |",
+                op.name,
+                op.count,
+                op.p50_ms,
+                op.p99_ms,
+                op.max_ms,
+                statuses.join(", ")
+            );
+        }
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Memory\n\nThe server's peak resident set (`VmHWM`) over every scenario above, \
+         the seeds' test at c=100 included: {}.\n",
+        f.peak_rss.map_or("not measured".into(), |b| format!(
+            "{:.1} MB",
+            b as f64 / 1e6
+        ))
+    );
+
+    let _ = writeln!(
+        md,
+        "## Replay\n\n`carrot replay` (every view rebuilt aside and swapped in, one after another), \
+         the service stopped, over the scenarios' log topped up with seeded trades \
+         (`carrot-bench seed`: real domain payloads, about six events a trade): {} events.\n\n\
+         | view | events | seconds | events/s |\n|---|---|---|---|",
+        f.replay_log
+    );
+    for r in &f.replay {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {:.0} |",
+            r.view,
+            r.events,
+            r.seconds,
+            r.rate()
+        );
+    }
+    md
+}
