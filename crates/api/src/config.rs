@@ -1,6 +1,7 @@
 //! The command line and the environment (`CARROT_*`, `DATABASE_URL`), with defaults that
 //! run everything on one machine with an embedded PostgreSQL.
 
+use crate::limits::{LimitConfig, Rate};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -162,6 +163,55 @@ pub struct ServeArgs {
     /// The settlement saga.
     #[command(flatten)]
     pub saga: SagaArgs,
+    /// Rate limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Rate limits per user and per client address (429 `rate_limited` with Retry-After).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Calls per second each authenticated user may make, sustained (0: no limit).
+    #[arg(long, env = "CARROT_RATE_LIMIT_USER_PER_SECOND", default_value_t = 20.0,
+          value_parser = parse_non_negative)]
+    pub rate_limit_user_per_second: f64,
+    /// Calls a user may make at once beyond the sustained rate.
+    #[arg(long, env = "CARROT_RATE_LIMIT_USER_BURST", default_value_t = 40)]
+    pub rate_limit_user_burst: u32,
+    /// Calls per second from each client address, sustained (0: no limit).
+    #[arg(long, env = "CARROT_RATE_LIMIT_ADDRESS_PER_SECOND", default_value_t = 100.0,
+          value_parser = parse_non_negative)]
+    pub rate_limit_address_per_second: f64,
+    /// Calls an address may make at once beyond the sustained rate.
+    #[arg(long, env = "CARROT_RATE_LIMIT_ADDRESS_BURST", default_value_t = 200)]
+    pub rate_limit_address_burst: u32,
+    /// The client's address is the last `X-Forwarded-For` entry (only behind a proxy that
+    /// appends it; otherwise any client could pick its own address).
+    #[arg(long, env = "CARROT_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+}
+
+impl LimitArgs {
+    /// The limits.
+    pub fn config(&self) -> LimitConfig {
+        LimitConfig {
+            per_user: Rate::new(self.rate_limit_user_per_second, self.rate_limit_user_burst),
+            per_address: Rate::new(
+                self.rate_limit_address_per_second,
+                self.rate_limit_address_burst,
+            ),
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
+    }
+}
+
+fn parse_non_negative(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{raw:?} is not a number of calls per second (0 or more)"
+        )),
+    }
 }
 
 /// The circuit breaker around the payment gateway.

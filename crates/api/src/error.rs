@@ -126,6 +126,12 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u32,
     },
+    /// Too many calls from this user or address; try again after `retry_after` seconds.
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds to wait before retrying.
+        retry_after: u32,
+    },
     /// The buyer's payment was declined (the request is recorded as `payment_failed`).
     #[error("the payment was declined: {reason}")]
     PaymentDeclined {
@@ -172,6 +178,7 @@ impl ApiError {
             ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -192,6 +199,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => code,
             ApiError::PaymentDeclined { .. } => "payment_declined",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -246,7 +254,7 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match &self {
-            ApiError::Unavailable { retry_after, .. } => {
+            ApiError::Unavailable { retry_after, .. } | ApiError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::Unauthenticated(_) => {

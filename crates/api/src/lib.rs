@@ -8,6 +8,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod ops;

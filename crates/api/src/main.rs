@@ -130,6 +130,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         gateway: args.payment.gateway()?,
         payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
         breaker: args.breaker.config(),
+        limits: args.limits.config(),
     };
     let app = match Application::build(settings, db.pool.clone()).await {
         Ok(app) => app,

@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
+use crate::limits::{LimitConfig, RateLimits};
 use crate::payment::{BreakerConfig, CircuitBreaker, WithTimeout};
 use crate::routes;
 use crate::state::AppState;
@@ -70,6 +71,8 @@ pub struct Settings {
     pub payment_timeout: Duration,
     /// When the gateway's circuit breaker opens and how it recovers.
     pub breaker: BreakerConfig,
+    /// Per-user and per-address rate limits.
+    pub limits: LimitConfig,
 }
 
 /// A bound, wired, not yet running application.
@@ -92,6 +95,7 @@ impl Application {
             settings.clock,
             breaker,
             settings.consistency_wait,
+            RateLimits::new(settings.limits),
         );
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
@@ -129,7 +133,10 @@ impl Application {
         };
         let accepting = self.state.accepting.clone();
         let mut stop = shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
+        let router = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 stop.wait().await;
                 accepting.store(false, Ordering::Relaxed);
@@ -172,6 +179,10 @@ pub fn router(state: AppState, role: ServeRole) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            crate::limits::per_address,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(|_| {

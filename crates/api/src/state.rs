@@ -12,6 +12,7 @@ use cqrs_es::Aggregate;
 
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
+use crate::limits::RateLimits;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub consistency_wait: Duration,
     /// False while starting or stopping: readiness answers 503.
     pub accepting: Arc<AtomicBool>,
+    /// Per-user and per-address rate limits.
+    pub limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         breaker: Arc<CircuitBreaker>,
         consistency_wait: Duration,
+        limits: RateLimits,
     ) -> Self {
         AppState {
             write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
@@ -54,6 +58,7 @@ impl AppState {
             clock,
             consistency_wait,
             accepting: Arc::new(AtomicBool::new(true)),
+            limits: Arc::new(limits),
         }
     }
 
@@ -66,6 +71,12 @@ impl AppState {
     /// write side only: reads go to views.
     pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, ApiError> {
         self.write.load::<A>(id).await.map_err(ApiError::Internal)
+    }
+}
+
+impl FromRef<AppState> for Arc<RateLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
     }
 }
 

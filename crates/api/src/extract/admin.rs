@@ -16,6 +16,7 @@ pub struct AdminUser(pub AuthUser);
 impl<S> FromRequestParts<S> for AdminUser
 where
     Arc<JwtKeys>: FromRef<S>,
+    Arc<crate::limits::RateLimits>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

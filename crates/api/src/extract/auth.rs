@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::auth::{JwtKeys, Role};
 use crate::error::ApiError;
+use crate::limits::RateLimits;
 
 /// A caller with a valid access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,7 @@ pub struct AuthUser {
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<JwtKeys>: FromRef<S>,
+    Arc<RateLimits>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -45,8 +47,10 @@ where
         let claims = keys
             .verify(token)
             .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
+        let user_id = UserId::from_uuid(claims.sub);
+        Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
         Ok(AuthUser {
-            user_id: UserId::from_uuid(claims.sub),
+            user_id,
             role: claims.role,
         })
     }

@@ -63,6 +63,7 @@ impl CommandContext {
 impl<S> FromRequestParts<S> for CommandContext
 where
     Arc<JwtKeys>: FromRef<S>,
+    Arc<crate::limits::RateLimits>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

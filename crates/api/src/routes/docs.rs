@@ -114,6 +114,7 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
             NotFound,
             PayloadTooLarge,
             NotJson,
+            RateLimited,
             InternalError
         ),
     ),
@@ -261,8 +262,9 @@ impl Modify for DocsPage {
     }
 }
 
-/// Any handler that reads or writes the database can fail on our side: each such operation
-/// may answer 500. (The probes, metrics and this documentation answer whatever happens.)
+/// Any handler that reads or writes the database can fail on our side, and is rate limited:
+/// each such operation may answer 500 and 429. (The probes, metrics and this documentation
+/// answer whatever happens.)
 struct InternalErrors;
 
 impl Modify for InternalErrors {
@@ -273,11 +275,13 @@ impl Modify for InternalErrors {
                 if tags.iter().any(|t| t == "operations" || t == "docs") {
                     continue;
                 }
-                operation
-                    .responses
-                    .responses
-                    .entry("500".to_owned())
-                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("InternalError")));
+                for (status, response) in [("429", "RateLimited"), ("500", "InternalError")] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
             }
         }
     }
@@ -401,6 +405,15 @@ pub struct PayloadTooLarge(pub Problem);
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct NotJson(pub Problem);
+
+/// 429 `rate_limited`: too many calls from this user or this address; wait `Retry-After`
+/// seconds.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait before calling again."))
+)]
+pub struct RateLimited(pub Problem);
 
 /// 500 `internal_error`: a fault on our side (logged; no detail is shown).
 #[derive(ToResponse)]

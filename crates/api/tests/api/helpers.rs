@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
+use carrot_api::limits::LimitConfig;
 use carrot_api::payment::BreakerConfig;
 use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_api::startup::{Application, ServeRole, Settings};
@@ -51,6 +52,8 @@ pub fn test_settings() -> Settings {
         gateway: Arc::new(SimulatedGateway::new(SimulationProfile::default())),
         payment_timeout: Duration::from_secs(2),
         breaker: BreakerConfig::default(),
+        // Off: the suite calls fast from one address; tests of the limits set their own.
+        limits: LimitConfig::default(),
     }
 }
 

@@ -16,4 +16,5 @@ mod races;
 mod reads;
 mod replay;
 mod requests;
+mod security;
 mod settlement;

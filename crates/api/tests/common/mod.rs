@@ -18,10 +18,13 @@ pub struct Process {
 
 impl Process {
     /// Starts `carrot ARGS` with `env` added, and waits for a line containing `marker` and
-    /// an `http://` address.
+    /// an `http://` address. Rate limits are off (the tests call fast from one address)
+    /// unless `env` sets them.
     pub fn start(args: &[&str], env: &[(&str, String)], marker: &str) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_carrot"));
         command
+            .env("CARROT_RATE_LIMIT_USER_PER_SECOND", "0")
+            .env("CARROT_RATE_LIMIT_ADDRESS_PER_SECOND", "0")
             .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null());

@@ -20,6 +20,7 @@ pub fn render(f: &Figures) -> String {
          | PostgreSQL | {}: a fresh embedded cluster, durable (fsync and synchronous_commit on, the server's defaults), on loopback |\n\
          | build | {} |\n\
          | load | the load generator, the service, the payment simulator and PostgreSQL share the machine |\n\
+         | service | `carrot serve` defaults (pool 64), rate limits off (the load comes from one address and a few users) |\n\
          | duration | {} s per pgbench workload and per scenario unless said otherwise |\n",
         m.date, m.commit, m.cpu, m.cores, m.memory_gib, m.postgres, m.profile, f.seconds
     );

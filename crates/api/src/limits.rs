@@ -1,0 +1,221 @@
+//! Rate limits: per client address on every API call, and per user on every authenticated
+//! one, answering 429 `rate_limited` with `Retry-After` when exceeded.
+//!
+//! Each key gets a generic cell rate (GCRA): a sustained rate with a burst allowance, kept
+//! as one instant per key (its "theoretical arrival time"), so a limiter costs one map
+//! lookup per request and no timer. Keys that have been idle long enough to have a full
+//! burst again are forgotten when the map grows, so an attacker cycling through addresses
+//! cannot grow it without bound. Limits are per process: with N replicas a client gets up
+//! to N times the rate, which is what a limit against abuse (not a quota) needs.
+//! Probes, metrics and the documentation are never limited.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use carrot_domain::UserId;
+
+use crate::error::ApiError;
+
+/// A sustained rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once on top of nothing used.
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `per_second` with `burst`, or none when `per_second` is 0 (no limit).
+    pub fn new(per_second: f64, burst: u32) -> Option<Rate> {
+        (per_second > 0.0).then_some(Rate {
+            per_second,
+            burst: burst.max(1),
+        })
+    }
+}
+
+/// Which limits apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimitConfig {
+    /// Per authenticated user (none: unlimited).
+    pub per_user: Option<Rate>,
+    /// Per client address (none: unlimited).
+    pub per_address: Option<Rate>,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set this only
+    /// behind a proxy that appends it, as deploy/nginx does).
+    pub trust_forwarded_for: bool,
+}
+
+/// The limiters of one process.
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    per_user: Option<Limiter<UserId>>,
+    per_address: Option<Limiter<IpAddr>>,
+    trust_forwarded_for: bool,
+}
+
+impl RateLimits {
+    /// Limiters for `config`.
+    pub fn new(config: LimitConfig) -> Self {
+        RateLimits {
+            per_user: config.per_user.map(Limiter::new),
+            per_address: config.per_address.map(Limiter::new),
+            trust_forwarded_for: config.trust_forwarded_for,
+        }
+    }
+
+    /// Counts a call by `user`; refused with the seconds to wait when over the limit.
+    pub fn check_user(&self, user: UserId) -> Result<(), ApiError> {
+        check(self.per_user.as_ref(), user)
+    }
+}
+
+fn check<K: Eq + Hash>(limiter: Option<&Limiter<K>>, key: K) -> Result<(), ApiError> {
+    match limiter.map(|l| l.take(key, Instant::now())) {
+        Some(Err(wait)) => Err(ApiError::RateLimited {
+            retry_after: u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Middleware: the per-address limit, before anything else is done for the request.
+pub async fn per_address(
+    State(limits): State<Arc<RateLimits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let exempt = path.starts_with("/health")
+        || path == "/metrics"
+        || path == crate::routes::docs::DOCUMENT_PATH
+        || path.starts_with(crate::routes::docs::UI_PATH);
+    if !exempt {
+        if let Some(address) = client_address(&request, limits.trust_forwarded_for) {
+            if let Err(refused) = check(limits.per_address.as_ref(), address) {
+                return refused.into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// GCRA over keys `K`.
+#[derive(Debug)]
+struct Limiter<K> {
+    /// Time between two requests at the sustained rate.
+    interval: Duration,
+    /// How far ahead of now a key's arrival time may run: the burst.
+    tolerance: Duration,
+    arrivals: Mutex<HashMap<K, Instant>>,
+}
+
+/// Keys kept before idle ones are swept.
+const SWEEP_ABOVE: usize = 100_000;
+
+impl<K: Eq + Hash> Limiter<K> {
+    fn new(rate: Rate) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate.per_second);
+        Limiter {
+            interval,
+            tolerance: interval * rate.burst,
+            arrivals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request for `key` at `now`, or says how long until one would be allowed.
+    fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
+        if arrivals.len() > SWEEP_ABOVE {
+            arrivals.retain(|_, at| *at > now);
+        }
+        let at = arrivals.get(&key).copied().unwrap_or(now).max(now);
+        let next = at + self.interval;
+        let allowed_from = next.checked_sub(self.tolerance).unwrap_or(now);
+        if allowed_from > now {
+            return Err(allowed_from - now);
+        }
+        arrivals.insert(key, next);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_second: f64, burst: u32) -> Limiter<u8> {
+        Limiter::new(Rate::new(per_second, burst).unwrap())
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_sustained_rate() {
+        let l = limiter(10.0, 5);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.take(1, t0).is_ok());
+        }
+        let wait = l.take(1, t0).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100));
+        // One interval later, exactly one more.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(l.take(1, t1).is_ok());
+        assert!(l.take(1, t1).is_err());
+    }
+
+    #[test]
+    fn keys_are_limited_apart() {
+        let l = limiter(1.0, 1);
+        let now = Instant::now();
+        assert!(l.take(1, now).is_ok());
+        assert!(l.take(1, now).is_err());
+        assert!(l.take(2, now).is_ok());
+    }
+
+    #[test]
+    fn an_idle_key_gets_its_whole_burst_back() {
+        let l = limiter(2.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(l.take(7, t0).is_ok());
+        }
+        assert!(l.take(7, t0).is_err());
+        let later = t0 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert!(l.take(7, later).is_ok());
+        }
+        assert!(l.take(7, later).is_err());
+    }
+
+    #[test]
+    fn a_zero_rate_is_no_limit() {
+        assert_eq!(Rate::new(0.0, 10), None);
+    }
+}
