@@ -59,8 +59,13 @@ where
                 ApiError::MalformedJson(rejection.body_text())
             }
         })?;
-        // Well-formed first (400), then an object (422: serde would read a struct from an
-        // array too), then the shape (422).
+        // Not absurdly deep, then well-formed (400), then an object (422: serde would read a
+        // struct from an array too), then the shape (422).
+        if nesting(&bytes) > MAX_NESTING {
+            return Err(ApiError::MalformedJson(format!(
+                "nested deeper than {MAX_NESTING} levels"
+            )));
+        }
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
             .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -76,6 +81,36 @@ where
     }
 }
 
+/// No body of this API nests deeper than a few levels; 32 leaves room and refuses the
+/// thousands of levels meant to exhaust a parser's stack.
+const MAX_NESTING: usize = 32;
+
+/// The deepest nesting of arrays and objects in `bytes` (strings skipped).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// `application/json`, or any `+json` type, with or without parameters.
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -88,4 +123,17 @@ fn is_json(headers: &HeaderMap) -> bool {
                 || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_counts_arrays_and_objects_but_not_strings() {
+        assert_eq!(nesting(br#"{"a": 1}"#), 1);
+        assert_eq!(nesting(br#"{"a": [[{"b": []}]]}"#), 5);
+        assert_eq!(nesting(br#"{"a": "[[[[{{{{\"[[["}"#), 1);
+        assert_eq!(nesting(b"1"), 0);
+    }
 }

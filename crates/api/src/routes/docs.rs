@@ -372,7 +372,7 @@ pub struct IdempotencyHeader {
     pub idempotency_key: Option<String>,
 }
 
-/// 400 `malformed_json`: the body is not well-formed JSON.
+/// 400 `malformed_json`: the body is not well-formed JSON, or nests deeper than 32 levels.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct MalformedJson(pub Problem);

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod authorization;
 mod breaker;
 mod crash;
 mod deadlines;

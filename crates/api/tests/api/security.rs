@@ -235,3 +235,105 @@ async fn an_address_over_its_limit_gets_429_but_probes_still_answer() {
         assert_eq!(response.status(), StatusCode::OK, "{probe}");
     }
 }
+
+/// Strings that would do something if they were ever interpreted instead of stored.
+const HOSTILE: [&str; 6] = [
+    "'; DROP TABLE events; --",
+    "\" OR 1=1 --",
+    "<script>alert('x')</script>",
+    "{{7*7}} ${7*7} %s %n",
+    "Robert'); DELETE FROM users WHERE ('1'='1",
+    "\u{202e}txt.exe \\x00 \\u0000 ☃ 당근",
+];
+
+#[tokio::test]
+async fn hostile_strings_are_stored_and_returned_verbatim_never_executed() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    for (n, hostile) in HOSTILE.into_iter().enumerate() {
+        let body = json!({"title": hostile, "description": hostile, "price": 1000 + n, "category": hostile});
+        let created = app.post_listing(&seller, &body).await;
+        assert_eq!(created.status(), StatusCode::CREATED, "{hostile}");
+        let created: Value = created.json().await.unwrap();
+        let token = created["consistency_token"].as_str().unwrap();
+        let listing = app
+            .listing_after(&seller, created["listing_id"].as_str().unwrap(), token)
+            .await;
+        for field in ["title", "description", "category"] {
+            assert_eq!(listing[field], hostile, "{field} of {hostile:?}");
+        }
+        for (parameter, value) in [
+            ("q", hostile),
+            ("status", hostile),
+            ("cursor", hostile),
+            ("limit", hostile),
+        ] {
+            let response = app
+                .client
+                .get(app.url("/listings"))
+                .query(&[(parameter, value)])
+                .bearer_auth(&seller.token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert!(
+                status == StatusCode::OK
+                    || status == StatusCode::UNPROCESSABLE_ENTITY
+                    || status == StatusCode::BAD_REQUEST,
+                "{parameter}={hostile:?} answered {status}"
+            );
+        }
+        let found = app
+            .client
+            .get(app.url("/listings"))
+            .query(&[("q", hostile)])
+            .bearer_auth(&seller.token)
+            .send()
+            .await
+            .unwrap();
+        let found: Value = found.json().await.unwrap();
+        assert!(
+            found["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["title"] == hostile),
+            "a search for {hostile:?} finds it as text"
+        );
+    }
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, 1, "the users table is whole");
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_with_400_and_changes_nothing() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let depth = 5_000;
+    let nested = format!(
+        "{{\"title\": {}1{}, \"description\": \"\", \"price\": 1000}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let before = app.event_count().await;
+    let response = app
+        .post(&seller, "/listings")
+        .header("content-type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "malformed_json").await;
+    assert_eq!(app.event_count().await, before);
+    let alive = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), StatusCode::OK);
+}
