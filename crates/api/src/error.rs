@@ -95,9 +95,12 @@ pub enum ApiError {
     /// Nothing there, or nothing the caller may see.
     #[error("there is nothing here with that id")]
     NotFound,
-    /// No such route or method.
+    /// No such route.
     #[error("no such endpoint")]
     NoRoute,
+    /// The route exists, not with this method (the `Allow` header lists those it takes).
+    #[error("this endpoint does not take this method; see the Allow header")]
+    MethodNotAllowed,
     /// A rule of the domain refused the command.
     #[error("{detail}")]
     Domain {
@@ -168,6 +171,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Domain { kind, .. } => match kind {
                 ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
@@ -195,6 +199,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::NoRoute => "no_such_endpoint",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Domain { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => code,

@@ -96,7 +96,14 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 
 async fn run(state: &AppState, request: Request, next: Next) -> Result<Response, ApiError> {
     let key = parse_key(request.headers())?;
-    let user = caller(state, request.headers());
+    let user = match caller(state, request.headers()) {
+        Some(user) => user,
+        // Only signup and login are for callers without a token; anything else answers 401
+        // from its handler, and an anonymous caller must not fill the key store (nor learn
+        // whether a key was used) with calls that do nothing.
+        None if request.uri().path().starts_with("/auth/") => Uuid::nil(),
+        None => return Ok(next.run(request).await),
+    };
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, BODY_LIMIT_BYTES)
         .await
@@ -146,16 +153,15 @@ fn parse_key(headers: &HeaderMap) -> Result<String, ApiError> {
         })
 }
 
-/// Keys are per user. A request without a valid token is scoped to no one (the nil id):
-/// its handler answers 401 anyway, or it is an `/auth` call whose body holds the secret.
-fn caller(state: &AppState, headers: &HeaderMap) -> Uuid {
+/// Keys are per user: the caller's id, if the request carries a valid token. `/auth` calls
+/// (no token; the body holds the secret) are scoped to no one, the nil id.
+fn caller(state: &AppState, headers: &HeaderMap) -> Option<Uuid> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|token| state.jwt.verify(token.trim()).ok())
         .map(|claims| claims.sub)
-        .unwrap_or(Uuid::nil())
 }
 
 fn fingerprint(method: &Method, path: &str, query: Option<&str>, body: &Bytes) -> String {

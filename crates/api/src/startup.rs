@@ -175,7 +175,7 @@ pub fn router(state: AppState, role: ServeRole) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes(role)
         .fallback(|| async { ApiError::NoRoute })
-        .method_not_allowed_fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::idempotency::layer,

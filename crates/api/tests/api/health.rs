@@ -65,3 +65,20 @@ async fn an_unknown_route_is_a_problem_404() {
         .unwrap();
     assert_problem(response, StatusCode::NOT_FOUND, "no_such_endpoint").await;
 }
+
+#[tokio::test]
+async fn a_known_route_with_an_unknown_method_is_a_problem_405_with_allow() {
+    let app = spawn_app().await;
+    let response = app.client.put(app.url("/listings")).send().await.unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow}"
+    );
+    assert_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}

@@ -499,7 +499,14 @@ async fn bad_input_on_request_commands_is_4xx_and_writes_nothing() {
     for action in ["accept", "reject", "complete", "cancel"] {
         for id in [unknown.to_string(), "12".into(), "../listings".into()] {
             let response = app.act(&seller, &id, action).await;
-            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action} {id}");
+            // `/requests/../listings/accept` is `/listings/accept`: a listing route that
+            // takes no POST.
+            let expected = if id.starts_with("..") {
+                StatusCode::METHOD_NOT_ALLOWED
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(response.status(), expected, "{action} {id}");
         }
     }
     assert_eq!(app.event_count().await, before, "nothing was written");

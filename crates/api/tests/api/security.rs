@@ -337,3 +337,24 @@ async fn deeply_nested_json_is_refused_with_400_and_changes_nothing() {
         .unwrap();
     assert_eq!(alive.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_without_a_token_stores_nothing_and_answers_401() {
+    let app = spawn_app().await;
+    for body in [json!({"title": "a"}), json!({"title": "b"})] {
+        let response = app
+            .client
+            .post(app.url("/listings"))
+            .header("idempotency-key", "anonymous-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}

@@ -17,6 +17,18 @@ pub struct Process {
 }
 
 impl Process {
+    /// `carrot payment-sim` on a free port: a gateway whose ledger counts every movement.
+    pub fn payment_sim() -> Process {
+        Process::start(
+            &["payment-sim"],
+            &[
+                ("CARROT_PAYMENT_SIM_BIND", "127.0.0.1:0".to_owned()),
+                ("CARROT_LOG", "warn".to_owned()),
+            ],
+            "payment simulator on",
+        )
+    }
+
     /// Starts `carrot ARGS` with `env` added, and waits for a line containing `marker` and
     /// an `http://` address. Rate limits are off (the tests call fast from one address)
     /// unless `env` sets them.
@@ -119,6 +131,17 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub mod trades;
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A user of a running service.
