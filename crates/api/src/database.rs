@@ -75,6 +75,7 @@ async fn start_embedded(data_dir: &Path) -> Result<EmbeddedPostgres, DatabaseErr
         data_dir: data_dir.join("pg"),
         durable: true,
         remove_on_stop: false,
+        port: None,
     };
     let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&bin, &options))
         .await

@@ -127,6 +127,7 @@ async fn measure(options: &Options, checkout: &Path) -> Result<Figures, ReportEr
         data_dir: work_dir.join("pg"),
         durable: true,
         remove_on_stop: true,
+        port: None,
     };
     say("starting a durable PostgreSQL cluster");
     let cluster = {

@@ -202,6 +202,9 @@ pub struct ClusterOptions {
     pub durable: bool,
     /// Delete the data directory when the cluster stops (throwaway test clusters).
     pub remove_on_stop: bool,
+    /// Listen on this port (to come back where clients expect it after a stop), or on a
+    /// free one.
+    pub port: Option<u16>,
 }
 
 /// A running private cluster; stopping it (or dropping it, or this process ending) shuts it down.
@@ -261,6 +264,7 @@ impl EmbeddedPostgres {
             data_dir,
             durable: false,
             remove_on_stop: true,
+            port: None,
         };
         let password = Self::init_with(bin, run_as, &options.data_dir)?;
         Self::spawn(bin, run_as, &options, password)
@@ -328,7 +332,10 @@ impl EmbeddedPostgres {
         options: &ClusterOptions,
         password: String,
     ) -> Result<Self, EmbeddedError> {
-        let port = free_port().map_err(step("finding a free port"))?;
+        let port = match options.port {
+            Some(port) => port,
+            None => free_port().map_err(step("finding a free port"))?,
+        };
         let log = options.data_dir.join("carrot-postgres.log");
         // The watchdog: start the postmaster, report its pid, wait for our pipe to close,
         // then fast-shutdown the postmaster and, for throwaway clusters, remove the files.
