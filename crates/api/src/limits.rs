@@ -97,9 +97,9 @@ pub async fn per_address(
         || path == "/metrics"
         || path == crate::routes::docs::DOCUMENT_PATH
         || path.starts_with(crate::routes::docs::UI_PATH);
-    if !exempt {
+    if let (false, Some(limiter)) = (exempt, limits.per_address.as_ref()) {
         if let Some(address) = client_address(&request, limits.trust_forwarded_for) {
-            if let Err(refused) = check(limits.per_address.as_ref(), address) {
+            if let Err(refused) = check(Some(limiter), address) {
                 return refused.into_response();
             }
         }

@@ -25,6 +25,51 @@ use common::trades::{self, trade, Trade};
 use common::Process;
 use futures_util::future::join_all;
 
+/// Clients running trades until stopped, each as a seller and buyer of its own; a client
+/// that finds the service down waits for it instead of spinning.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Vec<Trade>>>,
+}
+
+impl Load {
+    fn start(client: &reqwest::Client, base: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|c| {
+                let (client, base, stop) = (client.clone(), base.to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    let seller = http::signup(&client, &base).await;
+                    let buyer = http::signup(&client, &base).await;
+                    let mut done = Vec::new();
+                    let mut n = c;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = trade(&client, &base, &seller, &buyer, n).await;
+                        if t.acked.is_empty() {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        } else {
+                            done.push(t);
+                        }
+                        n += clients;
+                    }
+                    done
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients; every trade they got at least one answer for.
+    async fn finish(self) -> Vec<Trade> {
+        self.stop.store(true, Ordering::Relaxed);
+        join_all(self.clients)
+            .await
+            .into_iter()
+            .flat_map(|c| c.unwrap())
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_command_and_settles_each_trade_once() {
     let seconds: u64 = std::env::var("CARROT_FAULT_SECONDS")
@@ -34,47 +79,22 @@ async fn sigkill_under_load_loses_no_acknowledged_command_and_settles_each_trade
     let db = test_database().await;
     let sim = Process::payment_sim();
     let port = common::free_port();
-    let env = vec![
-        ("DATABASE_URL", db.url.clone()),
-        (
-            "CARROT_JWT_SECRET",
-            "the fault suite's shared signing secret".to_owned(),
-        ),
-        ("CARROT_PAYMENT_URL", sim.address.clone()),
-        ("CARROT_BIND", format!("127.0.0.1:{port}")),
-        ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
-        ("CARROT_SAGA_LEASE_MS", "1000".to_owned()),
-        ("CARROT_DB_POOL_SIZE", "8".to_owned()),
-        ("CARROT_LOG", "warn".to_owned()),
-    ];
+    let bind = format!("127.0.0.1:{port}");
+    let env = common::service_env(
+        &db.url,
+        &sim.address,
+        &[
+            ("CARROT_BIND", &bind),
+            ("CARROT_SAGA_LEASE_MS", "1000"),
+            ("CARROT_DB_POOL_SIZE", "8"),
+        ],
+    );
     let start = || Process::start(&["serve"], &env, "listening on");
     let server = Arc::new(Mutex::new(Some(start())));
     let base = format!("http://127.0.0.1:{port}");
     let client = http::client();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..4)
-        .map(|c| {
-            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
-            tokio::spawn(async move {
-                let seller = http::signup(&client, &base).await;
-                let buyer = http::signup(&client, &base).await;
-                let mut done = Vec::new();
-                let mut n = c;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = trade(&client, &base, &seller, &buyer, n).await;
-                    if t.acked.is_empty() {
-                        // The service is down: wait for it rather than spin.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    } else {
-                        done.push(t);
-                    }
-                    n += 4;
-                }
-                done
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &base, 4);
 
     let kills = AtomicUsize::new(0);
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -89,12 +109,7 @@ async fn sigkill_under_load_loses_no_acknowledged_command_and_settles_each_trade
         let restarted = start();
         *server.lock().unwrap_or_else(PoisonError::into_inner) = Some(restarted);
     }
-    stop.store(true, Ordering::Relaxed);
-    let done: Vec<Trade> = join_all(clients)
-        .await
-        .into_iter()
-        .flat_map(|c| c.unwrap())
-        .collect();
+    let done = load.finish().await;
     let closed = done.iter().filter(|t| t.ended != "unknown").count();
     let unanswered = done.len() - closed;
     assert!(closed >= 20, "too few trades to mean anything: {closed}");
@@ -122,17 +137,7 @@ async fn sigkill_under_load_loses_no_acknowledged_command_and_settles_each_trade
 async fn commands_succeed_with_no_worker_running_and_everything_catches_up_after() {
     let db = test_database().await;
     let sim = Process::payment_sim();
-    let env = vec![
-        ("DATABASE_URL", db.url.clone()),
-        (
-            "CARROT_JWT_SECRET",
-            "the fault suite's shared signing secret".to_owned(),
-        ),
-        ("CARROT_PAYMENT_URL", sim.address.clone()),
-        ("CARROT_BIND", "127.0.0.1:0".to_owned()),
-        ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
-        ("CARROT_LOG", "warn".to_owned()),
-    ];
+    let env = common::service_env(&db.url, &sim.address, &[]);
     let api = Process::start(&["serve", "--role", "api"], &env, "listening on");
     let client = http::client();
     let (seller, buyer) = (
@@ -226,48 +231,14 @@ async fn a_database_restart_turns_readiness_503_and_commands_come_back_without_a
         .unwrap();
     let url = pg.url("carrot");
     let sim = Process::payment_sim();
-    let env = vec![
-        ("DATABASE_URL", url.clone()),
-        (
-            "CARROT_JWT_SECRET",
-            "the fault suite's shared signing secret".to_owned(),
-        ),
-        ("CARROT_PAYMENT_URL", sim.address.clone()),
-        ("CARROT_BIND", "127.0.0.1:0".to_owned()),
-        ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
-        ("CARROT_LOG", "warn".to_owned()),
-    ];
+    let env = common::service_env(&url, &sim.address, &[]);
     let carrot = Process::start(&["serve"], &env, "listening on");
     let pid = carrot.pid();
     let base = carrot.address.clone();
     let client = http::client();
-    let (seller, buyer) = (
-        http::signup(&client, &base).await,
-        http::signup(&client, &base).await,
-    );
-
+    let seller = http::signup(&client, &base).await;
     // A steady load of trades through the outage, from two clients.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..2)
-        .map(|c| {
-            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
-            let (seller, buyer) = (seller.clone(), buyer.clone());
-            tokio::spawn(async move {
-                let mut done = Vec::new();
-                let mut n = c;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = trade(&client, &base, &seller, &buyer, n).await;
-                    if t.acked.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    } else {
-                        done.push(t);
-                    }
-                    n += 2;
-                }
-                done
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &base, 2);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let ready = format!("{base}/health/ready");
@@ -300,12 +271,7 @@ async fn a_database_restart_turns_readiness_503_and_commands_come_back_without_a
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    let done: Vec<Trade> = join_all(load)
-        .await
-        .into_iter()
-        .flat_map(|c| c.unwrap())
-        .collect();
+    let done = load.finish().await;
 
     let unready = unready.expect("readiness never answered 503 with the database down");
     assert!(

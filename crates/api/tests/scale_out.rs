@@ -20,19 +20,14 @@ use futures_util::future::join_all;
 async fn processes_on_one_database_settle_every_trade_exactly_once_through_a_sigkill() {
     let db = test_database().await;
     let sim = Process::payment_sim();
-    let env = vec![
-        ("DATABASE_URL", db.url.clone()),
-        (
-            "CARROT_JWT_SECRET",
-            "the scale-out test's shared signing secret".to_owned(),
-        ),
-        ("CARROT_PAYMENT_URL", sim.address.clone()),
-        ("CARROT_BIND", "127.0.0.1:0".to_owned()),
-        ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
-        ("CARROT_SAGA_LEASE_MS", "2000".to_owned()),
-        ("CARROT_DB_POOL_SIZE", "8".to_owned()),
-        ("CARROT_LOG", "warn".to_owned()),
-    ];
+    let env = common::service_env(
+        &db.url,
+        &sim.address,
+        &[
+            ("CARROT_SAGA_LEASE_MS", "2000"),
+            ("CARROT_DB_POOL_SIZE", "8"),
+        ],
+    );
     let api = Process::start(&["serve", "--role", "api"], &env, "listening on");
     let both = Process::start(&["serve", "--role", "all"], &env, "listening on");
     let worker = Process::start(&["serve", "--role", "worker"], &env, "listening on");

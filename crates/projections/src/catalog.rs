@@ -1,6 +1,7 @@
 //! The catalog view: every listing with its current status, for browsing and for
 //! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema.
 
+use crate::page::{page, PageCursor};
 use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
@@ -159,33 +160,6 @@ pub async fn listing_by_id(pool: &Db, id: ListingId) -> Result<Option<ListingVie
     .await
 }
 
-/// Where a catalog page ends: the last listing's `(created_at, listing_id)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CatalogCursor {
-    created_at: DateTime<Utc>,
-    listing_id: Uuid,
-}
-
-impl CatalogCursor {
-    /// The cursor's text form, opaque to clients.
-    pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.created_at.timestamp_micros(),
-            self.listing_id.simple()
-        )
-    }
-
-    /// Parses a cursor from its text form.
-    pub fn decode(raw: &str) -> Option<Self> {
-        let (micros, id) = raw.split_once('_')?;
-        Some(CatalogCursor {
-            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            listing_id: Uuid::try_parse(id).ok()?,
-        })
-    }
-}
-
 /// What to list.
 #[derive(Debug, Clone)]
 pub struct CatalogQuery {
@@ -194,7 +168,7 @@ pub struct CatalogQuery {
     /// A case-insensitive substring of the title or description.
     pub text: Option<String>,
     /// Continue after this cursor.
-    pub after: Option<CatalogCursor>,
+    pub after: Option<PageCursor>,
     /// At most this many items.
     pub limit: i64,
 }
@@ -204,12 +178,12 @@ pub struct CatalogQuery {
 pub async fn list(
     pool: &Db,
     query: &CatalogQuery,
-) -> Result<(Vec<ListingView>, Option<CatalogCursor>), sqlx::Error> {
+) -> Result<(Vec<ListingView>, Option<PageCursor>), sqlx::Error> {
     let pattern = query
         .text
         .as_deref()
         .map(|t| format!("%{}%", escape_like(t)));
-    let mut items: Vec<ListingView> = sqlx::query_as(&format!(
+    let items: Vec<ListingView> = sqlx::query_as(&format!(
         "SELECT {VIEW_COLUMNS} FROM catalog.listings
           WHERE status = $1
             AND ($2::text IS NULL OR title ILIKE $2 OR description ILIKE $2)
@@ -220,19 +194,13 @@ pub async fn list(
     .bind(&query.status)
     .bind(pattern)
     .bind(query.after.map(|c| c.created_at))
-    .bind(query.after.map(|c| c.listing_id))
+    .bind(query.after.map(|c| c.id))
     .bind(query.limit + 1)
     .fetch_all(pool)
     .await?;
-    let next = if items.len() as i64 > query.limit {
-        items.truncate(query.limit as usize);
-        items.last().map(|l| CatalogCursor {
-            created_at: l.created_at,
-            listing_id: l.listing_id,
-        })
-    } else {
-        None
-    };
+    let (items, next) = page(items, query.limit, |l| {
+        PageCursor::after(l.created_at, l.listing_id)
+    });
     Ok((items, next))
 }
 

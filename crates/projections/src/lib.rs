@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mypage;
 pub mod notifications;
 pub mod notify;
+pub mod page;
 pub mod payments;
 pub mod postgres;
 pub mod replay;

@@ -8,7 +8,8 @@ use axum::Router;
 use carrot_domain::listing::fields::{Category, Description, InvalidField, ListingTitle};
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::{ListingId, Price};
-use carrot_projections::catalog::{self, CatalogCursor, CatalogQuery, ListingView, CATALOG};
+use carrot_projections::catalog::{self, CatalogQuery, ListingView, CATALOG};
+use carrot_projections::page::PageCursor;
 use carrot_projections::Checkpoint;
 
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,7 @@ impl BrowseParams {
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(raw) => {
-                let cursor = CatalogCursor::decode(raw);
+                let cursor = PageCursor::decode(raw);
                 if cursor.is_none() {
                     errors.push(FieldError::new(
                         "cursor",

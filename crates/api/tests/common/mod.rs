@@ -135,6 +135,29 @@ impl Drop for Process {
 
 pub mod trades;
 
+/// The environment of a `carrot serve` on `database_url`, paying through the simulator at
+/// `payment_url`, on any free port, with a secret its replicas share; `extra` adds or
+/// overrides (a later entry wins, as with `Command::env`).
+pub fn service_env(
+    database_url: &str,
+    payment_url: &str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        (
+            "CARROT_JWT_SECRET",
+            "the process tests' shared signing secret".to_owned(),
+        ),
+        ("CARROT_PAYMENT_URL", payment_url.to_owned()),
+        ("CARROT_BIND", "127.0.0.1:0".to_owned()),
+        ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
+        ("CARROT_LOG", "warn".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
