@@ -223,19 +223,11 @@ impl EmbeddedPostgres {
     /// Creates the cluster on first use (initdb), then starts it on a free loopback port.
     pub fn start(bin: &Binaries, options: &ClusterOptions) -> Result<Self, EmbeddedError> {
         let run_as = RunAs::detect()?;
-        let password = Self::init_with(bin, run_as, &options.data_dir)?;
-        let mut last_error = None;
-        // A freshly probed free port can be taken before the postmaster binds it: retry.
-        for _ in 0..3 {
-            match Self::spawn(bin, run_as, options, password.clone()) {
-                Ok(cluster) => return Ok(cluster),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or(EmbeddedError::Step {
-            step: "starting PostgreSQL",
-            detail: "no attempt made".into(),
-        }))
+        // Inside the retry: a failed start of a cluster removed on stop removes its files.
+        retrying(|| {
+            let password = Self::init_with(bin, run_as, &options.data_dir)?;
+            Self::spawn(bin, run_as, options, password)
+        })
     }
 
     /// Starts a disposable cluster under `base`: a copy of a template made once (under a
@@ -252,22 +244,25 @@ impl EmbeddedPostgres {
             lock.lock().map_err(step("locking the template"))?;
             Self::init_with(bin, run_as, &template)?;
         }
-        let data_dir = base.join(format!(
-            "run-{}-{}",
-            std::process::id(),
-            random_hex(4).map_err(step("naming a throwaway cluster"))?
-        ));
-        let mut cp = run_as.command(Path::new("cp"));
-        cp.arg("-a").arg(&template).arg(&data_dir);
-        run(cp, "copying the template cluster")?;
-        let options = ClusterOptions {
-            data_dir,
-            durable: false,
-            remove_on_stop: true,
-            port: None,
-        };
-        let password = Self::init_with(bin, run_as, &options.data_dir)?;
-        Self::spawn(bin, run_as, &options, password)
+        // A failed start removes its copy (it is a throwaway cluster): retry from a new one.
+        retrying(|| {
+            let data_dir = base.join(format!(
+                "run-{}-{}",
+                std::process::id(),
+                random_hex(4).map_err(step("naming a throwaway cluster"))?
+            ));
+            let mut cp = run_as.command(Path::new("cp"));
+            cp.arg("-a").arg(&template).arg(&data_dir);
+            run(cp, "copying the template cluster")?;
+            let options = ClusterOptions {
+                data_dir,
+                durable: false,
+                remove_on_stop: true,
+                port: None,
+            };
+            let password = Self::init_with(bin, run_as, &options.data_dir)?;
+            Self::spawn(bin, run_as, &options, password)
+        })
     }
 
     /// Prepares a data directory with initdb unless it holds a cluster already; returns the
@@ -465,6 +460,22 @@ impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(30));
     }
+}
+
+/// Runs `attempt` up to three times: a freshly probed free port can be taken before the
+/// postmaster binds it (other test processes probe too).
+fn retrying<T>(mut attempt: impl FnMut() -> Result<T, EmbeddedError>) -> Result<T, EmbeddedError> {
+    let mut last_error = None;
+    for _ in 0..3 {
+        match attempt() {
+            Ok(done) => return Ok(done),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or(EmbeddedError::Step {
+        step: "starting PostgreSQL",
+        detail: "no attempt made".into(),
+    }))
 }
 
 fn password_file(data_dir: &Path) -> PathBuf {
