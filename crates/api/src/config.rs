@@ -94,6 +94,19 @@ pub enum SagaCommand {
         #[arg(long, value_name = "COMMAND_ID")]
         retry: Option<String>,
     },
+    /// Match the gateway's movements since a time with the log, repair what is safe to
+    /// repair and list every mismatch (exit 1 if any).
+    Reconcile {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The gateway (the same settings `carrot serve` uses).
+        #[command(flatten)]
+        payment: PaymentArgs,
+        /// From when (RFC 3339, e.g. 2026-11-26T00:00:00Z).
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// `carrot admin ...`
@@ -325,6 +338,14 @@ pub struct PaymentArgs {
     /// Simulated gateway: the share of calls failing with nothing moved, 0 to 1.
     #[arg(long, env = "CARROT_PAYMENT_FAILURE_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub payment_failure_rate: f64,
+    /// Simulated gateway: the share of calls that move money and then lose their answer to
+    /// a proxy's 502 (over HTTP; in process, an unknown outcome), 0 to 1.
+    #[arg(long, env = "CARROT_PAYMENT_PROXY_ERROR_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub payment_proxy_error_rate: f64,
+    /// Simulated gateway: the share of calls that move money and then drop the connection
+    /// mid-answer, 0 to 1.
+    #[arg(long, env = "CARROT_PAYMENT_DROP_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub payment_drop_rate: f64,
 }
 
 impl PaymentArgs {
@@ -335,6 +356,8 @@ impl PaymentArgs {
             decline_rate: self.payment_decline_rate,
             failure_rate: self.payment_failure_rate,
             down: false,
+            proxy_error_rate: self.payment_proxy_error_rate,
+            drop_rate: self.payment_drop_rate,
         }
     }
 

@@ -62,6 +62,19 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Saga(SagaCommand::Reconcile {
+            database,
+            payment,
+            since,
+        }) => match payment.gateway() {
+            Ok(gateway) => {
+                with_database(&database, |pool| async move {
+                    ops::saga::reconcile(&pool, gateway, &payment, since).await
+                })
+                .await
+            }
+            Err(e) => Err(e.into()),
+        },
         Command::PaymentSim(args) => payment_sim(args).await,
         Command::Openapi => print_openapi(),
         Command::Admin(AdminCommand::Grant { database, username }) => {
@@ -123,7 +136,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 poll_interval: Duration::from_millis(args.poll_interval_ms),
                 ..RunnerConfig::default()
             },
-            saga: args.saga.saga(),
+            // The reconciler asks about a started capture only once its call must have
+            // ended: after the gateway's time limit, with room to record the answer.
+            saga: args
+                .saga
+                .saga()
+                .reconciling_after(Duration::from_millis(args.payment.payment_timeout_ms)),
             dispatcher: args.saga.dispatcher(),
             ..WorkerConfig::default()
         },

@@ -125,6 +125,7 @@ async fn render(State(state): State<AppState>) -> Response {
 async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx::Error> {
     let subscribers = carrot_projections::runner::status(&state.pool).await?;
     let (pending, dead) = outbox::depth(&state.pool).await?;
+    let mismatches = carrot_projections::settlement::reconcile::open_count(&state.pool).await?;
     let horizon: f64 = sqlx::query_scalar(
         "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
            FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
@@ -153,5 +154,6 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     let _ = writeln!(out, "# HELP carrot_log_horizon_age_seconds Age of the oldest open write transaction in the cluster: readers of the log wait for it.\n# TYPE carrot_log_horizon_age_seconds gauge\ncarrot_log_horizon_age_seconds {horizon}");
     let _ = writeln!(out, "# HELP carrot_saga_outbox_pending Saga commands waiting to run.\n# TYPE carrot_saga_outbox_pending gauge\ncarrot_saga_outbox_pending {pending}");
     let _ = writeln!(out, "# HELP carrot_saga_dead_letters Saga commands that gave up and wait for an operator.\n# TYPE carrot_saga_dead_letters gauge\ncarrot_saga_dead_letters {dead}");
+    let _ = writeln!(out, "# HELP carrot_reconciliation_mismatches Differences between the payment gateway and the log that wait for an operator.\n# TYPE carrot_reconciliation_mismatches gauge\ncarrot_reconciliation_mismatches {mismatches}");
     Ok(())
 }

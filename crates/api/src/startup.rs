@@ -123,6 +123,7 @@ impl Application {
             workers::spawn(
                 &self.state.pool,
                 self.state.write.clone(),
+                self.state.breaker.clone(),
                 self.state.clock.clone(),
                 self.workers,
                 &shutdown,

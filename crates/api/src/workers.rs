@@ -1,16 +1,20 @@
 //! The background work of a worker process: a runner per view and for the settlement saga,
 //! the saga's dispatcher and timer, and housekeeping. Any number of workers may run on one
 //! database: runners share subscribers through their checkpoint row locks, dispatchers
-//! lease outbox rows, timers take deadlines with `SKIP LOCKED`.
+//! lease outbox rows, timers take deadlines with `SKIP LOCKED`; reconciliation passes may
+//! overlap (every repair goes through the aggregates under the same keys, and a mismatch
+//! is recorded once per key).
 
 use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
 use carrot_projections::commands::WriteSide;
 use carrot_projections::settlement::{
-    Dispatcher, DispatcherConfig, SagaConfig, SettlementSaga, Timer, OUTBOX_CHANNEL,
+    Dispatcher, DispatcherConfig, ReconcileConfig, Reconciler, SagaConfig, SettlementSaga, Timer,
+    OUTBOX_CHANNEL,
 };
 use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
 use tokio::task::JoinHandle;
@@ -26,6 +30,8 @@ pub struct WorkerConfig {
     pub dispatcher: DispatcherConfig,
     /// How often the saga's timer looks for due deadlines.
     pub timer_tick: Duration,
+    /// Reconciliation against the gateway's list of movements.
+    pub reconcile: ReconcileConfig,
 }
 
 impl Default for WorkerConfig {
@@ -35,6 +41,7 @@ impl Default for WorkerConfig {
             saga: SagaConfig::default(),
             dispatcher: DispatcherConfig::default(),
             timer_tick: Duration::from_secs(1),
+            reconcile: ReconcileConfig::default(),
         }
     }
 }
@@ -48,6 +55,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 pub async fn spawn(
     pool: &Db,
     write: Arc<WriteSide>,
+    gateway: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     shutdown: &Shutdown,
@@ -68,6 +76,14 @@ pub async fn spawn(
         .into_iter()
         .map(|runner| tokio::spawn(runner.run(events.clone(), shutdown.clone())))
         .collect();
+    let reconciler = Reconciler::new(
+        pool.clone(),
+        write.clone(),
+        gateway,
+        clock.clone(),
+        config.reconcile,
+    );
+    tasks.push(tokio::spawn(reconciler.run(shutdown.clone())));
     let dispatcher = Dispatcher::new(pool.clone(), write, config.dispatcher);
     tasks.push(tokio::spawn(
         dispatcher.run(Wakeups::listen_on(pool, OUTBOX_CHANNEL), shutdown.clone()),

@@ -8,9 +8,14 @@
 //! starts. With the database stopped mid-load, readiness turns 503 within 2 s, and
 //! commands succeed again within 5 s of its return, with no restart of the service.
 //!
+//! Clients that give up mid-payment, a gateway that charges and then loses its answer, and
+//! SIGKILLs together (`client_chaos.rs`): no capture is ever left unaccounted for.
+//!
 //! The load and the number of crashes grow with `CARROT_FAULT_SECONDS` (default 8 s: the
 //! CI run); `CARROT_FAULT_SECONDS=120 cargo nextest run --test faults` is the long run.
 
+#[path = "faults/client_chaos.rs"]
+mod client_chaos;
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

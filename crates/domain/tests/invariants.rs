@@ -504,16 +504,27 @@ fn resolution() -> impl Strategy<Value = Resolution> {
 }
 
 fn payment_command() -> impl Strategy<Value = PaymentCommand> {
-    let capture = (
+    let start = (
         select(vec![PAYMENT, PAYMENT, PAYMENT, OTHER_PAYMENT]),
         select(vec![10_000, 10_000, 15_000]),
     )
-        .prop_map(|(payment_id, krw)| PaymentCommand::CapturePayment {
+        .prop_map(|(payment_id, krw)| PaymentCommand::StartCapture {
             payment_id,
             trade: trade_bought_by(BUYER_A),
             amount: Money::krw(krw),
         });
+    let capture = (
+        select(vec![PAYMENT, PAYMENT, PAYMENT, OTHER_PAYMENT]),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(payment_id, first_attempt)| PaymentCommand::CapturePayment {
+                payment_id,
+                first_attempt,
+            },
+        );
     prop_oneof![
+        2 => start,
         3 => capture,
         2 => Just(PaymentCommand::RefundPayment),
         2 => Just(PaymentCommand::PayOutPayment),
@@ -552,9 +563,13 @@ impl Ledger {
             prop_assert_eq!(step.after.trade(), step.before.trade(), "trade changed");
         }
         if after != before {
+            // Nothing is decided before the start is recorded, and only the first call's
+            // refusal may abort (it proves nothing moved).
             let allowed: &[PaymentStatus] = match after {
-                Captured | Failed => &[None, Unknown],
-                Unknown => &[None],
+                Started => &[None, Aborted],
+                Captured | Failed => &[Started, Unknown],
+                Unknown => &[Started],
+                Aborted => &[Started],
                 Refunded | PaidOut => &[Captured],
                 None => &[],
             };
@@ -564,10 +579,7 @@ impl Ledger {
             if let PaymentEvent::PaymentCaptured { .. } = event {
                 self.captures += 1;
             }
-            if let PaymentEvent::PaymentCaptured { payment_id, .. }
-            | PaymentEvent::PaymentDeclined { payment_id, .. }
-            | PaymentEvent::PaymentCaptureTimedOut { payment_id, .. } = event
-            {
+            if let PaymentEvent::PaymentCaptureStarted { payment_id, .. } = event {
                 self.id.get_or_insert(*payment_id);
             }
         }
@@ -595,24 +607,26 @@ impl Ledger {
             (
                 PaymentCommand::CapturePayment {
                     payment_id,
-                    trade,
-                    amount: asked,
+                    first_attempt,
                 },
                 "capture",
             ) => {
                 prop_assert_eq!(key, &format!("capture:{payment_id}"));
-                // A first capture charges what it asks; a retry of an unknown one asks about
-                // the order already made, whatever the retry says.
-                let expected = match step.before.status() {
-                    PaymentStatus::None => (trade.buyer_id, *asked),
-                    PaymentStatus::Unknown => (step.before.trade().buyer_id, step.before.amount()),
-                    other => {
-                        return Err(TestCaseError::fail(format!(
-                            "capture called when {other:?}"
-                        )))
-                    }
-                };
+                // Only a recorded start is sent, always the order it recorded.
+                let before = step.before.status();
+                prop_assert!(
+                    matches!(before, PaymentStatus::Started | PaymentStatus::Unknown),
+                    "capture called when {:?}",
+                    before
+                );
+                let expected = (step.before.trade().buyer_id, step.before.amount());
                 prop_assert_eq!(*order, Some(expected));
+                if step.after.status() == PaymentStatus::Aborted {
+                    prop_assert!(
+                        *first_attempt && before == PaymentStatus::Started && !*succeeded,
+                        "aborted on a call that proves nothing"
+                    );
+                }
             }
             (PaymentCommand::RefundPayment, "refund")
             | (PaymentCommand::PayOutPayment, "payout") => {
@@ -656,7 +670,7 @@ impl Ledger {
         );
         match before {
             None => prop_assert!(step.refused, "reconciled a payment never attempted"),
-            Unknown => {
+            Started | Unknown => {
                 prop_assert_eq!(
                     calls.len(),
                     1,

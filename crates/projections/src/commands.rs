@@ -38,6 +38,17 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Failed(BoxError),
 }
 
+/// What an executed command left.
+#[derive(Debug)]
+pub struct Executed<A> {
+    /// The checkpoint of the aggregate's last event (the consistency token).
+    pub token: Checkpoint,
+    /// The aggregate as the command left it.
+    pub aggregate: A,
+    /// Whether the command appended events (false: it had been done already).
+    pub appended: bool,
+}
+
 /// A cqrs-es framework over Carrot's event store.
 pub type Framework<A> = CqrsFramework<A, Store<A>>;
 
@@ -129,7 +140,9 @@ impl WriteSide {
         A: Routed,
         A::Error: 'static,
     {
-        self.run::<A>(id, command, metadata, false).await
+        self.run::<A>(id, command, metadata, false)
+            .await
+            .map(|done| (done.token, done.aggregate))
     }
 
     /// Executes a command that creates its aggregate under an id fresh from this request:
@@ -145,7 +158,25 @@ impl WriteSide {
         A: Routed,
         A::Error: 'static,
     {
-        self.run::<A>(id, command, metadata, true).await
+        self.run::<A>(id, command, metadata, true)
+            .await
+            .map(|done| (done.token, done.aggregate))
+    }
+
+    /// Executes `command` (`fresh`: under an id fresh from this request, as [`Self::create`])
+    /// and also tells whether it appended anything.
+    pub async fn execute_reporting<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, fresh).await
     }
 
     async fn run<A>(
@@ -154,7 +185,7 @@ impl WriteSide {
         command: A::Command,
         metadata: HashMap<String, String>,
         fresh: bool,
-    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    ) -> Result<Executed<A>, CommandError<A::Error>>
     where
         A: Routed,
         A::Error: 'static,
@@ -185,7 +216,7 @@ impl WriteSide {
         command: A::Command,
         metadata: HashMap<String, String>,
         fresh: bool,
-    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    ) -> Result<Executed<A>, CommandError<A::Error>>
     where
         A: Routed,
         A::Error: 'static,
@@ -206,7 +237,11 @@ impl WriteSide {
                         CommandError::Failed("a receipt of another aggregate".into())
                     })?;
                     // A no-op on an aggregate with no events: any view satisfies it.
-                    return Ok((receipt.token.unwrap_or(Checkpoint::ORIGIN), *aggregate));
+                    return Ok(Executed {
+                        token: receipt.token.unwrap_or(Checkpoint::ORIGIN),
+                        aggregate: *aggregate,
+                        appended: receipt.appended,
+                    });
                 }
                 // Assumed fresh, but the id exists: decide again on what is there, at once.
                 Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}

@@ -1,7 +1,8 @@
 //! The payments view: each payment once its capture has an outcome, with its trade, for
 //! `GET /payments/{id}`. Kept by the `payments` subscriber in the `payments` schema.
-//! A capture whose outcome is still unknown is not shown: no request was recorded for it,
-//! and no client was given its id.
+//! A capture started, aborted or whose outcome is still unknown is not shown: no request
+//! was recorded for it, and no client was given its id. A capture found only at the
+//! gateway (reconciliation) is shown to its buyer, with nil request, listing and seller.
 
 use crate::postgres::Db;
 use async_trait::async_trait;
@@ -42,7 +43,9 @@ impl Subscriber for PaymentsProjection {
         let keys = view::to_load(events.iter().map(|(_, e)| {
             let creates = matches!(
                 e,
-                PaymentEvent::PaymentCaptured { .. } | PaymentEvent::PaymentDeclined { .. }
+                PaymentEvent::PaymentCaptured { .. }
+                    | PaymentEvent::PaymentDeclined { .. }
+                    | PaymentEvent::PaymentCaptureDiscovered { .. }
             );
             (e.payment_id().as_uuid(), creates)
         }));
@@ -117,7 +120,19 @@ fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
             reason: Some(reason),
             ..row(payment_id, trade, amount, "failed", declined_at)
         }),
-        PaymentEvent::PaymentCaptureTimedOut { .. } => {}
+        PaymentEvent::PaymentCaptureDiscovered {
+            payment_id,
+            trade,
+            amount,
+            discovered_at,
+            ..
+        } => payments.create(PaymentRow {
+            captured_at: Some(discovered_at),
+            ..row(payment_id, trade, amount, "captured", discovered_at)
+        }),
+        PaymentEvent::PaymentCaptureStarted { .. }
+        | PaymentEvent::PaymentCaptureAborted { .. }
+        | PaymentEvent::PaymentCaptureTimedOut { .. } => {}
         PaymentEvent::PaymentRefunded {
             payment_id,
             refunded_at: at,

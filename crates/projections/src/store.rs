@@ -38,6 +38,8 @@ pub struct Receipt {
     pub token: Option<Checkpoint>,
     /// The aggregate after the command (`A`, boxed).
     pub aggregate: Box<dyn Any + Send>,
+    /// Whether the command appended events (false: it was a no-op).
+    pub appended: bool,
 }
 
 /// What a command's run tells the store, and what the store leaves for it.
@@ -235,6 +237,7 @@ impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
             leave(Receipt {
                 token: context.last,
                 aggregate: Box::new(context.aggregate),
+                appended: false,
             });
             return Ok(Vec::new());
         }
@@ -313,6 +316,7 @@ impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
         leave(Receipt {
             token: Some(token),
             aggregate: Box::new(context.aggregate),
+            appended: true,
         });
         Ok(envelopes)
     }

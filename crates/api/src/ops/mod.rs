@@ -22,6 +22,9 @@ pub enum OpsError {
     /// Verifying found rebuilt views that differ from the live ones.
     #[error("{0} difference(s) between the live views and a rebuild")]
     Differences(usize),
+    /// A reconciliation pass could not finish, or found mismatches.
+    #[error("{0}")]
+    Failed(String),
     /// Writing the output failed.
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),

@@ -1,7 +1,16 @@
-//! `carrot saga dead-letters [--retry ID]`.
+//! `carrot saga dead-letters [--retry ID]` and `carrot saga reconcile --since T`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use carrot_domain::payment::PaymentGateway;
+use carrot_domain::SystemClock;
+use carrot_projections::commands::WriteSide;
 use carrot_projections::postgres::Db;
-use carrot_projections::settlement::outbox;
+use carrot_projections::settlement::{outbox, reconcile, ReconcileConfig, Reconciler};
+
+use crate::config::PaymentArgs;
+use crate::payment::WithTimeout;
 
 use super::OpsError;
 
@@ -29,4 +38,49 @@ pub async fn dead_letters(pool: &Db, retry: Option<&str>) -> Result<(), OpsError
         );
     }
     Ok(())
+}
+
+/// One reconciliation pass from `since`; prints what it found, and every open mismatch.
+pub async fn reconcile(
+    pool: &Db,
+    gateway: Arc<dyn PaymentGateway>,
+    payment: &PaymentArgs,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<(), OpsError> {
+    let bounded: Arc<dyn PaymentGateway> = Arc::new(WithTimeout::new(
+        gateway,
+        Duration::from_millis(payment.payment_timeout_ms),
+    ));
+    let clock = Arc::new(SystemClock);
+    let write = Arc::new(WriteSide::new(pool.clone(), clock.clone(), bounded.clone()));
+    let reconciler = Reconciler::new(
+        pool.clone(),
+        write,
+        bounded,
+        clock,
+        ReconcileConfig::default(),
+    );
+    let report = reconciler
+        .run_once(since)
+        .await
+        .map_err(|e| OpsError::Failed(e.to_string()))?;
+    println!(
+        "{} movements: {} matched, {} repaired, {} deferred (gateway unavailable), {} mismatches",
+        report.movements, report.matched, report.repaired, report.deferred, report.mismatches
+    );
+    let open = reconcile::open_mismatches(pool, 1000).await?;
+    for m in &open {
+        println!(
+            "{}  {}  {}\n    {}",
+            m.idempotency_key,
+            m.kind,
+            m.found_at.to_rfc3339(),
+            m.detail
+        );
+    }
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::Failed(format!("{} open mismatches", open.len())))
+    }
 }

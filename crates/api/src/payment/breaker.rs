@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Movement, PaymentGateway, Receipt, TransferOrder,
 };
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 /// When the breaker opens and how it recovers.
@@ -292,6 +293,16 @@ impl PaymentGateway for CircuitBreaker {
     async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
         self.call("resolve_capture", self.inner.resolve_capture(key))
             .await
+    }
+
+    /// Not judged by the breaker: reconciliation reads the list whatever the state, and
+    /// its slowness says nothing about payments.
+    async fn movements(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, GatewayError> {
+        self.inner.movements(since, limit).await
     }
 }
 

@@ -2,17 +2,20 @@
 //! external gateway's adapter would speak.
 //!
 //! `POST /captures`, `/refunds`, `/payouts` with the idempotency key; `POST /captures/resolve`
-//! to resolve a capture whose answer was lost. 201 is done, 402 declined, 5xx failed with
-//! nothing moved. A failure to connect also means nothing moved; any other transport
-//! failure after the request may have left is an unknown outcome (`Timeout`), resolved
-//! later with the same key.
+//! to resolve a capture whose answer was lost; `GET /movements?since=&limit=` for the money
+//! it moved. 201 with a readable answer is done, 402 declined. Only what proves that
+//! nothing moved is taken for "nothing moved": a failure to connect (nothing was sent), a
+//! 4xx refusal, or a 5xx carrying the gateway's own `{"processed": false}`. Anything else
+//! (a timeout or reset after the request left, a 5xx from a proxy, a success whose body
+//! never fully arrived) is an unknown outcome (`Timeout`), resolved later with the same key.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Movement, PaymentGateway, Receipt, TransferOrder,
 };
+use chrono::{DateTime, Utc};
 use reqwest::{Client, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,6 +50,15 @@ pub struct Answer {
     /// For `GET /captures/{key}`: `captured`, `declined` or `voided`.
     #[serde(default)]
     pub status: Option<String>,
+    /// `false` on a failure the gateway answers itself: nothing was processed.
+    #[serde(default)]
+    pub processed: Option<bool>,
+}
+
+/// `GET /movements`'s answer.
+#[derive(Debug, Clone, Deserialize)]
+struct Movements {
+    movements: Vec<Movement>,
 }
 
 impl HttpGateway {
@@ -62,10 +74,12 @@ impl HttpGateway {
         })
     }
 
+    /// Sends `request`; the status and the answer, or an error that says what the failure
+    /// proves.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, Answer), GatewayError> {
+    ) -> Result<(StatusCode, Option<Answer>), GatewayError> {
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 GatewayError::Unavailable(format!("cannot reach the payment gateway: {e}"))
@@ -74,7 +88,8 @@ impl HttpGateway {
             }
         })?;
         let status = response.status();
-        let answer = response.json::<Answer>().await.unwrap_or_default();
+        // A body cut off or not the gateway's JSON: `None`, never a default answer.
+        let answer = response.json::<Answer>().await.ok();
         Ok((status, answer))
     }
 
@@ -86,17 +101,41 @@ impl HttpGateway {
                     .json(&transfer),
             )
             .await?;
-        match status {
-            StatusCode::CREATED | StatusCode::OK => Ok(Receipt {
-                reference: answer.reference.unwrap_or_default(),
+        judge(status, answer)
+    }
+}
+
+/// What an answer to a money movement proves.
+fn judge(status: StatusCode, answer: Option<Answer>) -> Result<Receipt, GatewayError> {
+    match (status, answer) {
+        (
+            StatusCode::CREATED | StatusCode::OK,
+            Some(Answer {
+                reference: Some(reference),
+                ..
             }),
-            StatusCode::PAYMENT_REQUIRED => Err(GatewayError::Declined(
-                answer.reason.unwrap_or_else(|| "declined".into()),
-            )),
-            other => Err(GatewayError::Unavailable(format!(
-                "the payment gateway answered {other}"
-            ))),
-        }
+        ) => Ok(Receipt { reference }),
+        // Done, but the proof (the reference) never arrived whole.
+        (StatusCode::CREATED | StatusCode::OK, _) => Err(GatewayError::Timeout),
+        (StatusCode::PAYMENT_REQUIRED, answer) => Err(GatewayError::Declined(
+            answer
+                .and_then(|a| a.reason)
+                .unwrap_or_else(|| "declined".into()),
+        )),
+        (
+            status,
+            Some(Answer {
+                processed: Some(false),
+                ..
+            }),
+        ) if status.is_server_error() => Err(GatewayError::Unavailable(format!(
+            "the payment gateway answered {status} and processed nothing"
+        ))),
+        (status, _) if status.is_client_error() => Err(GatewayError::Unavailable(format!(
+            "the payment gateway refused the call with {status}"
+        ))),
+        // A 5xx that is not the gateway's own word, or anything stranger: unknown.
+        _ => Err(GatewayError::Timeout),
     }
 }
 
@@ -128,11 +167,14 @@ impl PaymentGateway for HttpGateway {
                     .json(&json!({ "idempotency_key": key })),
             )
             .await?;
-        if status != StatusCode::OK {
-            return Err(GatewayError::Unavailable(format!(
-                "the payment gateway answered {status}"
-            )));
-        }
+        let answer = match (status, answer) {
+            (StatusCode::OK, Some(answer)) => answer,
+            (status, _) => {
+                return Err(GatewayError::Unavailable(format!(
+                    "the payment gateway answered {status} to a question"
+                )))
+            }
+        };
         match answer.status.as_deref() {
             Some("captured") => Ok(CaptureStatus::Captured(Receipt {
                 reference: answer.reference.unwrap_or_default(),
@@ -144,6 +186,32 @@ impl PaymentGateway for HttpGateway {
             ))),
         }
     }
+
+    async fn movements(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, GatewayError> {
+        let url = format!("{}/movements", self.base);
+        let response = self
+            .client
+            .get(url)
+            .query(&[("since", since.to_rfc3339()), ("limit", limit.to_string())])
+            .send()
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("movements: {e}")))?;
+        if !response.status().is_success() {
+            return Err(GatewayError::Unavailable(format!(
+                "the payment gateway answered {} to a list of movements",
+                response.status()
+            )));
+        }
+        response
+            .json::<Movements>()
+            .await
+            .map(|m| m.movements)
+            .map_err(|e| GatewayError::Unavailable(format!("movements: {e}")))
+    }
 }
 
 fn transfer_of(order: TransferOrder) -> Transfer {
@@ -151,5 +219,54 @@ fn transfer_of(order: TransferOrder) -> Transfer {
         idempotency_key: order.idempotency_key,
         party: order.recipient.as_uuid(),
         amount: order.amount.as_krw(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(reference: Option<&str>, processed: Option<bool>) -> Option<Answer> {
+        Some(Answer {
+            reference: reference.map(str::to_owned),
+            processed,
+            ..Answer::default()
+        })
+    }
+
+    #[test]
+    fn only_what_proves_nothing_moved_is_taken_for_nothing_moved() {
+        let unavailable =
+            |r: &Result<Receipt, GatewayError>| matches!(r, Err(GatewayError::Unavailable(_)));
+        let unknown = |r: &Result<Receipt, GatewayError>| matches!(r, Err(GatewayError::Timeout));
+        // The gateway's own refusals.
+        assert!(unavailable(&judge(
+            StatusCode::SERVICE_UNAVAILABLE,
+            said(None, Some(false))
+        )));
+        assert!(unavailable(&judge(StatusCode::TOO_MANY_REQUESTS, None)));
+        // A proxy's 502 page, a 500 with no word on processing, a 503 that says it did.
+        assert!(unknown(&judge(StatusCode::BAD_GATEWAY, None)));
+        assert!(unknown(&judge(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            said(None, None)
+        )));
+        assert!(unknown(&judge(
+            StatusCode::SERVICE_UNAVAILABLE,
+            said(None, Some(true))
+        )));
+        // A success whose answer was cut off proves nothing either.
+        assert!(unknown(&judge(StatusCode::CREATED, None)));
+        assert!(unknown(&judge(StatusCode::CREATED, said(None, None))));
+        assert_eq!(
+            judge(StatusCode::CREATED, said(Some("ref-1"), None)),
+            Ok(Receipt {
+                reference: "ref-1".into()
+            })
+        );
+        assert!(matches!(
+            judge(StatusCode::PAYMENT_REQUIRED, None),
+            Err(GatewayError::Declined(_))
+        ));
     }
 }

@@ -10,5 +10,5 @@ pub mod timeout;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use http::HttpGateway;
-pub use simulated::{SimulatedGateway, SimulationProfile};
+pub use simulated::{LostAnswer, SimulatedGateway, SimulationProfile};
 pub use timeout::WithTimeout;

@@ -2,27 +2,32 @@
 //! protocol of [`super::http`], with fault injection at run time so outages can be staged
 //! against a live Carrot:
 //!
-//! - `GET /faults`, `PUT /faults` `{latency_ms: "400-620", failure_rate, decline_rate, down}`
+//! - `GET /faults`, `PUT /faults` `{latency_ms: "400-620", failure_rate, decline_rate, down,
+//!   proxy_error_rate, drop_rate}`: the last two move the money and then lose the answer,
+//!   as a 502 from a proxy (an HTML page) or as a connection dropped mid-answer
+//! - `GET /movements?since=RFC3339&limit=N`: the money it moved (its transaction list)
 //! - `GET /ledger`: every idempotency key it has seen, with its outcome and how many calls
 //!   carried it (for counting money movements in tests and drills)
 //! - `GET /health`
+//!
+//! A failure it answers itself (nothing moved) is 503 with `{"processed": false}`: the
+//! only 5xx the adapter may take for "nothing moved".
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
-};
+use carrot_domain::payment::{CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder};
 use carrot_domain::{Money, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::http::Transfer;
-use super::{SimulatedGateway, SimulationProfile};
+use super::{LostAnswer, SimulatedGateway, SimulationProfile};
 use crate::config::parse_latency;
 
 /// The simulator's routes.
@@ -32,6 +37,7 @@ pub fn router(gateway: Arc<SimulatedGateway>) -> Router {
         .route("/captures/resolve", post(resolve))
         .route("/refunds", post(refund))
         .route("/payouts", post(payout))
+        .route("/movements", get(movements))
         .route("/faults", get(faults).put(set_faults))
         .route("/ledger", get(ledger))
         .route("/health", get(|| async { Json(json!({"status": "up"})) }))
@@ -40,7 +46,26 @@ pub fn router(gateway: Arc<SimulatedGateway>) -> Router {
 
 type Sim = State<Arc<SimulatedGateway>>;
 
-fn answer(outcome: Result<Receipt, GatewayError>) -> Response {
+fn answer((outcome, lost): (Result<Receipt, GatewayError>, Option<LostAnswer>)) -> Response {
+    match lost {
+        Some(LostAnswer::ProxyError) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )
+                .into_response()
+        }
+        Some(LostAnswer::Dropped) => {
+            // The status line goes out, then the body fails: the client sees the
+            // connection end before the answer is complete.
+            let broken = futures_util::stream::once(async {
+                Err::<axum::body::Bytes, _>(std::io::Error::other("connection dropped"))
+            });
+            return (StatusCode::CREATED, Body::from_stream(broken)).into_response();
+        }
+        None => {}
+    }
     match outcome {
         Ok(receipt) => (
             StatusCode::CREATED,
@@ -54,7 +79,7 @@ fn answer(outcome: Result<Receipt, GatewayError>) -> Response {
             .into_response(),
         Err(other) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": other.to_string()})),
+            Json(json!({"error": other.to_string(), "processed": false})),
         )
             .into_response(),
     }
@@ -69,20 +94,55 @@ fn order(transfer: Transfer) -> TransferOrder {
 }
 
 async fn capture(State(gateway): Sim, Json(t): Json<Transfer>) -> Response {
-    let order = CaptureOrder {
-        idempotency_key: t.idempotency_key,
-        buyer_id: UserId::from_uuid(t.party),
-        amount: Money::krw(t.amount),
-    };
-    answer(gateway.capture(order).await)
+    let party = UserId::from_uuid(t.party);
+    answer(
+        gateway
+            .settle_answering(
+                "capture",
+                t.idempotency_key,
+                party,
+                Money::krw(t.amount),
+                true,
+            )
+            .await,
+    )
 }
 
 async fn refund(State(gateway): Sim, Json(t): Json<Transfer>) -> Response {
-    answer(gateway.refund(order(t)).await)
+    transfer(&gateway, "refund", order(t)).await
 }
 
 async fn payout(State(gateway): Sim, Json(t): Json<Transfer>) -> Response {
-    answer(gateway.payout(order(t)).await)
+    transfer(&gateway, "payout", order(t)).await
+}
+
+async fn transfer(
+    gateway: &SimulatedGateway,
+    operation: &'static str,
+    o: TransferOrder,
+) -> Response {
+    answer(
+        gateway
+            .settle_answering(operation, o.idempotency_key, o.recipient, o.amount, false)
+            .await,
+    )
+}
+
+/// `GET /movements` parameters.
+#[derive(Debug, Deserialize)]
+struct Since {
+    since: chrono::DateTime<chrono::Utc>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+async fn movements(State(gateway): Sim, Query(q): Query<Since>) -> Json<Value> {
+    let moved = gateway.movements_since(q.since, q.limit.clamp(1, 10_000));
+    Json(json!({ "movements": moved }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +174,10 @@ struct Faults {
     failure_rate: f64,
     decline_rate: f64,
     down: bool,
+    #[serde(default)]
+    proxy_error_rate: f64,
+    #[serde(default)]
+    drop_rate: f64,
 }
 
 async fn faults(State(gateway): Sim) -> Json<Faults> {
@@ -123,11 +187,20 @@ async fn faults(State(gateway): Sim) -> Json<Faults> {
         failure_rate: p.failure_rate,
         decline_rate: p.decline_rate,
         down: p.down,
+        proxy_error_rate: p.proxy_error_rate,
+        drop_rate: p.drop_rate,
     })
 }
 
 async fn set_faults(State(gateway): Sim, Json(f): Json<Faults>) -> Response {
-    let rates_ok = (0.0..=1.0).contains(&f.failure_rate) && (0.0..=1.0).contains(&f.decline_rate);
+    let rates_ok = [
+        f.failure_rate,
+        f.decline_rate,
+        f.proxy_error_rate,
+        f.drop_rate,
+    ]
+    .iter()
+    .all(|rate| (0.0..=1.0).contains(rate));
     match parse_latency(&f.latency_ms) {
         Ok(latency_ms) if rates_ok => {
             gateway.set_profile(SimulationProfile {
@@ -135,6 +208,8 @@ async fn set_faults(State(gateway): Sim, Json(f): Json<Faults>) -> Response {
                 failure_rate: f.failure_rate,
                 decline_rate: f.decline_rate,
                 down: f.down,
+                proxy_error_rate: f.proxy_error_rate,
+                drop_rate: f.drop_rate,
             });
             tracing::warn!(?f, "payment simulator faults changed");
             faults(State(gateway)).await.into_response()

@@ -1,6 +1,7 @@
-//! The simulated payment gateway: configurable latency, decline and failure rates, and a
-//! ledger of every key it has settled, so a retried call with the same idempotency key
-//! returns the first outcome and never moves money twice.
+//! The simulated payment gateway: configurable latency, decline and failure rates, answers
+//! lost after the money moved (a proxy's 502, a dropped connection), and a ledger of every
+//! key it has settled, so a retried call with the same idempotency key returns the first
+//! outcome and never moves money twice. The ledger's movements are its transaction list.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -9,9 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Movement, MovementKind, PaymentGateway, Receipt,
+    TransferOrder,
 };
 use carrot_domain::{Money, UserId};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 /// How the simulated gateway behaves.
@@ -25,6 +28,21 @@ pub struct SimulationProfile {
     pub failure_rate: f64,
     /// Down: every call fails at once, nothing moved.
     pub down: bool,
+    /// The share of calls that move money and whose answer is then lost as a proxy in front
+    /// would lose it: a 502 from something that is not the gateway (0.0 to 1.0).
+    pub proxy_error_rate: f64,
+    /// The share of calls that move money and then drop the connection before the answer
+    /// is complete (0.0 to 1.0).
+    pub drop_rate: f64,
+}
+
+/// How the answer to a call that moved money was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostAnswer {
+    /// A proxy answered 502 in the gateway's place.
+    ProxyError,
+    /// The connection dropped mid-answer.
+    Dropped,
 }
 
 impl Default for SimulationProfile {
@@ -34,6 +52,8 @@ impl Default for SimulationProfile {
             decline_rate: 0.0,
             failure_rate: 0.0,
             down: false,
+            proxy_error_rate: 0.0,
+            drop_rate: 0.0,
         }
     }
 }
@@ -51,6 +71,8 @@ pub struct Settlement {
     pub outcome: Result<Receipt, String>,
     /// How many calls carried this key.
     pub calls: u32,
+    /// When the gateway settled it.
+    pub at: DateTime<Utc>,
 }
 
 /// The decline reason of a key voided by `resolve_capture`.
@@ -117,6 +139,7 @@ impl SimulatedGateway {
             amount: Money::ZERO,
             outcome: Err(VOIDED.to_owned()),
             calls: 0,
+            at: Utc::now(),
         });
         match &entry.outcome {
             Ok(receipt) => CaptureStatus::Captured(receipt.clone()),
@@ -133,14 +156,79 @@ impl SimulatedGateway {
         amount: Money,
         may_decline: bool,
     ) -> Result<Receipt, GatewayError> {
+        match self
+            .settle_answering(operation, key, party, amount, may_decline)
+            .await
+        {
+            (_, Some(_)) => Err(GatewayError::Timeout),
+            (outcome, None) => outcome,
+        }
+    }
+
+    /// Settles one call, and says whether its answer is then lost (only ever after money
+    /// moved): the HTTP simulator turns a lost answer into a 502 or a dropped connection.
+    pub async fn settle_answering(
+        &self,
+        operation: &'static str,
+        key: String,
+        party: UserId,
+        amount: Money,
+        may_decline: bool,
+    ) -> (Result<Receipt, GatewayError>, Option<LostAnswer>) {
         let (pause, fails, declines) = self.draw(may_decline);
         // The gateway settles at once and answers after the latency: a caller that stops
         // waiting does not know the outcome, but the money moved (or did not) all the same.
         let outcome = self.record(operation, key, party, amount, fails, declines);
+        let lost = if outcome.is_ok() {
+            self.draw_loss()
+        } else {
+            None
+        };
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
-        outcome
+        (outcome, lost)
+    }
+
+    fn draw_loss(&self) -> Option<LostAnswer> {
+        let profile = self.profile();
+        let mut rng = rand::thread_rng();
+        if rng.gen_bool(profile.proxy_error_rate.clamp(0.0, 1.0)) {
+            Some(LostAnswer::ProxyError)
+        } else if rng.gen_bool(profile.drop_rate.clamp(0.0, 1.0)) {
+            Some(LostAnswer::Dropped)
+        } else {
+            None
+        }
+    }
+
+    /// Every movement of money from `since` on, oldest first, at most `limit`.
+    pub fn movements_since(&self, since: DateTime<Utc>, limit: usize) -> Vec<Movement> {
+        let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut moved: Vec<Movement> = ledger
+            .iter()
+            .filter(|(_, s)| s.at >= since)
+            .filter_map(|(key, s)| {
+                let kind = match s.operation {
+                    "capture" => MovementKind::Capture,
+                    "refund" => MovementKind::Refund,
+                    "payout" => MovementKind::Payout,
+                    _ => return None,
+                };
+                let receipt = s.outcome.as_ref().ok()?;
+                Some(Movement {
+                    idempotency_key: key.clone(),
+                    kind,
+                    party: s.party,
+                    amount: s.amount,
+                    reference: receipt.reference.clone(),
+                    at: s.at,
+                })
+            })
+            .collect();
+        moved.sort_by(|a, b| (a.at, &a.idempotency_key).cmp(&(b.at, &b.idempotency_key)));
+        moved.truncate(limit);
+        moved
     }
 
     fn record(
@@ -178,6 +266,7 @@ impl SimulatedGateway {
                 amount,
                 outcome: outcome.clone(),
                 calls: 1,
+                at: Utc::now(),
             },
         );
         outcome.map_err(GatewayError::Declined)
@@ -232,6 +321,14 @@ impl PaymentGateway for SimulatedGateway {
             false,
         )
         .await
+    }
+
+    async fn movements(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, GatewayError> {
+        Ok(self.movements_since(since, limit))
     }
 }
 
@@ -293,6 +390,52 @@ mod tests {
             gateway.capture(capture("capture:5")).await,
             Err(GatewayError::Declined(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_follows_a_movement_and_the_movement_is_listed() {
+        let gateway = SimulatedGateway::new(SimulationProfile {
+            drop_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        let before = Utc::now();
+        assert_eq!(
+            gateway.capture(capture("capture:6")).await,
+            Err(GatewayError::Timeout),
+            "the money moved, the answer did not arrive"
+        );
+        let moved = gateway.movements(before, 10).await.unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(
+            (moved[0].kind, moved[0].idempotency_key.as_str()),
+            (MovementKind::Capture, "capture:6")
+        );
+        // Asked again, the key answers with what was done, and nothing moves twice.
+        gateway.set_profile(SimulationProfile::default());
+        assert!(gateway.capture(capture("capture:6")).await.is_ok());
+        assert_eq!(gateway.movements(before, 10).await.unwrap().len(), 1);
+        assert!(gateway
+            .movements(Utc::now() + chrono::Duration::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn declines_voids_and_failures_are_not_movements() {
+        let gateway = SimulatedGateway::new(SimulationProfile {
+            decline_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        let before = Utc::now();
+        let _ = gateway.capture(capture("capture:7")).await;
+        let _ = gateway.resolve_capture("capture:8").await;
+        gateway.set_profile(SimulationProfile {
+            failure_rate: 1.0,
+            ..SimulationProfile::default()
+        });
+        let _ = gateway.capture(capture("capture:9")).await;
+        assert!(gateway.movements(before, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

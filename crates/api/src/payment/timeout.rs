@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Movement, PaymentGateway, Receipt, TransferOrder,
 };
+use chrono::{DateTime, Utc};
 
 /// `inner`, with every call bounded by `limit`.
 pub struct WithTimeout {
@@ -47,5 +48,16 @@ impl PaymentGateway for WithTimeout {
 
     async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
         self.bounded(self.inner.resolve_capture(key)).await
+    }
+
+    async fn movements(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, GatewayError> {
+        // A report, not a movement: a slow one is worth waiting for a while longer.
+        tokio::time::timeout(self.limit * 10, self.inner.movements(since, limit))
+            .await
+            .unwrap_or_else(|_| Err(GatewayError::Unavailable("movements timed out".into())))
     }
 }

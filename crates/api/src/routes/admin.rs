@@ -1,10 +1,11 @@
-//! Operators' endpoints (admin role): subscribers' progress, the saga's dead letters, and
-//! retrying one.
+//! Operators' endpoints (admin role): subscribers' progress, the saga's dead letters and
+//! retrying one, and the mismatches reconciliation with the gateway left for a person.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use carrot_projections::settlement::outbox::{self, DeadLetter};
+use carrot_projections::settlement::reconcile::{self, Mismatch};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/subscriptions", get(subscriptions))
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}/retry", post(retry))
+        .route("/admin/reconciliation/mismatches", get(mismatches))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -52,6 +54,53 @@ struct Retried {
     /// Always `pending`: a dispatcher runs it again.
     #[schema(example = "pending")]
     status: String,
+}
+
+/// The open mismatches.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `mismatches` writes the same field
+struct Mismatches {
+    /// Oldest first.
+    items: Vec<Mismatch>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Limit {
+    /// How many (1 to 100, default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+}
+
+/// Differences between the payment gateway and the log that reconciliation could not
+/// repair (amounts that differ, money that left escrow both ways, a movement one side has
+/// and the other has not), oldest first. Each is also counted in
+/// `carrot_reconciliation_mismatches`.
+#[utoipa::path(
+    get,
+    path = "/admin/reconciliation/mismatches",
+    tag = "admin",
+    operation_id = "list_reconciliation_mismatches",
+    params(Limit),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The oldest open mismatches.", body = Mismatches),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 422, description = "`validation_failed` (with `errors`: limit, query).",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all)]
+async fn mismatches(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let items = reconcile::open_mismatches(&state.pool, limit).await?;
+    Ok(Json(json!({ "items": items })))
 }
 
 /// Every subscriber's progress.

@@ -100,6 +100,7 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
         admin::subscriptions,
         admin::dead_letters,
         admin::retry,
+        admin::mismatches,
         health::live,
         health::ready,
         crate::metrics::render,

@@ -1,11 +1,16 @@
 //! A buyer requests a listing and pays in the same call.
 //!
-//! Order: refuse at once while the gateway's circuit is open; check the listing, claim the
-//! (listing, buyer) slot, capture the payment (the `Payment` aggregate calls the gateway),
+//! Order: refuse at once while the gateway's circuit is open; check the listing (reads
+//! only, so a caller that hangs up here leaves nothing behind). From the slot claim on, the
+//! flow runs in a task of its own that the handler awaits: a dropped connection cannot cut
+//! it between the gateway's answer and the log. In that task: claim the (listing, buyer)
+//! slot, record the capture's start (the write-ahead intent), send it, record the outcome,
 //! and only then record the request. So no request is ever `requested` without a captured
-//! payment; a declined payment records the request as `payment_failed`; a gateway error
-//! records nothing; a timeout leaves the payment `unknown` until a retry with the same
-//! idempotency key or the saga's reconciliation settles it.
+//! payment, and no capture is ever sent that the log does not know of. A declined payment
+//! records the request as `payment_failed`; a refusal before charging (proved only on the
+//! first call of a capture) frees the slot; an answer that proves nothing leaves the
+//! payment started or `unknown` for the reconciler, which settles it whether or not this
+//! process survives (docs/DESIGN.md, "Write-ahead capture").
 
 use carrot_domain::listing::{Listing, ListingStatus};
 use carrot_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError, PaymentStatus};
@@ -82,36 +87,53 @@ pub async fn place(
         seller_id: listing.seller_id(),
     };
     let payment_id = PaymentId::from_uuid(ctx.new_id("payment"));
-    let metadata = ctx.metadata(Some(trade.request_id.to_string()));
+    let (state, ctx) = (state.clone(), ctx.clone());
+    tokio::spawn(async move { settle(&state, &ctx, trade, price, payment_id).await })
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+}
 
-    slots::claim(state, listing_id, buyer_id, trade.request_id).await?;
-    let capture = PaymentCommand::CapturePayment {
+/// Claims the slot, captures write-ahead and records the request: run to its end.
+async fn settle(
+    state: &AppState,
+    ctx: &CommandContext,
+    trade: Trade,
+    price: Price,
+    payment_id: PaymentId,
+) -> Result<Placed, ApiError> {
+    let metadata = ctx.metadata(Some(trade.request_id.to_string()));
+    slots::claim(state, trade.listing_id, trade.buyer_id, trade.request_id).await?;
+    let start = PaymentCommand::StartCapture {
         payment_id,
         trade,
         amount: price.money(),
     };
     let payment_key = payment_id.to_string();
-    let captured = if ctx.ids_are_fresh() {
-        state
-            .write
-            .create::<Payment>(&payment_key, capture, metadata.clone())
-            .await
-    } else {
-        state
-            .write
-            .execute_for::<Payment>(&payment_key, capture, metadata.clone())
-            .await
-    };
-    let payment = match captured {
-        Ok((_, payment)) => payment,
+    let started = state
+        .write
+        .execute_reporting::<Payment>(&payment_key, start, metadata.clone(), ctx.ids_are_fresh())
+        .await;
+    let first_attempt = match started {
+        Ok(done) => done.appended,
         Err(e) => {
-            // The gateway said nothing moved: free the slot so the buyer can try again.
+            // Nothing was sent: free the slot so the buyer can try again. (A start whose
+            // commit did reach the log is voided by the reconciler.)
             slots::release(state, trade.request_id).await?;
             return Err(e.into());
         }
     };
+    let capture = PaymentCommand::CapturePayment {
+        payment_id,
+        first_attempt,
+    };
+    // Any error here may follow a charge (the outcome's commit failed, or a retry's call
+    // proved nothing): the slot stays claimed and the reconciler settles the payment.
+    let (_, payment) = state
+        .write
+        .execute_for::<Payment>(&payment_key, capture, metadata.clone())
+        .await?;
     // The request records what was charged: on a retry under the same idempotency key the
-    // listing's price may have changed since the payment was made.
+    // listing's price may have changed since the payment was started.
     let trade = payment.trade();
     let price =
         Price::parse(payment.amount().as_krw()).map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -145,11 +167,25 @@ pub async fn place(
                 payment_id: payment_id.as_uuid(),
             })
         }
-        // Timed out: the payment stays `unknown` until asked about again with the same key.
+        // The gateway refused before charging: nothing moved, the buyer may try again.
+        PaymentStatus::Aborted => {
+            slots::release(state, trade.request_id).await?;
+            Err(match state.breaker.check() {
+                Err(GatewayError::CircuitOpen { retry_after }) => {
+                    ApiError::refused(&PaymentError::circuit_open(retry_after))
+                }
+                _ => ApiError::refused(&PaymentError::GatewayUnavailable(
+                    "it refused the capture before charging; nothing moved".into(),
+                )),
+            })
+        }
+        // Unknown: the payment stays open until asked about again with the same key.
         _ => Err(ApiError::Unavailable {
             code: "payment_unavailable",
-            detail: "the payment gateway did not answer in time; a retry with the same \
-                     Idempotency-Key asks about the same payment and never charges twice"
+            detail: "the payment gateway gave no answer that proves the outcome; a retry \
+                     with the same Idempotency-Key asks about the same payment and never \
+                     charges twice, and without one the payment is settled (or refunded) \
+                     within seconds"
                 .into(),
             retry_after: crate::error::RETRY_AFTER_SECONDS,
         }),

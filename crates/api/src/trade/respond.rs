@@ -89,8 +89,12 @@ pub async fn accept(
     })?;
     match run_request(state, ctx, request_id, command).await {
         Ok(accepted) => Ok(Outcome::new(request_id, "accepted", &[reserved, accepted])),
+        // Any other failure may have committed the acceptance after all (its answer was
+        // lost): the listing stays held, and the saga's repair finishes or undoes the flow
+        // from what the log says.
+        Err(e) if !refused(&e) => Err(e),
         Err(e) => {
-            // The request changed meanwhile (the buyer cancelled): give the listing back.
+            // The request refused (the buyer cancelled meanwhile): give the listing back.
             if let Err(undo) = run_listing(
                 state,
                 ctx,
@@ -104,6 +108,12 @@ pub async fn accept(
             Err(e)
         }
     }
+}
+
+/// Whether `error` proves that a command did not happen: the aggregate refused it, or lost
+/// the race for its append every time.
+fn refused(error: &ApiError) -> bool {
+    matches!(error, ApiError::Domain { .. } | ApiError::Conflict { .. })
 }
 
 /// The seller rejects a pending request.

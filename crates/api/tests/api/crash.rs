@@ -120,7 +120,7 @@ async fn a_dispatcher_killed_between_the_gateway_call_and_the_event_refunds_once
     assert_eq!(app.gateway.ledger()[&key].calls, 1, "the money moved");
     assert_eq!(
         app.events_of("payment", &placed.payment_id).await,
-        ["PaymentCaptured"]
+        ["PaymentCaptureStarted", "PaymentCaptured"]
     );
 
     // A new dispatcher takes the command over once its lease runs out.
@@ -129,7 +129,11 @@ async fn a_dispatcher_killed_between_the_gateway_call_and_the_event_refunds_once
     assert_eq!(restarted.drain().await.unwrap(), 1);
     assert_eq!(
         app.events_of("payment", &placed.payment_id).await,
-        ["PaymentCaptured", "PaymentRefunded"]
+        [
+            "PaymentCaptureStarted",
+            "PaymentCaptured",
+            "PaymentRefunded"
+        ]
     );
     let ledger = app.gateway.ledger();
     assert_eq!(ledger[&key].calls, 2, "asked twice with one key");
@@ -188,7 +192,11 @@ async fn a_saga_dying_mid_batch_or_before_dispatch_still_refunds_exactly_once() 
     assert_eq!(app.gateway.ledger()[&key].calls, 1);
     assert_eq!(
         app.events_of("payment", &placed.payment_id).await,
-        ["PaymentCaptured", "PaymentRefunded"]
+        [
+            "PaymentCaptureStarted",
+            "PaymentCaptured",
+            "PaymentRefunded"
+        ]
     );
 }
 
@@ -227,6 +235,7 @@ async fn two_workers_settle_every_trade_exactly_once_and_the_ledger_balances() {
         workers::spawn(
             &app.db.pool,
             write,
+            app.gateway.clone(),
             Arc::new(SystemClock),
             test_settings().workers,
             &shutdown,

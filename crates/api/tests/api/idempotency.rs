@@ -161,7 +161,14 @@ async fn a_retry_after_a_gateway_failure_runs_again_under_the_same_payment() {
     let payment = app
         .events_of("payment", placed["payment_id"].as_str().unwrap())
         .await;
-    assert_eq!(payment, ["PaymentCaptureTimedOut", "PaymentCaptured"]);
+    assert_eq!(
+        payment,
+        [
+            "PaymentCaptureStarted",
+            "PaymentCaptureTimedOut",
+            "PaymentCaptured"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -864,6 +864,15 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
             .unwrap(),
     )
     .await;
+    for (user, path) in [
+        (&admin, "/admin/reconciliation/mismatches"),
+        (&admin, "/admin/reconciliation/mismatches?limit=0"),
+        (&buyer, "/admin/reconciliation/mismatches"),
+    ] {
+        let response = app.get(user, path).send().await.unwrap();
+        c.check("get", "/admin/reconciliation/mismatches", response)
+            .await;
+    }
     app.gateway.set_profile(SimulationProfile::default());
     let retry = format!("/admin/dead-letters/{command_id}/retry");
     c.check(

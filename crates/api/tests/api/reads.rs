@@ -107,6 +107,7 @@ async fn a_requests_detail_shows_its_payment_and_full_timeline() {
         assert_eq!(
             events,
             [
+                "PaymentCaptureStarted",
                 "PaymentCaptured",
                 "PurchaseRequested",
                 "ListingReserved",
@@ -116,7 +117,7 @@ async fn a_requests_detail_shows_its_payment_and_full_timeline() {
                 "PaymentRefunded"
             ]
         );
-        let cancelled = &detail["timeline"][4];
+        let cancelled = &detail["timeline"][5];
         assert_eq!(cancelled["by"], "buyer");
         assert_eq!(cancelled["after_acceptance"], true);
         assert_eq!(cancelled["actor"], buyer.id.as_str());

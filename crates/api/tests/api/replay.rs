@@ -154,6 +154,7 @@ async fn a_worker_that_was_down_catches_up_and_settles_every_trade() {
     workers::spawn(
         &app.db.pool,
         Arc::new(write),
+        app.gateway.clone(),
         Arc::new(SystemClock),
         test_settings().workers,
         &shutdown,
@@ -224,6 +225,7 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
     assert_eq!(
         kinds,
         [
+            "PaymentCaptureStarted",
             "PaymentCaptured",
             "PurchaseRequested",
             "PurchaseRequestRejected",
@@ -243,9 +245,9 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[1]["event_type"], "PaymentRefunded");
-    assert_eq!(lines[1]["metadata"]["actor"], "system");
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["event_type"], "PaymentRefunded");
+    assert_eq!(lines[2]["metadata"]["actor"], "system");
     let missing = carrot(&["events", "--aggregate", "listing/nope"], &app.db.url);
     assert!(!missing.status.success());
 }

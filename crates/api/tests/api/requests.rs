@@ -64,7 +64,7 @@ async fn request_accept_complete_reserves_then_sells_the_listing_and_holds_the_m
     assert_eq!(paid["amount"], 30_000);
     assert_eq!(
         app.events_of("payment", &placed.payment_id).await,
-        ["PaymentCaptured", "PaymentPaidOut"]
+        ["PaymentCaptureStarted", "PaymentCaptured", "PaymentPaidOut"]
     );
 }
 
@@ -84,8 +84,8 @@ async fn every_trade_event_carries_the_request_id_as_correlation_and_the_actor()
     .unwrap();
     assert_eq!(
         rows.len(),
-        4,
-        "capture, request, reservation, acceptance: {rows:?}"
+        5,
+        "capture started and made, request, reservation, acceptance: {rows:?}"
     );
     for (event, meta) in rows {
         assert_eq!(
@@ -208,7 +208,7 @@ async fn a_declined_payment_is_402_and_records_the_request_as_payment_failed() {
     );
     assert_eq!(
         app.events_of("payment", payment_id).await,
-        ["PaymentDeclined"]
+        ["PaymentCaptureStarted", "PaymentDeclined"]
     );
 
     // A failed request is not open: the buyer may try again.
@@ -217,7 +217,7 @@ async fn a_declined_payment_is_402_and_records_the_request_as_payment_failed() {
 }
 
 #[tokio::test]
-async fn a_failing_gateway_is_503_with_retry_after_and_records_nothing() {
+async fn a_failing_gateway_is_503_with_retry_after_and_records_only_the_aborted_capture() {
     let app = spawn_app().await;
     let (_, buyer, listing) = market(&app).await;
     let before = app.event_count().await;
@@ -233,7 +233,19 @@ async fn a_failing_gateway_is_503_with_retry_after_and_records_nothing() {
         "payment_unavailable",
     )
     .await;
-    assert_eq!(app.event_count().await, before, "no request, no payment");
+    // The intent and the gateway's refusal before charging; no request.
+    assert_eq!(
+        app.event_count().await,
+        before + 2,
+        "started and aborted, nothing else"
+    );
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = 'payment' ORDER BY global_position",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(types, ["PaymentCaptureStarted", "PaymentCaptureAborted"]);
 
     // The buyer's slot was freed: once the gateway is back, the request goes through.
     app.gateway.set_profile(SimulationProfile::default());
@@ -263,7 +275,7 @@ async fn a_capture_that_times_out_is_503_and_leaves_the_payment_unknown_with_no_
             .fetch_all(&app.db.pool)
             .await
             .unwrap();
-    assert_eq!(kinds, ["PaymentCaptureTimedOut"]);
+    assert_eq!(kinds, ["PaymentCaptureStarted", "PaymentCaptureTimedOut"]);
 }
 
 #[tokio::test]

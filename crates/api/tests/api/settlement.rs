@@ -199,15 +199,21 @@ async fn a_request_placed_on_a_listing_already_reserved_is_rejected_and_refunded
         seller_id: seller.id.parse::<UserId>().unwrap(),
     };
     let payment_id = PaymentId::new();
-    let capture = PaymentCommand::CapturePayment {
+    let start = PaymentCommand::StartCapture {
         payment_id,
         trade,
         amount: Money::krw(50_000),
     };
-    write
-        .execute::<Payment>(&payment_id.to_string(), capture, Default::default())
-        .await
-        .unwrap();
+    let capture = PaymentCommand::CapturePayment {
+        payment_id,
+        first_attempt: true,
+    };
+    for command in [start, capture] {
+        write
+            .execute::<Payment>(&payment_id.to_string(), command, Default::default())
+            .await
+            .unwrap();
+    }
     let place = PurchaseRequestCommand::PlaceRequest {
         trade,
         price: Price::parse(50_000).unwrap(),

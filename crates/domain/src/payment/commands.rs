@@ -1,12 +1,13 @@
 //! What can be asked of a payment.
 
-use crate::{Money, PaymentId, Trade};
+use crate::{Money, PaymentId, Trade, UserId};
 
 /// A command on the `Payment` aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PaymentCommand {
-    /// Charge the buyer and hold the money (the purchase request's own call).
-    CapturePayment {
+    /// Record that a capture is about to be sent (the write-ahead intent). Nothing is sent to
+    /// the gateway until this is in the log.
+    StartCapture {
         /// The payment (also the aggregate id and the root of its idempotency keys).
         payment_id: PaymentId,
         /// Who trades what.
@@ -14,11 +15,34 @@ pub enum PaymentCommand {
         /// The amount to hold.
         amount: Money,
     },
+    /// Send the started capture to the gateway and record its outcome (the purchase
+    /// request's own call). A payment whose outcome is unknown asks again with the same key.
+    CapturePayment {
+        /// The payment.
+        payment_id: PaymentId,
+        /// The caller recorded the start itself, just now, under an id only it uses: no
+        /// earlier call with this key can exist, so a refusal before charging proves that
+        /// nothing moved and is recorded as aborted. Otherwise (a retry, a repair) only an
+        /// answer about the key itself is recorded.
+        first_attempt: bool,
+    },
     /// Give the held money back to the buyer.
     RefundPayment,
     /// Pay the held money out to the seller.
     PayOutPayment,
-    /// Settle an `unknown` capture by asking the gateway what became of its key, without
+    /// Record a capture the gateway made that the log has no payment for (found by
+    /// reconciliation), so that it can be refunded.
+    RecordDiscoveredCapture {
+        /// The payment its key names.
+        payment_id: PaymentId,
+        /// The buyer charged.
+        buyer_id: UserId,
+        /// The amount charged.
+        amount: Money,
+        /// The gateway's reference.
+        reference: String,
+    },
+    /// Settle a started or `unknown` capture by asking the gateway what became of its key, without
     /// charging anyone: captured, declined, or never seen (then void).
     ReconcileCapture,
 }

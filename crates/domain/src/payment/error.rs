@@ -12,6 +12,9 @@ pub enum PaymentError {
     /// A different payment exists under this id.
     #[error("this payment exists already")]
     AlreadyExists,
+    /// A capture is sent to the gateway only once its start is recorded.
+    #[error("the capture was not started")]
+    NotStarted,
     /// Only held money can be refunded or paid out.
     #[error("the payment is {0}, not held in escrow")]
     NotCaptured(&'static str),
@@ -63,6 +66,7 @@ impl DomainError for PaymentError {
     fn kind(&self) -> ErrorKind {
         match self {
             PaymentError::NotFound => ErrorKind::NotFound,
+            PaymentError::NotStarted => ErrorKind::Conflict,
             PaymentError::AlreadyExists
             | PaymentError::NotCaptured(_)
             | PaymentError::AlreadyRefunded
@@ -77,6 +81,7 @@ impl DomainError for PaymentError {
     fn code(&self) -> &'static str {
         match self {
             PaymentError::NotFound => "not_found",
+            PaymentError::NotStarted => "payment_not_started",
             PaymentError::AlreadyExists => "payment_already_exists",
             PaymentError::NotCaptured(_) => "payment_not_captured",
             PaymentError::AlreadyRefunded => "payment_already_refunded",

@@ -9,6 +9,49 @@ use crate::{Money, PaymentId, Trade};
 /// An event of the `Payment` aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PaymentEvent {
+    /// A capture is about to be sent to the gateway: written before the call, so a capture
+    /// whose caller vanished (a dropped connection, a crash) is never unknown to the log.
+    PaymentCaptureStarted {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Who trades what (the buyer is who pays).
+        trade: Trade,
+        /// The amount to charge.
+        amount: Money,
+        /// The key the gateway sees, the same for every attempt.
+        idempotency_key: String,
+        /// When.
+        started_at: DateTime<Utc>,
+    },
+    /// The gateway refused the first call of a capture before charging (it answered that it
+    /// processed nothing, or the circuit breaker did not let the call out): nothing moved.
+    PaymentCaptureAborted {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Who trades what.
+        trade: Trade,
+        /// The amount that was to be charged.
+        amount: Money,
+        /// What the gateway (or the breaker) said.
+        reason: String,
+        /// When.
+        aborted_at: DateTime<Utc>,
+    },
+    /// Reconciliation found a capture at the gateway that the log had no payment for: it is
+    /// recorded as held so that it can be refunded. No request exists for it (the trade's
+    /// request, listing and seller are nil).
+    PaymentCaptureDiscovered {
+        /// The payment named by the capture's idempotency key.
+        payment_id: PaymentId,
+        /// The buyer who was charged; everything else is nil.
+        trade: Trade,
+        /// The amount charged.
+        amount: Money,
+        /// The gateway's reference.
+        reference: String,
+        /// When reconciliation found it.
+        discovered_at: DateTime<Utc>,
+    },
     /// The buyer was charged; the money is held in escrow.
     PaymentCaptured {
         /// The payment.
@@ -35,7 +78,9 @@ pub enum PaymentEvent {
         /// When.
         declined_at: DateTime<Utc>,
     },
-    /// The capture got no answer in time: the outcome is unknown until reconciled.
+    /// The capture got no answer that proves what happened (no answer in time, a connection
+    /// reset after the request left, a 5xx from something other than the gateway): the
+    /// outcome is unknown until reconciled with the same key.
     PaymentCaptureTimedOut {
         /// The payment.
         payment_id: PaymentId,
@@ -78,7 +123,10 @@ impl PaymentEvent {
     /// The payment it happened to.
     pub fn payment_id(&self) -> PaymentId {
         match self {
-            PaymentEvent::PaymentCaptured { payment_id, .. }
+            PaymentEvent::PaymentCaptureStarted { payment_id, .. }
+            | PaymentEvent::PaymentCaptureAborted { payment_id, .. }
+            | PaymentEvent::PaymentCaptureDiscovered { payment_id, .. }
+            | PaymentEvent::PaymentCaptured { payment_id, .. }
             | PaymentEvent::PaymentDeclined { payment_id, .. }
             | PaymentEvent::PaymentCaptureTimedOut { payment_id, .. }
             | PaymentEvent::PaymentRefunded { payment_id, .. }
@@ -89,7 +137,10 @@ impl PaymentEvent {
     /// The trade the payment belongs to.
     pub fn trade(&self) -> &Trade {
         match self {
-            PaymentEvent::PaymentCaptured { trade, .. }
+            PaymentEvent::PaymentCaptureStarted { trade, .. }
+            | PaymentEvent::PaymentCaptureAborted { trade, .. }
+            | PaymentEvent::PaymentCaptureDiscovered { trade, .. }
+            | PaymentEvent::PaymentCaptured { trade, .. }
             | PaymentEvent::PaymentDeclined { trade, .. }
             | PaymentEvent::PaymentCaptureTimedOut { trade, .. }
             | PaymentEvent::PaymentRefunded { trade, .. }
@@ -101,6 +152,9 @@ impl PaymentEvent {
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {
+            PaymentEvent::PaymentCaptureStarted { .. } => "PaymentCaptureStarted",
+            PaymentEvent::PaymentCaptureAborted { .. } => "PaymentCaptureAborted",
+            PaymentEvent::PaymentCaptureDiscovered { .. } => "PaymentCaptureDiscovered",
             PaymentEvent::PaymentCaptured { .. } => "PaymentCaptured",
             PaymentEvent::PaymentDeclined { .. } => "PaymentDeclined",
             PaymentEvent::PaymentCaptureTimedOut { .. } => "PaymentCaptureTimedOut",

@@ -2,6 +2,7 @@
 //! derived from the payment id, so a retried call never moves money twice.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Money, PaymentId, UserId};
@@ -41,11 +42,14 @@ pub enum GatewayError {
     /// The gateway refused (insufficient funds, card declined): a business answer, final.
     #[error("declined: {0}")]
     Declined(String),
-    /// The gateway answered with an error: nothing happened, try again later.
+    /// The gateway itself answered that it processed nothing (or could not be reached at
+    /// all): nothing happened, try again later.
     #[error("payment gateway unavailable: {0}")]
     Unavailable(String),
-    /// No answer in time: the outcome is unknown until asked again with the same key.
-    #[error("payment gateway timed out")]
+    /// No answer that proves the outcome: no answer in time, a connection lost after the
+    /// request left, a 5xx that is not the gateway's own "processed nothing". Unknown until
+    /// asked again with the same key; never taken for "nothing moved".
+    #[error("payment gateway gave no answer that proves the outcome")]
     Timeout,
     /// The circuit breaker is open: the call was not made. Try again after `retry_after`.
     #[error("payment gateway circuit open; retry in {}s", retry_after.as_secs())]
@@ -65,6 +69,60 @@ pub enum CaptureStatus {
     /// The gateway never saw the key. It is now void: a capture arriving late with it is
     /// declined, so the answer stays true.
     Voided,
+}
+
+/// What kind of money movement the gateway made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementKind {
+    /// The buyer was charged.
+    Capture,
+    /// Money went back to the buyer.
+    Refund,
+    /// Money went to the seller.
+    Payout,
+}
+
+impl MovementKind {
+    /// The operation's name, as keys and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MovementKind::Capture => "capture",
+            MovementKind::Refund => "refund",
+            MovementKind::Payout => "payout",
+        }
+    }
+}
+
+/// One movement of money as the gateway reports it (its transaction list): what the
+/// reconciliation matches against the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movement {
+    /// The idempotency key the movement was made under.
+    pub idempotency_key: String,
+    /// What moved.
+    pub kind: MovementKind,
+    /// Who paid (capture) or received (refund, payout).
+    pub party: UserId,
+    /// How much.
+    pub amount: Money,
+    /// The gateway's reference.
+    pub reference: String,
+    /// When the gateway made it (the gateway's clock).
+    pub at: DateTime<Utc>,
+}
+
+/// The payment a key names, and what for: `capture:<payment id>` and so on. `None` for a
+/// key Carrot did not make.
+pub fn parse_key(key: &str) -> Option<(MovementKind, PaymentId)> {
+    let (kind, id) = key.split_once(':')?;
+    let kind = match kind {
+        "capture" => MovementKind::Capture,
+        "refund" => MovementKind::Refund,
+        "payout" => MovementKind::Payout,
+        _ => return None,
+    };
+    Some((kind, PaymentId::from_uuid(uuid::Uuid::try_parse(id).ok()?)))
 }
 
 /// Idempotency keys: one per payment and operation, never a new one for a retry.
@@ -93,4 +151,15 @@ pub trait PaymentGateway: Send + Sync {
     async fn payout(&self, order: TransferOrder) -> Result<Receipt, GatewayError>;
     /// Tells what became of a capture whose answer was lost, without charging anyone.
     async fn resolve_capture(&self, idempotency_key: &str) -> Result<CaptureStatus, GatewayError>;
+    /// The money it moved from `since` on (inclusive), oldest first, at most `limit`.
+    async fn movements(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, GatewayError> {
+        let _ = (since, limit);
+        Err(GatewayError::Unavailable(
+            "this gateway publishes no list of movements".into(),
+        ))
+    }
 }

@@ -1,9 +1,11 @@
 //! The `Payment` aggregate: one purchase request's money in escrow.
 //!
-//! Captured (held) → refunded to the buyer, or paid out to the seller; the two are
-//! exclusive and final, and the amount never changes after capture. A capture that timed
-//! out is `unknown` until reconciled with the same idempotency key. The aggregate calls the
-//! gateway port itself, always with the key derived from its own id.
+//! Started (the write-ahead intent, in the log before the gateway is called) → captured
+//! (held), declined, `unknown` (no answer that proves anything; reconciled later with the
+//! same idempotency key), or aborted (the gateway refused the first call before charging).
+//! Held → refunded to the buyer, or paid out to the seller; the two are exclusive and
+//! final, and the amount never changes after the start. The aggregate calls the gateway
+//! port itself, always with the key derived from its own id and the recorded amount.
 
 mod commands;
 mod error;
@@ -20,7 +22,8 @@ pub use commands::PaymentCommand;
 pub use error::PaymentError;
 pub use events::PaymentEvent;
 pub use gateway::{
-    CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Movement, MovementKind, PaymentGateway, Receipt,
+    TransferOrder,
 };
 
 use crate::{Clock, Money, PaymentId, Trade};
@@ -32,6 +35,10 @@ pub enum PaymentStatus {
     /// Not attempted yet (the aggregate's empty state).
     #[default]
     None,
+    /// The capture is recorded as started and may be at the gateway now.
+    Started,
+    /// The gateway refused the capture before charging: nothing moved.
+    Aborted,
     /// Charged and held in escrow.
     Captured,
     /// Given back to the buyer (final).
@@ -49,6 +56,8 @@ impl PaymentStatus {
     pub fn name(&self) -> &'static str {
         match self {
             PaymentStatus::None => "none",
+            PaymentStatus::Started => "started",
+            PaymentStatus::Aborted => "aborted",
             PaymentStatus::Captured => "captured",
             PaymentStatus::Refunded => "refunded",
             PaymentStatus::PaidOut => "paid_out",
@@ -119,61 +128,50 @@ impl Payment {
         services: &PaymentServices,
     ) -> Result<Option<PaymentEvent>, PaymentError> {
         let event = match command {
-            PaymentCommand::CapturePayment {
+            PaymentCommand::StartCapture {
                 payment_id,
                 trade,
                 amount,
             } => {
-                // Unknown outcome: ask again with the same key about the order already made
-                // (an idempotent gateway answers with the first outcome and never charges
-                // twice), so what gets recorded is what was charged, whatever this retry says.
                 let (trade, amount) = match self.status {
                     PaymentStatus::None => (trade, amount),
-                    PaymentStatus::Unknown if self.id == payment_id => (self.trade, self.amount),
-                    // A repeated capture of a settled payment is already done.
-                    _ if self.id == payment_id => return Ok(None),
-                    _ => return Err(PaymentError::AlreadyExists),
+                    _ if self.id != payment_id => return Err(PaymentError::AlreadyExists),
+                    // A retry after an abort starts again (the gateway never charged the
+                    // key), with the order the key was first sent with.
+                    PaymentStatus::Aborted => (self.trade, self.amount),
+                    // Started or settled already: the retry goes on from there.
+                    _ => return Ok(None),
                 };
-                let order = CaptureOrder {
-                    idempotency_key: gateway::capture_key(payment_id),
-                    buyer_id: trade.buyer_id,
+                PaymentEvent::PaymentCaptureStarted {
+                    payment_id,
+                    trade,
                     amount,
-                };
-                let outcome = services.gateway.capture(order).await;
-                let at = services.clock.now();
-                match outcome {
-                    Ok(receipt) => PaymentEvent::PaymentCaptured {
-                        payment_id,
-                        trade,
-                        amount,
-                        reference: receipt.reference,
-                        captured_at: at,
+                    idempotency_key: gateway::capture_key(payment_id),
+                    started_at: services.clock.now(),
+                }
+            }
+            PaymentCommand::CapturePayment {
+                payment_id,
+                first_attempt,
+            } => return self.capture(payment_id, first_attempt, services).await,
+            PaymentCommand::RecordDiscoveredCapture {
+                payment_id,
+                buyer_id,
+                amount,
+                reference,
+            } => {
+                if self.status != PaymentStatus::None {
+                    return Ok(None);
+                }
+                PaymentEvent::PaymentCaptureDiscovered {
+                    payment_id,
+                    trade: Trade {
+                        buyer_id,
+                        ..Trade::default()
                     },
-                    Err(GatewayError::Declined(reason)) => PaymentEvent::PaymentDeclined {
-                        payment_id,
-                        trade,
-                        amount,
-                        reason,
-                        declined_at: at,
-                    },
-                    // Still no answer: it stays unknown, recorded once.
-                    Err(GatewayError::Timeout) if self.status == PaymentStatus::Unknown => {
-                        return Ok(None)
-                    }
-                    Err(GatewayError::Timeout) => PaymentEvent::PaymentCaptureTimedOut {
-                        payment_id,
-                        trade,
-                        amount,
-                        timed_out_at: at,
-                    },
-                    // The gateway said no money moved (or was not asked): record nothing,
-                    // the caller may retry.
-                    Err(GatewayError::Unavailable(detail)) => {
-                        return Err(PaymentError::GatewayUnavailable(detail))
-                    }
-                    Err(GatewayError::CircuitOpen { retry_after }) => {
-                        return Err(PaymentError::circuit_open(retry_after))
-                    }
+                    amount,
+                    reference,
+                    discovered_at: services.clock.now(),
                 }
             }
             PaymentCommand::ReconcileCapture => return self.reconcile(services).await,
@@ -185,6 +183,70 @@ impl Payment {
             }
         };
         Ok(Some(event))
+    }
+
+    /// Sends the recorded capture, always the recorded trade and amount under the recorded
+    /// key, and records what the answer proves.
+    async fn capture(
+        &self,
+        payment_id: PaymentId,
+        first_attempt: bool,
+        services: &PaymentServices,
+    ) -> Result<Option<PaymentEvent>, PaymentError> {
+        match self.status {
+            PaymentStatus::None => return Err(PaymentError::NotStarted),
+            _ if self.id != payment_id => return Err(PaymentError::AlreadyExists),
+            PaymentStatus::Started | PaymentStatus::Unknown => {}
+            // Settled, or aborted and not started again: nothing to send.
+            _ => return Ok(None),
+        }
+        let order = CaptureOrder {
+            idempotency_key: gateway::capture_key(payment_id),
+            buyer_id: self.trade.buyer_id,
+            amount: self.amount,
+        };
+        let outcome = services.gateway.capture(order).await;
+        let (trade, amount, at) = (self.trade, self.amount, services.clock.now());
+        let proves_nothing_moved = first_attempt && self.status == PaymentStatus::Started;
+        Ok(Some(match outcome {
+            Ok(receipt) => PaymentEvent::PaymentCaptured {
+                payment_id,
+                trade,
+                amount,
+                reference: receipt.reference,
+                captured_at: at,
+            },
+            Err(GatewayError::Declined(reason)) => PaymentEvent::PaymentDeclined {
+                payment_id,
+                trade,
+                amount,
+                reason,
+                declined_at: at,
+            },
+            // Still no proof either way: it stays unknown, recorded once.
+            Err(GatewayError::Timeout) if self.status == PaymentStatus::Unknown => return Ok(None),
+            Err(GatewayError::Timeout) => PaymentEvent::PaymentCaptureTimedOut {
+                payment_id,
+                trade,
+                amount,
+                timed_out_at: at,
+            },
+            // Refused before charging, on the only call ever made with this key.
+            Err(e @ (GatewayError::Unavailable(_) | GatewayError::CircuitOpen { .. }))
+                if proves_nothing_moved =>
+            {
+                PaymentEvent::PaymentCaptureAborted {
+                    payment_id,
+                    trade,
+                    amount,
+                    reason: e.to_string(),
+                    aborted_at: at,
+                }
+            }
+            // A refusal now says nothing of an earlier call with the key (a crash may have
+            // cut it off after it charged): record nothing, the reconciler will ask.
+            Err(e) => return Err(PaymentError::from_transfer(e)),
+        }))
     }
 }
 
@@ -198,13 +260,14 @@ enum Transfer {
 }
 
 impl Payment {
-    /// Settles an unknown capture from what the gateway says of its key.
+    /// Settles a started or unknown capture from what the gateway says of its key (an
+    /// unseen key is voided at the gateway, so a late capture with it can no longer charge).
     async fn reconcile(
         &self,
         services: &PaymentServices,
     ) -> Result<Option<PaymentEvent>, PaymentError> {
         match self.status {
-            PaymentStatus::Unknown => {}
+            PaymentStatus::Started | PaymentStatus::Unknown => {}
             PaymentStatus::None => return Err(PaymentError::NotFound),
             // Settled already (a retry of the same payment asked first): nothing to do.
             _ => return Ok(None),
@@ -316,7 +379,25 @@ impl Aggregate for Payment {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            PaymentEvent::PaymentCaptured {
+            PaymentEvent::PaymentCaptureStarted {
+                payment_id,
+                trade,
+                amount,
+                ..
+            } => {
+                self.id = payment_id;
+                self.trade = trade;
+                self.amount = amount;
+                self.status = PaymentStatus::Started;
+            }
+            PaymentEvent::PaymentCaptureAborted { .. } => self.status = PaymentStatus::Aborted,
+            PaymentEvent::PaymentCaptureDiscovered {
+                payment_id,
+                trade,
+                amount,
+                ..
+            }
+            | PaymentEvent::PaymentCaptured {
                 payment_id,
                 trade,
                 amount,

@@ -245,15 +245,51 @@ fn payout_call() -> Call {
 
 // Commands.
 
-fn capture() -> PaymentCommand {
-    PaymentCommand::CapturePayment {
+fn start() -> PaymentCommand {
+    PaymentCommand::StartCapture {
         payment_id: PAYMENT,
         trade: trade(),
         amount: AMOUNT,
     }
 }
 
+/// The purchase request's own call, right after it recorded the start.
+fn capture() -> PaymentCommand {
+    PaymentCommand::CapturePayment {
+        payment_id: PAYMENT,
+        first_attempt: true,
+    }
+}
+
+/// A retry or a repair: the start was recorded by someone else, perhaps long ago.
+fn capture_again() -> PaymentCommand {
+    PaymentCommand::CapturePayment {
+        payment_id: PAYMENT,
+        first_attempt: false,
+    }
+}
+
 // Events.
+
+fn started() -> PaymentEvent {
+    PaymentEvent::PaymentCaptureStarted {
+        payment_id: PAYMENT,
+        trade: trade(),
+        amount: AMOUNT,
+        idempotency_key: format!("capture:{PAYMENT}"),
+        started_at: now(),
+    }
+}
+
+fn aborted(reason: &str) -> PaymentEvent {
+    PaymentEvent::PaymentCaptureAborted {
+        payment_id: PAYMENT,
+        trade: trade(),
+        amount: AMOUNT,
+        reason: reason.into(),
+        aborted_at: now(),
+    }
+}
 
 fn captured() -> PaymentEvent {
     PaymentEvent::PaymentCaptured {
@@ -361,7 +397,7 @@ fn not_held() -> [(Vec<PaymentEvent>, PaymentError); 3] {
 #[test]
 fn capturing_charges_the_buyer_once_and_holds_the_money() {
     let gateway = ok_gateway();
-    when(&gateway, vec![], capture()).then_expect_events(vec![captured()]);
+    when(&gateway, vec![started()], capture()).then_expect_events(vec![captured()]);
     assert_eq!(gateway.calls(), [capture_call()]);
     let payment = current(vec![captured()]);
     assert_eq!(payment.status(), PaymentStatus::Captured);
@@ -371,7 +407,7 @@ fn capturing_charges_the_buyer_once_and_holds_the_money() {
 #[test]
 fn a_declined_capture_records_the_decline_and_its_reason() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Declined]));
-    when(&gateway, vec![], capture()).then_expect_events(vec![declined()]);
+    when(&gateway, vec![started()], capture()).then_expect_events(vec![declined()]);
     assert_eq!(gateway.calls(), [capture_call()]);
     let payment = current(vec![declined()]);
     assert_eq!(payment.status(), PaymentStatus::Failed);
@@ -381,31 +417,73 @@ fn a_declined_capture_records_the_decline_and_its_reason() {
 #[test]
 fn a_capture_that_times_out_leaves_the_payment_unknown() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Timeout]));
-    when(&gateway, vec![], capture()).then_expect_events(vec![timed_out()]);
+    when(&gateway, vec![started()], capture()).then_expect_events(vec![timed_out()]);
     assert_eq!(gateway.calls(), [capture_call()]);
     assert_eq!(current(vec![timed_out()]).status(), PaymentStatus::Unknown);
 }
 
 #[test]
-fn an_unavailable_gateway_records_nothing_and_says_so() {
-    let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Unavailable]));
-    when(&gateway, vec![], capture())
-        .then_expect_error(PaymentError::GatewayUnavailable("503 from gateway".into()));
-    assert_eq!(gateway.calls(), [capture_call()]);
+fn nothing_reaches_the_gateway_before_the_start_is_recorded() {
+    let gateway = ok_gateway();
+    when(&gateway, vec![], start()).then_expect_events(vec![started()]);
+    assert_eq!(gateway.calls(), [], "the intent is recorded first, alone");
+    when(&gateway, vec![], capture()).then_expect_error(PaymentError::NotStarted);
+    assert_eq!(gateway.calls(), []);
+    assert_eq!(current(vec![started()]).status(), PaymentStatus::Started);
 }
 
 #[test]
-fn a_capture_refused_by_an_open_circuit_records_nothing_and_says_when_to_retry() {
-    let gateway = Arc::new(FakeGateway::new().capturing(&[CIRCUIT_OPEN]));
-    let error = when(&gateway, vec![], capture())
-        .inspect_result()
-        .unwrap_err();
-    assert_eq!(error, RETRY_IN_30S);
-    assert_eq!(gateway.calls(), [capture_call()]);
+fn a_refusal_before_charging_on_the_first_call_aborts_the_capture() {
+    let cases = [
+        (
+            Answer::Unavailable,
+            "payment gateway unavailable: 503 from gateway",
+        ),
+        (CIRCUIT_OPEN, "payment gateway circuit open; retry in 30s"),
+    ];
+    for (answer, reason) in cases {
+        let gateway = Arc::new(FakeGateway::new().capturing(&[answer]));
+        when(&gateway, vec![started()], capture()).then_expect_events(vec![aborted(reason)]);
+        assert_eq!(gateway.calls(), [capture_call()]);
+        assert_eq!(
+            current(vec![started(), aborted(reason)]).status(),
+            PaymentStatus::Aborted
+        );
+    }
+}
+
+#[test]
+fn a_refusal_on_a_later_call_proves_nothing_and_records_nothing() {
+    // A crash may have cut off an earlier call after it charged: only an answer about the
+    // key itself settles the payment.
+    for (answer, error) in unreachable_gateway() {
+        if answer == Answer::Timeout {
+            continue;
+        }
+        for history in [vec![started()], vec![started(), timed_out()]] {
+            let gateway = Arc::new(FakeGateway::new().capturing(&[answer]));
+            when(&gateway, history, capture_again()).then_expect_error(error.clone());
+            assert_eq!(gateway.calls(), [capture_call()]);
+        }
+    }
+}
+
+#[test]
+fn an_aborted_capture_started_again_under_its_id_charges_once_with_the_same_key() {
+    let reason = "payment gateway unavailable: 503 from gateway";
+    let history = vec![started(), aborted(reason)];
+    let gateway = ok_gateway();
+    when(&gateway, history.clone(), capture()).then_expect_events(vec![]);
     assert_eq!(
-        (error.kind(), error.code(), error.retry_after_secs()),
-        (ErrorKind::Unavailable, "payment_unavailable", Some(30))
+        gateway.calls(),
+        [],
+        "aborted: nothing to send until started again"
     );
+    when(&gateway, history.clone(), start()).then_expect_events(vec![started()]);
+    let mut again = history;
+    again.push(started());
+    when(&gateway, again, capture()).then_expect_events(vec![captured()]);
+    assert_eq!(gateway.calls(), [capture_call()]);
 }
 
 #[test]
@@ -416,10 +494,17 @@ fn an_open_circuit_asks_to_wait_at_least_a_second_even_when_it_closes_sooner() {
         Duration::from_millis(999),
     ] {
         let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::CircuitOpen(retry_after)]));
-        when(&gateway, vec![], capture()).then_expect_error(PaymentError::CircuitOpen {
-            retry_after_secs: 1,
-        });
+        when(&gateway, vec![started()], capture_again()).then_expect_error(
+            PaymentError::CircuitOpen {
+                retry_after_secs: 1,
+            },
+        );
     }
+    let error = PaymentError::circuit_open(Duration::from_secs(30));
+    assert_eq!(
+        (error.kind(), error.code(), error.retry_after_secs()),
+        (ErrorKind::Unavailable, "payment_unavailable", Some(30))
+    );
 }
 
 #[test]
@@ -444,45 +529,52 @@ fn capturing_a_settled_payment_again_records_nothing_and_does_not_call_the_gatew
 }
 
 #[test]
-fn capturing_another_payment_under_a_taken_id_is_refused_without_calling_the_gateway() {
-    let other = PaymentCommand::CapturePayment {
+fn starting_or_capturing_another_payment_under_a_taken_id_is_refused_without_calling_the_gateway() {
+    let other_start = PaymentCommand::StartCapture {
         payment_id: OTHER_PAYMENT,
         trade: trade(),
         amount: AMOUNT,
     };
-    for history in [vec![captured()], vec![timed_out()]] {
-        let gateway = ok_gateway();
-        when(&gateway, history, other.clone()).then_expect_error(PaymentError::AlreadyExists);
-        assert_eq!(gateway.calls(), []);
+    let other_capture = PaymentCommand::CapturePayment {
+        payment_id: OTHER_PAYMENT,
+        first_attempt: false,
+    };
+    for history in [vec![started(), captured()], vec![started(), timed_out()]] {
+        for command in [other_start.clone(), other_capture.clone()] {
+            let gateway = ok_gateway();
+            when(&gateway, history.clone(), command).then_expect_error(PaymentError::AlreadyExists);
+            assert_eq!(gateway.calls(), []);
+        }
     }
 }
 
 #[test]
 fn retrying_an_unknown_capture_asks_again_with_the_same_key_and_records_the_capture() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Timeout, Answer::Ok]));
-    when(&gateway, vec![], capture()).then_expect_events(vec![timed_out()]);
-    when(&gateway, vec![timed_out()], capture()).then_expect_events(vec![captured()]);
+    when(&gateway, vec![started()], capture()).then_expect_events(vec![timed_out()]);
+    when(&gateway, vec![started(), timed_out()], capture_again())
+        .then_expect_events(vec![captured()]);
     assert_eq!(gateway.calls(), [capture_call(), capture_call()]);
 }
 
 #[test]
 fn retrying_an_unknown_capture_that_times_out_again_records_nothing_more() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Timeout]));
-    when(&gateway, vec![timed_out()], capture()).then_expect_events(vec![]);
+    when(&gateway, vec![started(), timed_out()], capture()).then_expect_events(vec![]);
     assert_eq!(gateway.calls(), [capture_call()]);
 }
 
 #[test]
 fn retrying_an_unknown_capture_that_was_declined_records_the_decline() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Declined]));
-    when(&gateway, vec![timed_out()], capture()).then_expect_events(vec![declined()]);
+    when(&gateway, vec![started(), timed_out()], capture()).then_expect_events(vec![declined()]);
     assert_eq!(gateway.calls(), [capture_call()]);
 }
 
 #[test]
 fn retrying_an_unknown_capture_while_the_gateway_is_down_records_nothing() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[Answer::Unavailable]));
-    when(&gateway, vec![timed_out()], capture())
+    when(&gateway, vec![started(), timed_out()], capture())
         .then_expect_error(PaymentError::GatewayUnavailable("503 from gateway".into()));
     assert_eq!(gateway.calls(), [capture_call()]);
 }
@@ -490,20 +582,20 @@ fn retrying_an_unknown_capture_while_the_gateway_is_down_records_nothing() {
 #[test]
 fn retrying_an_unknown_capture_while_the_circuit_is_open_records_nothing_and_stays_unknown() {
     let gateway = Arc::new(FakeGateway::new().capturing(&[CIRCUIT_OPEN]));
-    when(&gateway, vec![timed_out()], capture()).then_expect_error(RETRY_IN_30S);
+    when(&gateway, vec![started(), timed_out()], capture()).then_expect_error(RETRY_IN_30S);
     assert_eq!(gateway.calls(), [capture_call()]);
 }
 
 #[test]
-fn retrying_an_unknown_capture_asks_about_the_order_already_made_whatever_the_retry_says() {
+fn a_started_capture_sends_the_recorded_order_whatever_a_retry_asks_for() {
     // The gateway answers a repeated key with the first attempt's outcome: recording the
     // retry's amount or trade would hold money that was never charged.
-    let other_amount = PaymentCommand::CapturePayment {
+    let other_amount = PaymentCommand::StartCapture {
         payment_id: PAYMENT,
         trade: trade(),
         amount: Money::krw(1),
     };
-    let other_trade = PaymentCommand::CapturePayment {
+    let other_trade = PaymentCommand::StartCapture {
         payment_id: PAYMENT,
         trade: Trade {
             buyer_id: UserId::from_uuid(Uuid::from_u128(0xb0c)),
@@ -511,9 +603,13 @@ fn retrying_an_unknown_capture_asks_about_the_order_already_made_whatever_the_re
         },
         amount: AMOUNT,
     };
-    for command in [other_amount, other_trade] {
+    for history in [vec![started()], vec![started(), timed_out()]] {
+        for command in [other_amount.clone(), other_trade.clone()] {
+            let gateway = ok_gateway();
+            when(&gateway, history.clone(), command).then_expect_events(vec![]);
+        }
         let gateway = ok_gateway();
-        when(&gateway, vec![timed_out()], command).then_expect_events(vec![captured()]);
+        when(&gateway, history, capture_again()).then_expect_events(vec![captured()]);
         assert_eq!(gateway.calls(), [capture_call()]);
     }
 }
@@ -532,6 +628,51 @@ fn reconcile_unknown(answer: Answer) -> AggregateResultValidator<Payment> {
     assert_eq!(gateway.resolved(), [capture_call().key]);
     assert_eq!(gateway.calls(), [], "a reconcile moved money");
     result
+}
+
+#[test]
+fn a_started_capture_whose_caller_vanished_is_reconciled_like_an_unknown_one() {
+    for (answer, outcome) in [
+        (Answer::Ok, captured()),
+        (Answer::Declined, declined()),
+        (
+            Answer::Voided,
+            declined_because("the capture never reached the gateway; it was voided"),
+        ),
+    ] {
+        let gateway = Arc::new(FakeGateway::new().resolving(&[answer]));
+        when(&gateway, vec![started()], PaymentCommand::ReconcileCapture)
+            .then_expect_events(vec![outcome]);
+        assert_eq!(gateway.resolved(), [capture_call().key]);
+        assert_eq!(gateway.calls(), [], "a reconcile moved money");
+    }
+}
+
+#[test]
+fn a_discovered_capture_is_held_for_its_buyer_alone_and_recorded_once() {
+    let gateway = ok_gateway();
+    let record = PaymentCommand::RecordDiscoveredCapture {
+        payment_id: PAYMENT,
+        buyer_id: BUYER,
+        amount: AMOUNT,
+        reference: "gw-capture".into(),
+    };
+    let discovered = PaymentEvent::PaymentCaptureDiscovered {
+        payment_id: PAYMENT,
+        trade: Trade {
+            buyer_id: BUYER,
+            ..Trade::default()
+        },
+        amount: AMOUNT,
+        reference: "gw-capture".into(),
+        discovered_at: now(),
+    };
+    when(&gateway, vec![], record.clone()).then_expect_events(vec![discovered.clone()]);
+    when(&gateway, vec![started(), captured()], record).then_expect_events(vec![]);
+    let payment = current(vec![discovered]);
+    assert_eq!(payment.status(), PaymentStatus::Captured);
+    when(&gateway, vec![], PaymentCommand::RefundPayment).then_expect_error(PaymentError::NotFound);
+    assert_eq!(gateway.calls(), []);
 }
 
 #[test]

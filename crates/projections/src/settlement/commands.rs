@@ -13,7 +13,7 @@ use std::time::Duration;
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::metadata::{ACTOR, CAUSATION_ID, COMMAND_ID, CORRELATION_ID};
 use carrot_domain::payment::{Payment, PaymentCommand, PaymentError};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand, RequestStatus};
 use carrot_domain::{Actor, DomainError, ListingId, PaymentId, Price, RequestId, Trade};
 use serde::{Deserialize, Serialize};
 
@@ -183,6 +183,19 @@ impl SagaCommand {
                     .await
             }
             SagaCommand::AcceptRequest { request_id } => {
+                // Decided on the saga's view, which may be behind: hold the listing for this
+                // request first (a no-op when it already is), so a listing released or held
+                // for another request meanwhile refuses, and nothing is accepted twice.
+                let request = write
+                    .load::<PurchaseRequest>(&request_id.to_string())
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                if request.status() != RequestStatus::Requested {
+                    return Err(Failure::Moot("request_not_pending".into()));
+                }
+                let reserve = ListingCommand::ReserveListing { request_id };
+                self.on::<Listing>(write, request.trade().listing_id, reserve, moot)
+                    .await?;
                 let command = R::AcceptRequest { actor: system };
                 self.on::<PurchaseRequest>(write, request_id, command, moot)
                     .await

@@ -18,12 +18,15 @@
 //! - crash repairs, after `repair_after`: a listing held for a request that is still pending
 //!   is accepted for it, held for one that closed is released, held for one that completed
 //!   is marked sold; a payment whose request never got recorded is abandoned (then refunded)
-//!   or recorded as failed, after `orphan_after`; a capture that timed out is reconciled
-//!   with the gateway after `reconcile_after`.
+//!   or recorded as failed, after `orphan_after`; a capture started (the write-ahead
+//!   intent) whose outcome is still unknown `reconcile_after` later is reconciled with the
+//!   gateway, whether its process survived or not; a capture found at the gateway with no
+//!   payment in the log (reconciliation) is refunded.
 
 pub mod commands;
 pub mod dispatcher;
 pub mod outbox;
+pub mod reconcile;
 mod state;
 pub mod timer;
 
@@ -41,6 +44,7 @@ use state::{Keys, ListingRow, PaymentRow, State, TradeRow};
 
 pub use commands::SagaCommand;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
+pub use reconcile::{ReconcileConfig, Reconciler, Report};
 pub use timer::Timer;
 
 /// The name of the saga's dispatcher wake-up channel (`NOTIFY` on outbox inserts).
@@ -64,7 +68,8 @@ pub struct SagaConfig {
     pub repair_after: Duration,
     /// How long a payment's outcome may wait for its request to be recorded.
     pub orphan_after: Duration,
-    /// How long after a capture timed out the gateway is asked what became of it.
+    /// How long after a capture started, if its outcome is still unknown, the gateway is
+    /// asked what became of it (longer than the gateway's time limit).
     pub reconcile_after: Duration,
 }
 
@@ -74,8 +79,21 @@ impl Default for SagaConfig {
             request_ttl: Duration::hours(48),
             completion_ttl: Duration::days(7),
             repair_after: Duration::seconds(10),
-            orphan_after: Duration::seconds(60),
+            orphan_after: Duration::seconds(15),
             reconcile_after: Duration::seconds(10),
+        }
+    }
+}
+
+impl SagaConfig {
+    /// These deadlines, asking about a started capture no sooner than 5 s after a call
+    /// limited to `gateway_timeout` must have ended.
+    pub fn reconciling_after(self, gateway_timeout: std::time::Duration) -> Self {
+        let floor =
+            Duration::from_std(gateway_timeout).unwrap_or(Duration::MAX) + Duration::seconds(5);
+        SagaConfig {
+            reconcile_after: self.reconcile_after.max(floor),
+            ..self
         }
     }
 }
@@ -331,12 +349,39 @@ impl Batch<'_> {
         let payment_id = event.payment_id();
         let trade = *event.trade();
         match event {
+            // The write-ahead intent: whatever becomes of the call, the reconciler asks the
+            // gateway once the call should long have ended.
+            PaymentEvent::PaymentCaptureStarted {
+                amount, started_at, ..
+            } => {
+                self.set_payment(payment_id, &trade, amount.as_krw(), "started", None);
+                self.state.set_deadline(
+                    trade.request_id.as_uuid(),
+                    "reconcile",
+                    started_at + self.config.reconcile_after,
+                );
+            }
+            PaymentEvent::PaymentCaptureAborted { amount, reason, .. } => {
+                self.set_payment(payment_id, &trade, amount.as_krw(), "aborted", Some(reason));
+                self.state
+                    .clear_deadline(trade.request_id.as_uuid(), "reconcile");
+            }
+            // Money the log never knew of: there is no request to hold it for.
+            PaymentEvent::PaymentCaptureDiscovered { amount, .. } => {
+                self.set_payment(payment_id, &trade, amount.as_krw(), "captured", None);
+                self.state.decide(SagaCommand::RefundPayment {
+                    request_id: trade.request_id,
+                    payment_id,
+                });
+            }
             PaymentEvent::PaymentCaptured {
                 amount,
                 captured_at: at,
                 ..
             } => {
                 self.set_payment(payment_id, &trade, amount.as_krw(), "captured", None);
+                self.state
+                    .clear_deadline(trade.request_id.as_uuid(), "reconcile");
                 self.await_placement(&trade, at);
             }
             PaymentEvent::PaymentDeclined {
@@ -346,6 +391,8 @@ impl Batch<'_> {
                 ..
             } => {
                 self.set_payment(payment_id, &trade, amount.as_krw(), "failed", Some(reason));
+                self.state
+                    .clear_deadline(trade.request_id.as_uuid(), "reconcile");
                 self.await_placement(&trade, at);
             }
             PaymentEvent::PaymentCaptureTimedOut {

@@ -126,7 +126,7 @@ async fn decide(
         ("reconcile", _) => {
             let unknown: Option<Uuid> = sqlx::query_scalar(
                 "SELECT payment_id FROM settlement.payments
-                  WHERE request_id = $1 AND status = 'unknown'",
+                  WHERE request_id = $1 AND status IN ('started', 'unknown')",
             )
             .bind(request_id.as_uuid())
             .fetch_optional(&mut *tx)
