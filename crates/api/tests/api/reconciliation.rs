@@ -99,7 +99,9 @@ async fn a_capture_the_log_never_heard_of_is_recorded_and_refunded_to_its_buyer(
         (buyer.id.clone(), 12_000)
     );
     // The buyer sees it; the next pass finds everything in order.
-    let seen = app.wait_payment(&buyer, &payment.to_string(), "refunded").await;
+    let seen = app
+        .wait_payment(&buyer, &payment.to_string(), "refunded")
+        .await;
     assert_eq!(seen["amount"], 12_000);
     app.settle().await;
     let again = pass(&app).await;
@@ -215,7 +217,9 @@ async fn what_cannot_be_repaired_is_a_mismatch_an_operator_sees_once() {
         .await
         .unwrap();
     assert!(
-        metrics.lines().any(|l| l == "carrot_reconciliation_mismatches 2"),
+        metrics
+            .lines()
+            .any(|l| l == "carrot_reconciliation_mismatches 2"),
         "{metrics}"
     );
     // Nobody else may see them.

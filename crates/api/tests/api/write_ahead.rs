@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::startup::ServeRole;
-use carrot_domain::payment::{
-    CaptureOrder, GatewayError, Payment, PaymentCommand, PaymentGateway,
-};
+use carrot_domain::payment::{CaptureOrder, GatewayError, Payment, PaymentCommand, PaymentGateway};
 use carrot_domain::{ListingId, Money, PaymentId, RequestId, SystemClock, Trade, UserId};
 use carrot_projections::commands::WriteSide;
 use carrot_projections::settlement::commands::Failure;
@@ -57,7 +55,10 @@ async fn a_buyer_who_hangs_up_mid_payment_still_gets_the_request_the_gateway_cha
         .bearer_auth(&buyer.token)
         .send()
         .await;
-    assert!(gave_up.is_err(), "the app was meant to give up: {gave_up:?}");
+    assert!(
+        gave_up.is_err(),
+        "the app was meant to give up: {gave_up:?}"
+    );
 
     // The flow ran to its end without anyone waiting: the charge is held for a request.
     let purchase: Value = eventually("the request to be recorded", || async {
@@ -70,7 +71,10 @@ async fn a_buyer_who_hangs_up_mid_payment_still_gets_the_request_the_gateway_cha
     })
     .await;
     assert_eq!(purchase["payment"]["status"], "captured");
-    let payment = purchase["payment"]["payment_id"].as_str().unwrap().to_owned();
+    let payment = purchase["payment"]["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         app.events_of("payment", &payment).await,
         ["PaymentCaptureStarted", "PaymentCaptured"]
@@ -126,7 +130,11 @@ async fn a_capture_whose_process_died_after_charging_is_reconciled_and_refunded(
         .await;
     assert_eq!(
         events,
-        ["PaymentCaptureStarted", "PaymentCaptured", "PaymentRefunded"]
+        [
+            "PaymentCaptureStarted",
+            "PaymentCaptured",
+            "PaymentRefunded"
+        ]
     );
     let request = app
         .events_of("purchase_request", &trade.request_id.to_string())

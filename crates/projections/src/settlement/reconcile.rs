@@ -65,6 +65,9 @@ pub struct Report {
     pub mismatches: usize,
 }
 
+/// A payment the log says moved money: id, status, captured at, settled at.
+type LoggedMovement = (Uuid, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// How far before a pass's window the gateway's list is read, so that a movement the log
 /// recorded a little after the gateway made it (a reconciled capture) is still seen.
 const LIST_SLACK: chrono::Duration = chrono::Duration::minutes(10);
@@ -235,17 +238,16 @@ impl Reconciler {
         until: DateTime<Utc>,
         seen: &HashSet<String>,
     ) -> Result<usize, ReconcileError> {
-        let rows: Vec<(Uuid, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-            sqlx::query_as(
-                "SELECT payment_id, status, captured_at, settled_at FROM payments.payments
+        let rows: Vec<LoggedMovement> = sqlx::query_as(
+            "SELECT payment_id, status, captured_at, settled_at FROM payments.payments
                   WHERE (captured_at BETWEEN $1 AND $2 OR settled_at BETWEEN $1 AND $2)
                     AND status IN ('captured', 'refunded', 'paid_out')
                     AND request_id <> '00000000-0000-0000-0000-000000000000'",
-            )
-            .bind(since)
-            .bind(until)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
         let mut missing = 0;
         let within = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at >= since && at <= until);
         for (payment, status, captured_at, settled_at) in rows {
