@@ -7,6 +7,13 @@
 //! milliseconds and the saga's refunds wait instead of piling up. After `open_for`, it is
 //! half-open: `half_open_calls` trial calls go through (others still fail fast); any
 //! failure opens it again, all of them succeeding closes it.
+//!
+//! A trial's slot is held by a [`Permit`] guard, not by a counter touched when the call
+//! returns: a caller that stops waiting drops the call's future, and the guard's `Drop` gives
+//! the slot back, so abandoned trials can never leave the breaker half-open with no slot
+//! free (which failed every purchase request until a restart). Each state change starts a
+//! new generation, so a permit of an earlier half-open period neither frees a slot nor
+//! counts an outcome in the current one.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -86,6 +93,8 @@ struct Inner {
     state: BreakerState,
     recent: VecDeque<Outcome>,
     opened_at: Instant,
+    /// Bumped on every state change: names the period a permit was issued in.
+    generation: u64,
     trials_started: usize,
     trials_passed: usize,
 }
@@ -98,10 +107,38 @@ pub struct CircuitBreaker {
     transitions: AtomicU64,
 }
 
-/// Whether a call may go through, and as what.
-enum Permit {
+/// How a call was admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Closed: the outcome joins the window.
     Normal,
+    /// Half-open: the call holds one of the period's trial slots.
     Trial,
+}
+
+/// An admitted call. Finishing it records its outcome; dropping it unfinished (the caller's
+/// future was dropped mid-call) gives a trial's slot back to the period it came from.
+struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    admission: Admission,
+    generation: u64,
+    finished: bool,
+}
+
+impl Permit<'_> {
+    fn finish(mut self, outcome: Outcome) {
+        self.finished = true;
+        self.breaker
+            .record(self.admission, self.generation, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.finished && self.admission == Admission::Trial {
+            self.breaker.abandon(self.generation);
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -114,6 +151,7 @@ impl CircuitBreaker {
                 state: BreakerState::Closed,
                 recent: VecDeque::new(),
                 opened_at: Instant::now(),
+                generation: 0,
                 trials_started: 0,
                 trials_passed: 0,
             }),
@@ -163,6 +201,7 @@ impl CircuitBreaker {
             self.transitions.fetch_add(1, Ordering::Relaxed);
         }
         inner.state = state;
+        inner.generation = inner.generation.wrapping_add(1);
         inner.recent.clear();
         inner.trials_started = 0;
         inner.trials_passed = 0;
@@ -187,26 +226,47 @@ impl CircuitBreaker {
         }
     }
 
-    fn admit(&self) -> Result<Permit, GatewayError> {
+    fn admit(&self) -> Result<Permit<'_>, GatewayError> {
         let mut inner = self.lock();
         self.refresh(&mut inner);
-        match inner.state {
-            BreakerState::Closed => Ok(Permit::Normal),
-            BreakerState::Open => Err(self.open_error(&inner)),
+        let admission = match inner.state {
+            BreakerState::Closed => Admission::Normal,
+            BreakerState::Open => return Err(self.open_error(&inner)),
             BreakerState::HalfOpen if inner.trials_started < self.config.half_open_calls => {
                 inner.trials_started += 1;
-                Ok(Permit::Trial)
+                Admission::Trial
             }
-            BreakerState::HalfOpen => Err(GatewayError::CircuitOpen {
-                retry_after: Duration::from_secs(1),
-            }),
+            BreakerState::HalfOpen => {
+                return Err(GatewayError::CircuitOpen {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        };
+        Ok(Permit {
+            breaker: self,
+            admission,
+            generation: inner.generation,
+            finished: false,
+        })
+    }
+
+    /// A trial of `generation` ended without an outcome: its slot is free again, if that
+    /// half-open period is still the current one.
+    fn abandon(&self, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation == generation && inner.state == BreakerState::HalfOpen {
+            inner.trials_started = inner.trials_started.saturating_sub(1);
         }
     }
 
-    fn record(&self, permit: Permit, outcome: Outcome) {
+    fn record(&self, admission: Admission, generation: u64, outcome: Outcome) {
         let mut inner = self.lock();
-        match (permit, inner.state) {
-            (Permit::Trial, BreakerState::HalfOpen) => {
+        if inner.generation != generation {
+            // The state moved on while this call ran: its outcome no longer counts.
+            return;
+        }
+        match (admission, inner.state) {
+            (Admission::Trial, BreakerState::HalfOpen) => {
                 if outcome.failed || outcome.slow {
                     self.set(&mut inner, BreakerState::Open);
                 } else {
@@ -216,7 +276,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            (Permit::Normal, BreakerState::Closed) => {
+            (Admission::Normal, BreakerState::Closed) => {
                 inner.recent.push_back(outcome);
                 while inner.recent.len() > self.config.window {
                     inner.recent.pop_front();
@@ -233,7 +293,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            // The state moved on while this call ran: its outcome no longer counts.
+            // Unreachable within one generation; nothing to count.
             _ => {}
         }
     }
@@ -270,7 +330,7 @@ impl CircuitBreaker {
             Err(GatewayError::Unavailable(_) | GatewayError::Timeout)
         );
         let slow = started.elapsed() > self.config.slow_call;
-        self.record(permit, Outcome { failed, slow });
+        permit.finish(Outcome { failed, slow });
         result
     }
 }
