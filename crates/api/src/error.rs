@@ -12,6 +12,11 @@ use serde_json::json;
 /// How long a client should wait before retrying after a dependency failure.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
+/// Set on the response of a transient refusal (see [`ApiError::is_transient`]), so the
+/// idempotency layer, which sees only responses, knows not to keep it as the final answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transient;
+
 /// One field that broke a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -187,6 +192,19 @@ impl ApiError {
         }
     }
 
+    /// Whether the same request sent again may be answered otherwise: a rate limit, a race
+    /// lost to concurrent updates, a key still in flight, or a failure on our side (5xx,
+    /// dependencies down). Every other refusal is a final answer about the request itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::RateLimited { .. } => true,
+            ApiError::Conflict { code, .. } => {
+                matches!(*code, "concurrent_update" | "idempotency_key_in_flight")
+            }
+            other => other.status().is_server_error(),
+        }
+    }
+
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -253,6 +271,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
+        if self.is_transient() {
+            response.extensions_mut().insert(Transient);
+        }
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -102,12 +102,13 @@ fn check_display_name(name: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
     responses(
         (status = 201, description = "The account exists; its token.", body = TokenResponse),
         (status = 400, response = crate::routes::docs::MalformedJson),
-        (status = 409, description = "`username_taken`; or `idempotency_key_in_flight`.",
+        (status = 409, description = "`username_taken` (also the answer to a retried signup: \
+         `/auth` answers are not kept under an `Idempotency-Key`).",
          body = Problem, content_type = "application/problem+json"),
         (status = 413, response = crate::routes::docs::PayloadTooLarge),
         (status = 415, response = crate::routes::docs::NotJson),
         (status = 422, description = "`validation_failed` (with `errors`: username, password, \
-         display_name); or `idempotency_key_reused`.",
+         display_name).",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -173,12 +174,10 @@ async fn signup(
         (status = 400, response = crate::routes::docs::MalformedJson),
         (status = 401, description = "`invalid_credentials`: unknown username or wrong password \
          (the same answer for both).", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_in_flight`.",
-         body = Problem, content_type = "application/problem+json"),
         (status = 413, response = crate::routes::docs::PayloadTooLarge),
         (status = 415, response = crate::routes::docs::NotJson),
         (status = 422, description = "`validation_failed`: a field is missing or of the wrong \
-         type; or `idempotency_key_reused`.",
+         type.",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -366,9 +366,11 @@ pub struct ConsistencyHeader {
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyHeader {
     /// 1 to 255 characters. The same key with the same body from the same caller answers
-    /// the first response again (with `Idempotent-Replayed: true`) for at least 24 h; with
-    /// another body it is 422 `idempotency_key_reused`; while the first call still runs it is
-    /// 409 `idempotency_key_in_flight`.
+    /// the first final response again (with `Idempotent-Replayed: true`) for at least 24 h;
+    /// with another body it is 422 `idempotency_key_reused`; while a call with it still runs
+    /// it is 409 `idempotency_key_in_flight`. Transient refusals (429, 409
+    /// `concurrent_update`, 5xx) are not kept: a retry with the key runs again. Ignored on
+    /// `/auth/*`, whose answers hold a token and are never stored.
     #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }

@@ -9,6 +9,7 @@ mod deadlines;
 mod health;
 mod helpers;
 mod idempotency;
+mod idempotency_retries;
 mod invariants;
 mod listings;
 mod metrics;

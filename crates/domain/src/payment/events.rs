@@ -134,6 +134,20 @@ impl PaymentEvent {
         }
     }
 
+    /// The amount of the order (captured, asked, or moved: always the same).
+    pub fn amount(&self) -> Money {
+        match self {
+            PaymentEvent::PaymentCaptureStarted { amount, .. }
+            | PaymentEvent::PaymentCaptureAborted { amount, .. }
+            | PaymentEvent::PaymentCaptureDiscovered { amount, .. }
+            | PaymentEvent::PaymentCaptured { amount, .. }
+            | PaymentEvent::PaymentDeclined { amount, .. }
+            | PaymentEvent::PaymentCaptureTimedOut { amount, .. }
+            | PaymentEvent::PaymentRefunded { amount, .. }
+            | PaymentEvent::PaymentPaidOut { amount, .. } => *amount,
+        }
+    }
+
     /// The trade the payment belongs to.
     pub fn trade(&self) -> &Trade {
         match self {

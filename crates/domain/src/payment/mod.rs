@@ -378,63 +378,30 @@ impl Aggregate for Payment {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match event {
-            PaymentEvent::PaymentCaptureStarted {
-                payment_id,
-                trade,
-                amount,
-                ..
-            } => {
-                self.id = payment_id;
-                self.trade = trade;
-                self.amount = amount;
-                self.status = PaymentStatus::Started;
+        use PaymentEvent as E;
+        let status = match &event {
+            E::PaymentCaptureStarted { .. } => PaymentStatus::Started,
+            E::PaymentCaptureAborted { .. } => PaymentStatus::Aborted,
+            E::PaymentCaptureDiscovered { .. } | E::PaymentCaptured { .. } => {
+                PaymentStatus::Captured
             }
-            PaymentEvent::PaymentCaptureAborted { .. } => self.status = PaymentStatus::Aborted,
-            PaymentEvent::PaymentCaptureDiscovered {
-                payment_id,
-                trade,
-                amount,
-                ..
+            E::PaymentDeclined { reason, .. } => {
+                self.decline_reason = Some(reason.clone());
+                PaymentStatus::Failed
             }
-            | PaymentEvent::PaymentCaptured {
-                payment_id,
-                trade,
-                amount,
-                ..
-            } => {
-                self.id = payment_id;
-                self.trade = trade;
-                self.amount = amount;
-                self.status = PaymentStatus::Captured;
-            }
-            PaymentEvent::PaymentDeclined {
-                payment_id,
-                trade,
-                amount,
-                reason,
-                ..
-            } => {
-                self.id = payment_id;
-                self.trade = trade;
-                self.amount = amount;
-                self.status = PaymentStatus::Failed;
-                self.decline_reason = Some(reason);
-            }
-            PaymentEvent::PaymentCaptureTimedOut {
-                payment_id,
-                trade,
-                amount,
-                ..
-            } => {
-                self.id = payment_id;
-                self.trade = trade;
-                self.amount = amount;
-                self.status = PaymentStatus::Unknown;
-            }
-            PaymentEvent::PaymentRefunded { .. } => self.status = PaymentStatus::Refunded,
-            PaymentEvent::PaymentPaidOut { .. } => self.status = PaymentStatus::PaidOut,
+            E::PaymentCaptureTimedOut { .. } => PaymentStatus::Unknown,
+            E::PaymentRefunded { .. } => PaymentStatus::Refunded,
+            E::PaymentPaidOut { .. } => PaymentStatus::PaidOut,
+        };
+        // Every step of a capture restates the order it is for (a payment first seen at
+        // its outcome, in a log older than write-ahead capture, included); a transfer
+        // never changes it.
+        if !matches!(status, PaymentStatus::Refunded | PaymentStatus::PaidOut) {
+            self.id = event.payment_id();
+            self.trade = *event.trade();
+            self.amount = event.amount();
         }
+        self.status = status;
     }
 }
 

@@ -7,6 +7,13 @@
 //! milliseconds and the saga's refunds wait instead of piling up. After `open_for`, it is
 //! half-open: `half_open_calls` trial calls go through (others still fail fast); any
 //! failure opens it again, all of them succeeding closes it.
+//!
+//! A trial's slot is held by a [`Permit`] guard, not by a counter touched when the call
+//! returns: a caller that stops waiting drops the call's future, and the guard's `Drop` gives
+//! the slot back, so abandoned trials can never leave the breaker half-open with no slot
+//! free (which failed every purchase request until a restart). Each state change starts a
+//! new generation, so a permit of an earlier half-open period neither frees a slot nor
+//! counts an outcome in the current one.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -87,6 +94,8 @@ struct Inner {
     state: BreakerState,
     recent: VecDeque<Outcome>,
     opened_at: Instant,
+    /// Bumped on every state change: names the period a permit was issued in.
+    generation: u64,
     trials_started: usize,
     trials_passed: usize,
 }
@@ -99,10 +108,38 @@ pub struct CircuitBreaker {
     transitions: AtomicU64,
 }
 
-/// Whether a call may go through, and as what.
-enum Permit {
+/// How a call was admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Closed: the outcome joins the window.
     Normal,
+    /// Half-open: the call holds one of the period's trial slots.
     Trial,
+}
+
+/// An admitted call. Finishing it records its outcome; dropping it unfinished (the caller's
+/// future was dropped mid-call) gives a trial's slot back to the period it came from.
+struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    admission: Admission,
+    generation: u64,
+    finished: bool,
+}
+
+impl Permit<'_> {
+    fn finish(mut self, outcome: Outcome) {
+        self.finished = true;
+        self.breaker
+            .record(self.admission, self.generation, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.finished && self.admission == Admission::Trial {
+            self.breaker.abandon(self.generation);
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -115,6 +152,7 @@ impl CircuitBreaker {
                 state: BreakerState::Closed,
                 recent: VecDeque::new(),
                 opened_at: Instant::now(),
+                generation: 0,
                 trials_started: 0,
                 trials_passed: 0,
             }),
@@ -164,6 +202,7 @@ impl CircuitBreaker {
             self.transitions.fetch_add(1, Ordering::Relaxed);
         }
         inner.state = state;
+        inner.generation = inner.generation.wrapping_add(1);
         inner.recent.clear();
         inner.trials_started = 0;
         inner.trials_passed = 0;
@@ -188,26 +227,47 @@ impl CircuitBreaker {
         }
     }
 
-    fn admit(&self) -> Result<Permit, GatewayError> {
+    fn admit(&self) -> Result<Permit<'_>, GatewayError> {
         let mut inner = self.lock();
         self.refresh(&mut inner);
-        match inner.state {
-            BreakerState::Closed => Ok(Permit::Normal),
-            BreakerState::Open => Err(self.open_error(&inner)),
+        let admission = match inner.state {
+            BreakerState::Closed => Admission::Normal,
+            BreakerState::Open => return Err(self.open_error(&inner)),
             BreakerState::HalfOpen if inner.trials_started < self.config.half_open_calls => {
                 inner.trials_started += 1;
-                Ok(Permit::Trial)
+                Admission::Trial
             }
-            BreakerState::HalfOpen => Err(GatewayError::CircuitOpen {
-                retry_after: Duration::from_secs(1),
-            }),
+            BreakerState::HalfOpen => {
+                return Err(GatewayError::CircuitOpen {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        };
+        Ok(Permit {
+            breaker: self,
+            admission,
+            generation: inner.generation,
+            finished: false,
+        })
+    }
+
+    /// A trial of `generation` ended without an outcome: its slot is free again, if that
+    /// half-open period is still the current one.
+    fn abandon(&self, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation == generation && inner.state == BreakerState::HalfOpen {
+            inner.trials_started = inner.trials_started.saturating_sub(1);
         }
     }
 
-    fn record(&self, permit: Permit, outcome: Outcome) {
+    fn record(&self, admission: Admission, generation: u64, outcome: Outcome) {
         let mut inner = self.lock();
-        match (permit, inner.state) {
-            (Permit::Trial, BreakerState::HalfOpen) => {
+        if inner.generation != generation {
+            // The state moved on while this call ran: its outcome no longer counts.
+            return;
+        }
+        match (admission, inner.state) {
+            (Admission::Trial, BreakerState::HalfOpen) => {
                 if outcome.failed || outcome.slow {
                     self.set(&mut inner, BreakerState::Open);
                 } else {
@@ -217,7 +277,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            (Permit::Normal, BreakerState::Closed) => {
+            (Admission::Normal, BreakerState::Closed) => {
                 inner.recent.push_back(outcome);
                 while inner.recent.len() > self.config.window {
                     inner.recent.pop_front();
@@ -234,7 +294,7 @@ impl CircuitBreaker {
                     }
                 }
             }
-            // The state moved on while this call ran: its outcome no longer counts.
+            // Unreachable within one generation; nothing to count.
             _ => {}
         }
     }
@@ -271,7 +331,7 @@ impl CircuitBreaker {
             Err(GatewayError::Unavailable(_) | GatewayError::Timeout)
         );
         let slow = started.elapsed() > self.config.slow_call;
-        self.record(permit, Outcome { failed, slow });
+        permit.finish(Outcome { failed, slow });
         result
     }
 }
@@ -307,140 +367,4 @@ impl PaymentGateway for CircuitBreaker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::payment::{SimulatedGateway, SimulationProfile, WithTimeout};
-    use carrot_domain::{Money, UserId};
-
-    fn config() -> BreakerConfig {
-        BreakerConfig {
-            window: 10,
-            min_calls: 4,
-            failure_rate: 0.5,
-            slow_call: Duration::from_millis(300),
-            slow_rate: 0.75,
-            open_for: Duration::from_secs(5),
-            half_open_calls: 2,
-        }
-    }
-
-    fn breaker(profile: SimulationProfile) -> (Arc<SimulatedGateway>, CircuitBreaker) {
-        let gateway = Arc::new(SimulatedGateway::new(profile));
-        let bounded = Arc::new(WithTimeout::new(gateway.clone(), Duration::from_secs(1)));
-        (gateway, CircuitBreaker::new(bounded, config()))
-    }
-
-    fn capture(n: u32) -> CaptureOrder {
-        CaptureOrder {
-            idempotency_key: format!("capture:{n}"),
-            buyer_id: UserId::new(),
-            amount: Money::krw(1_000),
-        }
-    }
-
-    fn failing() -> SimulationProfile {
-        SimulationProfile {
-            failure_rate: 1.0,
-            ..SimulationProfile::default()
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn it_opens_after_the_failure_threshold_fails_fast_half_opens_and_closes() {
-        let (gateway, breaker) = breaker(failing());
-        for n in 0..3 {
-            assert!(breaker.capture(capture(n)).await.is_err());
-            assert_eq!(breaker.state(), BreakerState::Closed, "below min_calls");
-        }
-        assert!(breaker.capture(capture(3)).await.is_err());
-        assert_eq!(breaker.state(), BreakerState::Open);
-
-        // Open: no call reaches the gateway, and the answer says when to come back.
-        gateway.set_profile(SimulationProfile::default());
-        match breaker.capture(capture(4)).await {
-            Err(GatewayError::CircuitOpen { retry_after }) => {
-                assert_eq!(retry_after, Duration::from_secs(5))
-            }
-            other => panic!("expected a fast failure, got {other:?}"),
-        }
-        assert!(gateway.ledger().is_empty());
-
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(breaker.state(), BreakerState::HalfOpen);
-        assert!(breaker.capture(capture(5)).await.is_ok());
-        assert_eq!(
-            breaker.state(),
-            BreakerState::HalfOpen,
-            "one trial is not enough"
-        );
-        assert!(breaker.capture(capture(6)).await.is_ok());
-        assert_eq!(breaker.state(), BreakerState::Closed);
-        assert_eq!(breaker.transitions(), 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_trial_opens_it_again() {
-        let (_, breaker) = breaker(failing());
-        for n in 0..4 {
-            let _ = breaker.capture(capture(n)).await;
-        }
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(breaker.capture(capture(9)).await.is_err());
-        assert_eq!(breaker.state(), BreakerState::Open);
-        assert!(breaker.check().is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn declines_are_answers_not_failures() {
-        let (_, breaker) = breaker(SimulationProfile {
-            decline_rate: 1.0,
-            ..SimulationProfile::default()
-        });
-        for n in 0..10 {
-            assert!(matches!(
-                breaker.capture(capture(n)).await,
-                Err(GatewayError::Declined(_))
-            ));
-        }
-        assert_eq!(breaker.state(), BreakerState::Closed);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_calls_open_it_and_calls_under_the_threshold_do_not() {
-        let (gateway, breaker) = breaker(SimulationProfile {
-            latency_ms: 250..=250,
-            ..SimulationProfile::default()
-        });
-        for n in 0..10 {
-            assert!(breaker.capture(capture(n)).await.is_ok());
-        }
-        assert_eq!(
-            breaker.state(),
-            BreakerState::Closed,
-            "250 ms is under 300 ms"
-        );
-        gateway.set_profile(SimulationProfile {
-            latency_ms: 400..=400,
-            ..SimulationProfile::default()
-        });
-        for n in 10..20 {
-            let _ = breaker.capture(capture(n)).await;
-        }
-        assert_eq!(breaker.state(), BreakerState::Open);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timeouts_count_as_failures() {
-        let (_, breaker) = breaker(SimulationProfile {
-            latency_ms: 5_000..=5_000,
-            ..SimulationProfile::default()
-        });
-        for n in 0..4 {
-            assert_eq!(
-                breaker.capture(capture(n)).await,
-                Err(GatewayError::Timeout)
-            );
-        }
-        assert_eq!(breaker.state(), BreakerState::Open);
-    }
-}
+mod tests;
