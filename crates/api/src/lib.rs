@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod payment;
+pub mod request_id;
 pub mod routes;
 pub mod secret;
 pub mod startup;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::Request;
 use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
@@ -172,7 +172,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
 
 /// The whole router with its middleware.
 pub fn router(state: AppState, role: ServeRole) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = crate::request_id::HEADER;
     routes(role)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -204,5 +204,8 @@ pub fn router(state: AppState, role: ServeRole) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost: a caller's id out of bounds is replaced before anything logs, echoes or
+        // stores it.
+        .layer(axum::middleware::from_fn(crate::request_id::bound))
         .with_state(state)
 }

