@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,29 +25,51 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
-/// Counts and times every request under its route's pattern (never the raw path, whose
-/// ids would make unbounded series).
+/// Counts and times every request under its route's pattern and its method's name. No
+/// label takes raw caller input, or one caller could add series without end: the route is
+/// the matched pattern (never the raw path, whose ids would make unbounded series), and a
+/// method outside the standard ones is `other`.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let metrics = global();
     metrics.inc(
         "carrot_http_requests_total",
-        &[("method", &method), ("route", &route), ("status", &status)],
+        &[("method", method), ("route", &route), ("status", &status)],
     );
     metrics.observe(
         "carrot_http_request_duration_seconds",
-        &[("method", &method), ("route", &route)],
+        &[("method", method), ("route", &route)],
         started.elapsed(),
     );
     response
+}
+
+/// The `method` label: one of the methods of RFC 9110 (and PATCH), else `other`. Any token
+/// is a valid method on the wire, so the caller's own must never become a label.
+pub fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
 }
 
 fn help(name: &str) -> &'static str {

@@ -5,10 +5,26 @@
 
 
 use reqwest::header::HeaderValue;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, TestApp};
+
+/// `GET /metrics`'s text.
+async fn scrape(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// The value of the series named exactly `series` (0 when absent).
+fn counter(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .find_map(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
 
 /// `POST /listings` with `x-request-id: id`; returns the id echoed and the one stored in
 /// the registration's metadata.
@@ -76,4 +92,63 @@ async fn a_request_id_out_of_bounds_is_replaced_before_it_is_stored_or_echoed() 
         .await
         .unwrap();
     assert!(longest < 2048, "metadata of {longest} bytes");
+}
+
+#[tokio::test]
+async fn metric_labels_take_no_raw_method_or_path() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    for n in 0..5 {
+        let method = Method::from_bytes(format!("FOO{n}234").as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let stray = format!("/no/such/path-{n}-{}", uuid::Uuid::new_v4());
+        let response = app.client.get(app.url(&stray)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    let after = scrape(&app).await;
+    assert!(!after.contains("FOO"), "{after}");
+    assert!(!after.contains("/no/such"), "{after}");
+    let other =
+        "carrot_http_requests_total{method=\"other\",route=\"/health/live\",status=\"405\"}";
+    assert_eq!(
+        counter(&after, other) - counter(&before, other),
+        5.0,
+        "{after}"
+    );
+    let unmatched = "carrot_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}";
+    assert_eq!(
+        counter(&after, unmatched) - counter(&before, unmatched),
+        5.0
+    );
+    // Every method label is one of a fixed set.
+    for line in after.lines().filter(|l| l.contains("method=\"")) {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next());
+        assert!(
+            matches!(
+                method,
+                Some(
+                    "GET"
+                        | "HEAD"
+                        | "POST"
+                        | "PUT"
+                        | "PATCH"
+                        | "DELETE"
+                        | "OPTIONS"
+                        | "TRACE"
+                        | "CONNECT"
+                        | "other"
+                )
+            ),
+            "{line}"
+        );
+    }
 }
