@@ -90,6 +90,9 @@ fn help(name: &str) -> &'static str {
         "carrot_subscription_apply_lag_seconds" => {
             "From an event's append to a subscriber applying it (commit to visible)."
         }
+        "carrot_consistency_checks_total" => {
+            "Checks of a consistency token against the views' checkpoints."
+        }
         _ => "Carrot metric.",
     }
 }

@@ -13,6 +13,7 @@ use axum::http::Request;
 use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
+use carrot_projections::consistency::WaitBound;
 use carrot_projections::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -94,7 +95,11 @@ impl Application {
             settings.jwt,
             settings.clock,
             breaker,
-            settings.consistency_wait,
+            WaitBound {
+                timeout: settings.consistency_wait,
+                // A token beyond the log's head is looked at as often as runners poll.
+                idle_poll: settings.workers.runner.poll_interval,
+            },
             RateLimits::new(settings.limits),
         );
         let listener = TcpListener::bind(settings.bind).await?;

@@ -3,11 +3,11 @@
 use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::FromRef;
 use carrot_domain::Clock;
 use carrot_projections::commands::WriteSide;
+use carrot_projections::consistency::WaitBound;
 use cqrs_es::Aggregate;
 
 use crate::auth::JwtKeys;
@@ -31,8 +31,8 @@ pub struct AppState {
     pub breaker: Arc<CircuitBreaker>,
     /// Wakes live notification streams.
     pub hub: NotificationHub,
-    /// How long a read waits for its consistency token.
-    pub consistency_wait: Duration,
+    /// How long a read waits for its consistency token, and how often it looks.
+    pub consistency: WaitBound,
     /// False while starting or stopping: readiness answers 503.
     pub accepting: Arc<AtomicBool>,
     /// Per-user and per-address rate limits.
@@ -46,7 +46,7 @@ impl AppState {
         jwt: JwtKeys,
         clock: Arc<dyn Clock>,
         breaker: Arc<CircuitBreaker>,
-        consistency_wait: Duration,
+        consistency: WaitBound,
         limits: RateLimits,
     ) -> Self {
         AppState {
@@ -56,7 +56,7 @@ impl AppState {
             pool,
             jwt: Arc::new(jwt),
             clock,
-            consistency_wait,
+            consistency,
             accepting: Arc::new(AtomicBool::new(true)),
             limits: Arc::new(limits),
         }

@@ -3,12 +3,13 @@
 //! seller may read, and the checks a forged consistency token costs. Each test fails
 //! without its bound; costs are counted (statements, checks), never timed.
 
+use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestApp};
 
 /// `GET /metrics`'s text.
 async fn scrape(app: &TestApp) -> String {
@@ -151,4 +152,30 @@ async fn metric_labels_take_no_raw_method_or_path() {
             "{line}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_forged_future_consistency_token_costs_one_check_per_poll_interval() {
+    let mut settings = test_settings();
+    settings.consistency_wait = Duration::from_secs(2);
+    settings.workers.runner.poll_interval = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let user = app.signup("reader").await;
+    app.settle().await;
+    let checks = "carrot_consistency_checks_total";
+    let before = counter(&scrape(&app).await, checks);
+    let response = app
+        .get(&user, "/mypage")
+        .header(
+            "x-consistency-token",
+            "9000000000000000000.9000000000000000000",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-consistency"], "stale");
+    let spent = counter(&scrape(&app).await, checks) - before;
+    // One at once, then at most one per second of the 2 s wait (it was about a hundred).
+    assert!((1.0..=3.0).contains(&spent), "{spent} checks");
 }
