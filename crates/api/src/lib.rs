@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod payment;
+pub mod progress;
 pub mod request_id;
 pub mod routes;
 pub mod secret;

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use carrot_projections::metrics::{format_labels, global};
-use carrot_projections::settlement::outbox;
 use std::fmt::Write;
 
 use crate::payment::BreakerState;
@@ -90,6 +89,10 @@ fn help(name: &str) -> &'static str {
         "carrot_subscription_apply_lag_seconds" => {
             "From an event's append to a subscriber applying it (commit to visible)."
         }
+        "carrot_subscription_status_reads_total" => {
+            "Reads of every subscriber's lag from the database (readiness and /metrics share \
+             one per refresh interval)."
+        }
         "carrot_consistency_checks_total" => {
             "Checks of a consistency token against the views' checkpoints."
         }
@@ -148,8 +151,11 @@ async fn render(State(state): State<AppState>) -> Response {
 }
 
 async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx::Error> {
-    let subscribers = carrot_projections::runner::status(&state.pool).await?;
-    let (pending, dead) = outbox::depth(&state.pool).await?;
+    // Counted rows: shared with readiness, read at most once per refresh interval.
+    let progress = state.progress.get(&state.pool).await?;
+    let subscribers = &progress.subscribers;
+    let (pending, dead) = (progress.outbox_pending, progress.dead_letters);
+    // Per scrape (one row per connection), so `carrot_database_up` tells the truth.
     let horizon: f64 = sqlx::query_scalar(
         "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
            FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
@@ -158,7 +164,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     .await?;
     let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
     let _ = writeln!(out, "# HELP carrot_subscription_lag_events Events in the log a subscriber has not applied yet.\n# TYPE carrot_subscription_lag_events gauge");
-    for s in &subscribers {
+    for s in subscribers {
         let labels = format_labels(&[("subscriber", s.name.clone())], None);
         let _ = writeln!(
             out,
@@ -167,7 +173,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
         );
     }
     let _ = writeln!(out, "# HELP carrot_subscription_lag_seconds Age of the oldest event a subscriber has not applied.\n# TYPE carrot_subscription_lag_seconds gauge");
-    for s in &subscribers {
+    for s in subscribers {
         let labels = format_labels(&[("subscriber", s.name.clone())], None);
         let _ = writeln!(
             out,

@@ -63,6 +63,8 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// How long a read waits for a consistency token.
     pub consistency_wait: Duration,
+    /// How old the workers' progress shown by readiness and `/metrics` may be.
+    pub progress_refresh: Duration,
     /// How the workers pace themselves.
     pub workers: WorkerConfig,
     /// The payment gateway adapter, as it is (the application adds the time limit and the
@@ -101,6 +103,7 @@ impl Application {
                 idle_poll: settings.workers.runner.poll_interval,
             },
             RateLimits::new(settings.limits),
+            settings.progress_refresh,
         );
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {

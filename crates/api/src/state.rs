@@ -3,6 +3,7 @@
 use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
 use carrot_domain::Clock;
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 use crate::limits::RateLimits;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
+use crate::progress::ProgressCache;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub struct AppState {
     pub hub: NotificationHub,
     /// How long a read waits for its consistency token, and how often it looks.
     pub consistency: WaitBound,
+    /// The workers' progress for readiness and metrics, read at most once per interval.
+    pub progress: Arc<ProgressCache>,
     /// False while starting or stopping: readiness answers 503.
     pub accepting: Arc<AtomicBool>,
     /// Per-user and per-address rate limits.
@@ -48,6 +52,7 @@ impl AppState {
         breaker: Arc<CircuitBreaker>,
         consistency: WaitBound,
         limits: RateLimits,
+        progress_refresh: Duration,
     ) -> Self {
         AppState {
             write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
@@ -57,6 +62,7 @@ impl AppState {
             jwt: Arc::new(jwt),
             clock,
             consistency,
+            progress: Arc::new(ProgressCache::new(progress_refresh)),
             accepting: Arc::new(AtomicBool::new(true)),
             limits: Arc::new(limits),
         }

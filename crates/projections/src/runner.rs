@@ -458,8 +458,10 @@ pub struct SubscriberStatus {
     pub last_error: Option<String>,
 }
 
-/// Every subscriber's progress.
+/// Every subscriber's progress. It counts rows (up to 100,000 per subscriber): callers
+/// that anyone can reach read it through a cache (the api crate's `progress.rs`).
 pub async fn status(pool: &Db) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
+    crate::metrics::global().inc("carrot_subscription_status_reads_total", &[]);
     sqlx::query_as(
         "SELECT c.subscriber AS name,
                 c.transaction_id::text || '.' || c.global_position AS checkpoint,

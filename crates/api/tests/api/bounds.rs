@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use carrot_api::startup::ServeRole;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -152,6 +153,43 @@ async fn metric_labels_take_no_raw_method_or_path() {
             "{line}"
         );
     }
+}
+
+#[tokio::test]
+async fn readiness_probes_share_one_progress_read_and_show_no_error_text() {
+    let mut settings = test_settings();
+    // API only: no runner clears the error set below. The progress is read once an hour.
+    settings.role = ServeRole::Api;
+    settings.progress_refresh = Duration::from_secs(3600);
+    let app = spawn_app_with(settings).await;
+    let secret = "relation \"catalog.listings\" violates check constraint on row 7f3a";
+    sqlx::query(
+        "INSERT INTO subscription_checkpoints (subscriber, last_error) VALUES ('catalog', $1)",
+    )
+    .bind(secret)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let reads = "carrot_subscription_status_reads_total";
+    let before = counter(&scrape(&app).await, reads);
+    for _ in 0..20 {
+        let response = app
+            .client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("violates"), "error text shown: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let catalog = &body["subscriptions"][0];
+        assert_eq!(catalog["name"], "catalog");
+        assert_eq!(catalog["failing"], true);
+    }
+    let after = counter(&scrape(&app).await, reads);
+    // One read for the first scrape and twenty probes (it was one per probe and scrape).
+    assert_eq!(after - before, 1.0, "{before} then {after} reads");
 }
 
 #[tokio::test]
