@@ -10,7 +10,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestApp};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, test_settings, TestApp};
 
 /// `GET /metrics`'s text.
 async fn scrape(app: &TestApp) -> String {
@@ -190,6 +190,44 @@ async fn readiness_probes_share_one_progress_read_and_show_no_error_text() {
     let after = counter(&scrape(&app).await, reads);
     // One read for the first scrape and twenty probes (it was one per probe and scrape).
     assert_eq!(after - before, 1.0, "{before} then {after} reads");
+}
+
+#[tokio::test]
+async fn a_cursor_out_of_range_is_a_client_error_not_a_500() {
+    let app = spawn_app().await;
+    let user = app.signup("reader").await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    // 6000 BC: chrono holds it, PostgreSQL's timestamptz does not.
+    let ancient = format!("-250000000000000000_{id}");
+    let huge = format!("99999999999999999999999999_{id}");
+    for path in ["/listings", "/mypage/purchases", "/mypage/sales"] {
+        for cursor in [&ancient, &huge] {
+            let response = app
+                .get(&user, &format!("{path}?cursor={cursor}"))
+                .send()
+                .await
+                .unwrap();
+            let body = assert_problem(
+                response,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            )
+            .await;
+            assert_eq!(body["errors"][0]["field"], "cursor", "{path}: {body}");
+        }
+    }
+    // A notification id names a bigint: a transaction id beyond it is no id of ours.
+    let response = app
+        .get(&user, "/notifications?cursor=18446744073709551615.1")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
 }
 
 #[tokio::test]
