@@ -231,6 +231,53 @@ async fn a_cursor_out_of_range_is_a_client_error_not_a_500() {
 }
 
 #[tokio::test]
+async fn sales_are_pages_of_listings_each_with_a_bounded_list_of_requests() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let buyer = app.signup("buyer").await;
+    let (older, _) = app.register_listing(&seller, "Older", 3_000).await;
+    let (busy, _) = app.register_listing(&seller, "Busy", 5_000).await;
+    // A buyer alone decides how many requests a listing gathers: request, cancel (refunded),
+    // request again.
+    for _ in 0..21 {
+        let placed = app.place_request(&buyer, &busy).await;
+        app.act_ok(&buyer, &placed.request_id, "cancel", "cancelled")
+            .await;
+    }
+    app.settle().await;
+
+    let first = app.read(&seller, "/mypage/sales?limit=1").await;
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["listing_id"], busy.as_str());
+    assert_eq!(items[0]["requests"].as_array().unwrap().len(), 20);
+    assert_eq!(items[0]["more_requests"], true);
+    assert_eq!(items[0]["requests"][0]["status"], "cancelled");
+    assert_eq!(items[0]["requests"][0]["payment"]["status"], "refunded");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = app
+        .read(&seller, &format!("/mypage/sales?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second["items"][0]["listing_id"], older.as_str());
+    assert_eq!(second["items"][0]["requests"], Value::Array(vec![]));
+    assert_eq!(second["items"][0]["more_requests"], false);
+    assert_eq!(second["next_cursor"], Value::Null);
+    for limit in ["0", "101", "x"] {
+        let response = app
+            .get(&seller, &format!("/mypage/sales?limit={limit}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn a_forged_future_consistency_token_costs_one_check_per_poll_interval() {
     let mut settings = test_settings();
     settings.consistency_wait = Duration::from_secs(2);
