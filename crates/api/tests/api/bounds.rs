@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use carrot_api::payment::SimulationProfile;
 use carrot_api::startup::ServeRole;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
@@ -275,6 +276,41 @@ async fn sales_are_pages_of_listings_each_with_a_bounded_list_of_requests() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_seller_cannot_read_the_payment_of_a_request_hidden_from_them() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let buyer = app.signup("buyer").await;
+    let (listing, _) = app.register_listing(&seller, "Piano", 900_000).await;
+    app.gateway.set_profile(SimulationProfile {
+        decline_rate: 1.0,
+        ..SimulationProfile::default()
+    });
+    let response = app.request_listing(&buyer, &listing, None).await;
+    let body = assert_problem(response, StatusCode::PAYMENT_REQUIRED, "payment_declined").await;
+    let request = body["request_id"].as_str().unwrap();
+    let payment = body["payment_id"].as_str().unwrap();
+    app.settle().await;
+
+    let paid = app.read(&buyer, &format!("/payments/{payment}")).await;
+    assert_eq!(paid["status"], "failed");
+    for path in [
+        format!("/requests/{request}"),
+        format!("/payments/{payment}"),
+    ] {
+        let response = app.get(&seller, &path).send().await.unwrap();
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    // A request that reached the seller: its payment is theirs to read, as it was.
+    app.gateway.set_profile(SimulationProfile::default());
+    let placed = app.place_request(&buyer, &listing).await;
+    app.settle().await;
+    let seen = app
+        .read(&seller, &format!("/payments/{}", placed.payment_id))
+        .await;
+    assert_eq!(seen["status"], "captured");
 }
 
 #[tokio::test]
