@@ -55,6 +55,11 @@ impl Subscriber for MyPageProjection {
         MYPAGE
     }
 
+    // Rows carry version guards (`VERSIONS`): replaying old events changes nothing.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let listing_events = view::decode::<ListingEvent>(events, Listing::TYPE)?;
         if !listing_events.is_empty() {
@@ -140,6 +145,7 @@ struct ListingRow {
 impl KeyedRow for ListingRow {
     const TABLE: &'static str = "listings";
     const KEY: &'static str = "listing_id";
+    const VERSIONS: &'static [&'static str] = &["version"];
     fn key(&self) -> Uuid {
         self.listing_id
     }
@@ -167,6 +173,7 @@ struct RequestRow {
 impl KeyedRow for RequestRow {
     const TABLE: &'static str = "requests";
     const KEY: &'static str = "request_id";
+    const VERSIONS: &'static [&'static str] = &["version", "payment_version"];
     fn key(&self) -> Uuid {
         self.request_id
     }
