@@ -161,6 +161,10 @@ pub struct ServeArgs {
     /// How long a read with X-Consistency-Token waits for the views, in milliseconds.
     #[arg(long, env = "CARROT_CONSISTENCY_WAIT_MS", default_value_t = 2000)]
     pub consistency_wait_ms: u64,
+    /// How old, at most, the subscriber lag and outbox depth that readiness and /metrics
+    /// show may be, in milliseconds (they are read once per interval, not per probe).
+    #[arg(long, env = "CARROT_PROGRESS_REFRESH_MS", default_value_t = 5000)]
+    pub progress_refresh_ms: u64,
     /// How often a runner polls when no notification arrives, in milliseconds.
     #[arg(long, env = "CARROT_POLL_INTERVAL_MS", default_value_t = 500)]
     pub poll_interval_ms: u64,

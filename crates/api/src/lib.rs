@@ -13,6 +13,8 @@ pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod payment;
+pub mod progress;
+pub mod request_id;
 pub mod routes;
 pub mod secret;
 pub mod startup;

@@ -131,6 +131,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         jwt: JwtKeys::new(&secret, chrono::Duration::seconds(args.jwt_ttl_seconds)),
         clock: Arc::new(SystemClock),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
+        progress_refresh: Duration::from_millis(args.progress_refresh_ms),
         workers: WorkerConfig {
             runner: RunnerConfig {
                 poll_interval: Duration::from_millis(args.poll_interval_ms),

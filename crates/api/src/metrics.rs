@@ -8,13 +8,12 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use carrot_projections::metrics::{format_labels, global};
-use carrot_projections::settlement::outbox;
 use std::fmt::Write;
 
 use crate::payment::BreakerState;
@@ -25,29 +24,51 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
-/// Counts and times every request under its route's pattern (never the raw path, whose
-/// ids would make unbounded series).
+/// Counts and times every request under its route's pattern and its method's name. No
+/// label takes raw caller input, or one caller could add series without end: the route is
+/// the matched pattern (never the raw path, whose ids would make unbounded series), and a
+/// method outside the standard ones is `other`.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let metrics = global();
     metrics.inc(
         "carrot_http_requests_total",
-        &[("method", &method), ("route", &route), ("status", &status)],
+        &[("method", method), ("route", &route), ("status", &status)],
     );
     metrics.observe(
         "carrot_http_request_duration_seconds",
-        &[("method", &method), ("route", &route)],
+        &[("method", method), ("route", &route)],
         started.elapsed(),
     );
     response
+}
+
+/// The `method` label: one of the methods of RFC 9110 (and PATCH), else `other`. Any token
+/// is a valid method on the wire, so the caller's own must never become a label.
+pub fn method_label(method: &Method) -> &'static str {
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
 }
 
 fn help(name: &str) -> &'static str {
@@ -67,6 +88,13 @@ fn help(name: &str) -> &'static str {
         }
         "carrot_subscription_apply_lag_seconds" => {
             "From an event's append to a subscriber applying it (commit to visible)."
+        }
+        "carrot_subscription_status_reads_total" => {
+            "Reads of every subscriber's lag from the database (readiness and /metrics share \
+             one per refresh interval)."
+        }
+        "carrot_consistency_checks_total" => {
+            "Checks of a consistency token against the views' checkpoints."
         }
         _ => "Carrot metric.",
     }
@@ -123,9 +151,13 @@ async fn render(State(state): State<AppState>) -> Response {
 }
 
 async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx::Error> {
-    let subscribers = carrot_projections::runner::status(&state.pool).await?;
-    let (pending, dead) = outbox::depth(&state.pool).await?;
+    // Counted rows: shared with readiness, read at most once per refresh interval.
+    let progress = state.progress.get(&state.pool).await?;
+    let subscribers = &progress.subscribers;
+    let (pending, dead) = (progress.outbox_pending, progress.dead_letters);
+    // Open mismatches: a count over a partial index of the (few) open rows.
     let mismatches = carrot_projections::settlement::reconcile::open_count(&state.pool).await?;
+    // Per scrape (one row per connection), so `carrot_database_up` tells the truth.
     let horizon: f64 = sqlx::query_scalar(
         "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
            FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
@@ -134,7 +166,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     .await?;
     let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
     let _ = writeln!(out, "# HELP carrot_subscription_lag_events Events in the log a subscriber has not applied yet.\n# TYPE carrot_subscription_lag_events gauge");
-    for s in &subscribers {
+    for s in subscribers {
         let labels = format_labels(&[("subscriber", s.name.clone())], None);
         let _ = writeln!(
             out,
@@ -143,7 +175,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
         );
     }
     let _ = writeln!(out, "# HELP carrot_subscription_lag_seconds Age of the oldest event a subscriber has not applied.\n# TYPE carrot_subscription_lag_seconds gauge");
-    for s in &subscribers {
+    for s in subscribers {
         let labels = format_labels(&[("subscriber", s.name.clone())], None);
         let _ = writeln!(
             out,

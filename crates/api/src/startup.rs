@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::Request;
 use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
+use carrot_projections::consistency::WaitBound;
 use carrot_projections::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub clock: Arc<dyn Clock>,
     /// How long a read waits for a consistency token.
     pub consistency_wait: Duration,
+    /// How old the workers' progress shown by readiness and `/metrics` may be.
+    pub progress_refresh: Duration,
     /// How the workers pace themselves.
     pub workers: WorkerConfig,
     /// The payment gateway adapter, as it is (the application adds the time limit and the
@@ -94,8 +97,13 @@ impl Application {
             settings.jwt,
             settings.clock,
             breaker,
-            settings.consistency_wait,
+            WaitBound {
+                timeout: settings.consistency_wait,
+                // A token beyond the log's head is looked at as often as runners poll.
+                idle_poll: settings.workers.runner.poll_interval,
+            },
             RateLimits::new(settings.limits),
+            settings.progress_refresh,
         );
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
@@ -173,7 +181,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
 
 /// The whole router with its middleware.
 pub fn router(state: AppState, role: ServeRole) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = crate::request_id::HEADER;
     routes(role)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -205,5 +213,8 @@ pub fn router(state: AppState, role: ServeRole) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost: a caller's id out of bounds is replaced before anything logs, echoes or
+        // stores it.
+        .layer(axum::middleware::from_fn(crate::request_id::bound))
         .with_state(state)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use carrot_domain::Clock;
 use carrot_projections::commands::WriteSide;
+use carrot_projections::consistency::WaitBound;
 use cqrs_es::Aggregate;
 
 use crate::auth::JwtKeys;
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 use crate::limits::RateLimits;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
+use crate::progress::ProgressCache;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -31,8 +33,10 @@ pub struct AppState {
     pub breaker: Arc<CircuitBreaker>,
     /// Wakes live notification streams.
     pub hub: NotificationHub,
-    /// How long a read waits for its consistency token.
-    pub consistency_wait: Duration,
+    /// How long a read waits for its consistency token, and how often it looks.
+    pub consistency: WaitBound,
+    /// The workers' progress for readiness and metrics, read at most once per interval.
+    pub progress: Arc<ProgressCache>,
     /// False while starting or stopping: readiness answers 503.
     pub accepting: Arc<AtomicBool>,
     /// Per-user and per-address rate limits.
@@ -46,8 +50,9 @@ impl AppState {
         jwt: JwtKeys,
         clock: Arc<dyn Clock>,
         breaker: Arc<CircuitBreaker>,
-        consistency_wait: Duration,
+        consistency: WaitBound,
         limits: RateLimits,
+        progress_refresh: Duration,
     ) -> Self {
         AppState {
             write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
@@ -56,7 +61,8 @@ impl AppState {
             pool,
             jwt: Arc::new(jwt),
             clock,
-            consistency_wait,
+            consistency,
+            progress: Arc::new(ProgressCache::new(progress_refresh)),
             accepting: Arc::new(AtomicBool::new(true)),
             limits: Arc::new(limits),
         }

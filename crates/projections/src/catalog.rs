@@ -29,6 +29,11 @@ impl Subscriber for CatalogProjection {
         CATALOG
     }
 
+    // Rows carry a version guard (`VERSIONS`): replaying old events changes nothing.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         Some(&[Listing::TYPE])
     }
@@ -69,6 +74,7 @@ struct ListingRow {
 impl KeyedRow for ListingRow {
     const TABLE: &'static str = "listings";
     const KEY: &'static str = "listing_id";
+    const VERSIONS: &'static [&'static str] = &["version"];
     fn key(&self) -> Uuid {
         self.listing_id
     }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod commands;
 pub mod consistency;
 pub mod log;
@@ -18,6 +19,7 @@ pub mod postgres;
 pub mod replay;
 pub mod runner;
 pub mod settlement;
+pub mod signals;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -41,6 +41,12 @@ impl Subscriber for NotificationsProjection {
         NOTIFICATIONS
     }
 
+    // Rows are keyed by their event's place in the log and never replaced (a replay
+    // only wakes streams, which then find nothing new).
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         Some(&[PurchaseRequest::TYPE, Payment::TYPE])
     }

@@ -31,6 +31,11 @@ impl Subscriber for PaymentsProjection {
         PAYMENTS
     }
 
+    // Rows carry a version guard (`VERSIONS`): replaying old events changes nothing.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         Some(&[Payment::TYPE])
     }
@@ -78,6 +83,7 @@ struct PaymentRow {
 impl KeyedRow for PaymentRow {
     const TABLE: &'static str = "payments";
     const KEY: &'static str = "payment_id";
+    const VERSIONS: &'static [&'static str] = &["version"];
     fn key(&self) -> Uuid {
         self.payment_id
     }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, Row};
-use tokio::sync::watch;
 
+use crate::checkpoint::{self, EnsureError, Found, MissingCheckpoint};
 use crate::log::{next_events_of_sql, Checkpoint, StoredEvent};
+pub use crate::signals::{Shutdown, ShutdownTrigger, Wakeups};
 
 /// Why a subscriber could not apply a batch; the batch is rolled back and retried.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,14 @@ pub trait Subscriber: Send + Sync + 'static {
         None
     }
 
+    /// Whether applying events it has already applied changes nothing (a view whose keyed
+    /// rows carry a version guard, whose other rows are keyed by log position), so that a
+    /// lost checkpoint row can be re-created at the origin over its live state
+    /// (`checkpoint.rs`). False unless a subscriber says so.
+    fn replays_idempotently(&self) -> bool {
+        false
+    }
+
     /// Applies a batch of events, in log order, inside the batch transaction. Tables are
     /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
     /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one
@@ -79,6 +87,18 @@ pub enum RunnerError {
         /// Why it failed.
         source: ApplyError,
     },
+    /// The checkpoint row is gone, and re-creating it at the origin would not be safe.
+    #[error(transparent)]
+    Missing(#[from] MissingCheckpoint),
+}
+
+impl From<EnsureError> for RunnerError {
+    fn from(e: EnsureError) -> Self {
+        match e {
+            EnsureError::Database(e) => RunnerError::Database(e),
+            EnsureError::Missing(e) => RunnerError::Missing(e),
+        }
+    }
 }
 
 /// What one batch did.
@@ -95,109 +115,6 @@ pub enum Batch {
     Idle,
     /// Another worker holds this subscriber's checkpoint right now.
     Busy,
-}
-
-/// Wake-ups from `NOTIFY carrot_events`: a counter that moves on every notification.
-#[derive(Debug, Clone)]
-pub struct Wakeups(watch::Receiver<u64>);
-
-impl Wakeups {
-    /// Listens for appends on a connection of its own; reconnects on loss. The task ends
-    /// when every `Wakeups` clone is dropped.
-    pub fn listen(pool: &Db) -> Wakeups {
-        Self::listen_on(pool, crate::notify::CHANNEL)
-    }
-
-    /// Listens for `NOTIFY channel` (as [`Wakeups::listen`] does for appends).
-    pub fn listen_on(pool: &Db, channel: &'static str) -> Wakeups {
-        let (tx, rx) = watch::channel(0u64);
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            while !tx.is_closed() && !pool.is_closed() {
-                let listener = async {
-                    let mut listener = PgListener::connect_with(pool.pool()).await?;
-                    listener.listen(channel).await?;
-                    Ok::<_, sqlx::Error>(listener)
-                };
-                let mut listener = match listener.await {
-                    Ok(listener) => listener,
-                    Err(_) if pool.is_closed() => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, channel, "LISTEN failed; polling only until it works");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                };
-                backoff = Duration::from_millis(100);
-                // A wake-up right after (re)connecting covers anything missed meanwhile.
-                tx.send_modify(|n| *n += 1);
-                loop {
-                    tokio::select! {
-                        received = listener.try_recv() => match received {
-                            // `None`: the connection was lost and is re-established by the
-                            // next call; wake anyway, a notification may have been missed.
-                            Ok(_) => tx.send_modify(|n| *n += 1),
-                            Err(_) if pool.is_closed() => return,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "lost LISTEN connection");
-                                break;
-                            }
-                        },
-                        () = tx.closed() => return,
-                    }
-                }
-            }
-        });
-        Wakeups(rx)
-    }
-
-    /// Wake-ups that never fire (polling only).
-    pub fn none() -> Wakeups {
-        // The sender is dropped at once: `next` then never resolves.
-        let (_, rx) = watch::channel(0u64);
-        Wakeups(rx)
-    }
-
-    pub(crate) async fn next(&mut self) {
-        if self.0.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// A stop signal shared by every long-running task.
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-/// The sending side of [`Shutdown`].
-#[derive(Debug)]
-pub struct ShutdownTrigger(watch::Sender<bool>);
-
-impl Shutdown {
-    /// A new signal and the trigger that fires it.
-    pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger(tx), Shutdown(rx))
-    }
-
-    /// Whether the stop was asked for.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once the stop is asked for (or the trigger is gone).
-    pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
-
-impl ShutdownTrigger {
-    /// Asks every holder of the signal to stop.
-    pub fn trigger(&self) {
-        self.0.send_replace(true);
-    }
 }
 
 /// How a runner paces itself.
@@ -248,21 +165,29 @@ impl Runner {
     }
 
     /// Creates the checkpoint row at the origin if this subscriber has none yet: a new
-    /// subscriber starts from position zero and catches up.
-    pub async fn register(&self) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO subscription_checkpoints (subscriber) VALUES ($1)
-             ON CONFLICT (subscriber) DO NOTHING",
-        )
-        .bind(self.name())
-        .execute(&self.pool)
-        .await?;
+    /// subscriber starts from position zero and catches up. A row lost while the
+    /// subscriber's schema holds state is re-created only where that is safe
+    /// (`checkpoint.rs`).
+    pub async fn register(&self) -> Result<(), RunnerError> {
+        checkpoint::ensure(&self.pool, self.subscriber.as_ref()).await?;
         Ok(())
     }
 
-    /// Applies one batch.
+    /// Applies one batch. A missing checkpoint row is re-created first where that is safe
+    /// (`checkpoint.rs`), else this fails: it is never mistaken for a row another worker holds.
     #[tracing::instrument(level = "debug", skip(self), fields(subscriber = self.name()))]
     pub async fn run_once(&self) -> Result<Batch, RunnerError> {
+        if let Some(batch) = self.batch().await? {
+            return Ok(batch);
+        }
+        match checkpoint::ensure(&self.pool, self.subscriber.as_ref()).await? {
+            Found::Held => Ok(Batch::Busy),
+            Found::Created => Ok(self.batch().await?.unwrap_or(Batch::Busy)),
+        }
+    }
+
+    /// One batch, or `None` when the checkpoint row could not be locked (held, or missing).
+    async fn batch(&self) -> Result<Option<Batch>, RunnerError> {
         let mut tx = self.pool.begin().await?;
         // Lock, point search_path at the subscriber's schema, and read the next events,
         // all in one statement and so under one snapshot. The batch commits without waiting
@@ -293,7 +218,8 @@ impl Runner {
             .fetch_all(&mut *tx)
             .await?;
         if rows.is_empty() {
-            return Ok(Batch::Busy);
+            tx.rollback().await?;
+            return Ok(None);
         }
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -306,7 +232,7 @@ impl Runner {
         }
         let Some(last) = events.last().map(|e| e.checkpoint) else {
             tx.rollback().await?;
-            return Ok(Batch::Idle);
+            return Ok(Some(Batch::Idle));
         };
         let first = events.first().map(|e| e.checkpoint).unwrap_or(last);
         self.subscriber
@@ -342,10 +268,10 @@ impl Runner {
                 lag,
             );
         }
-        Ok(Batch::Applied {
+        Ok(Some(Batch::Applied {
             events: events.len(),
             up_to: last,
-        })
+        }))
     }
 
     /// Applies batches until nothing is left below the horizon; returns how many events.
@@ -458,8 +384,10 @@ pub struct SubscriberStatus {
     pub last_error: Option<String>,
 }
 
-/// Every subscriber's progress.
+/// Every subscriber's progress. It counts rows (up to 100,000 per subscriber): callers
+/// that anyone can reach read it through a cache (the api crate's `progress.rs`).
 pub async fn status(pool: &Db) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
+    crate::metrics::global().inc("carrot_subscription_status_reads_total", &[]);
     sqlx::query_as(
         "SELECT c.subscriber AS name,
                 c.transaction_id::text || '.' || c.global_position AS checkpoint,

@@ -32,6 +32,11 @@ impl Subscriber for TimelineProjection {
         TIMELINE
     }
 
+    // Entries are keyed by their event's place in the log and never replaced.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let entries = events
             .iter()

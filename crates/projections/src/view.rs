@@ -25,6 +25,12 @@ pub trait KeyedRow: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
     const KEY: &'static str;
     /// This row's key.
     fn key(&self) -> Uuid;
+    /// The columns holding the aggregate sequence of the last event applied to the row.
+    /// When set, a write replaces a stored row only if it is newer in one of them: a batch
+    /// re-applying old events (a replay from the origin over the live view, after its
+    /// checkpoint row was lost) then leaves the row as it was instead of taking it back to
+    /// an old state until the replay catches up. Empty: every write replaces.
+    const VERSIONS: &'static [&'static str] = &[];
 }
 
 /// The rows of one table that a batch touches, as it folds them.
@@ -127,14 +133,15 @@ impl<R: KeyedRow> Fold<R> {
             .iter()
             .filter_map(|k| self.rows.get(k))
             .collect();
-        upsert(tx, R::TABLE, Some(R::KEY), &rows).await
+        write(tx, R::TABLE, Some((R::KEY, R::VERSIONS)), &rows).await
     }
 }
 
 /// The keys a batch must load: those its events change, but not those it creates (a
 /// creating event comes first in its aggregate's stream, so such a row cannot exist yet,
 /// and every later event of it in the batch finds it in memory). `touched` yields each
-/// event's key and whether the event creates the row.
+/// event's key and whether the event creates the row. (In a replay over a live view such a
+/// row does exist: the version guard of [`KeyedRow::VERSIONS`] keeps it.)
 pub fn to_load(touched: impl IntoIterator<Item = (Uuid, bool)>) -> Vec<Uuid> {
     let (created, changed): (Vec<_>, Vec<_>) =
         touched.into_iter().partition(|(_, creates)| *creates);
@@ -154,12 +161,22 @@ pub async fn upsert<R: Serialize>(
     key: Option<&str>,
     rows: &[R],
 ) -> Result<(), ApplyError> {
+    write(tx, table, key.map(|k| (k, &[][..])), rows).await
+}
+
+/// [`upsert`], where a keyed row replaces a stored one only if newer in one of `versions`.
+async fn write<R: Serialize>(
+    tx: &mut PgConnection,
+    table: &str,
+    key: Option<(&str, &[&str])>,
+    rows: &[R],
+) -> Result<(), ApplyError> {
     let json = serde_json::to_value(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let Some(first) = json.as_array().and_then(|a| a.first()) else {
         return Ok(());
     };
     let conflict = match key {
-        Some(key) => {
+        Some((key, versions)) => {
             let columns: Vec<&str> = first
                 .as_object()
                 .map(|o| o.keys().map(String::as_str).filter(|c| *c != key).collect())
@@ -168,12 +185,24 @@ pub async fn upsert<R: Serialize>(
                 .iter()
                 .map(|c| format!("{c} = EXCLUDED.{c}"))
                 .collect();
-            format!("ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", "))
+            let newer: Vec<String> = versions
+                .iter()
+                .map(|v| format!("stored.{v} < EXCLUDED.{v}"))
+                .collect();
+            let guard = if newer.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", newer.join(" OR "))
+            };
+            format!(
+                "ON CONFLICT ({key}) DO UPDATE SET {}{guard}",
+                set.join(", ")
+            )
         }
         None => "ON CONFLICT DO NOTHING".to_owned(),
     };
     sqlx::query(&format!(
-        "INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1) {conflict} {}",
+        "INSERT INTO {table} AS stored SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1) {conflict} {}",
         tag::<R>()
     ))
     .bind(&json)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use carrot_projections::runner::{ApplyError, Batch};
+use carrot_projections::runner::{ApplyError, Batch, RunnerError};
 use carrot_projections::testing::{append_raw, test_database};
 use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber, Wakeups};
 use serde_json::json;
@@ -204,4 +204,73 @@ async fn a_failing_batch_changes_nothing_and_records_the_error() {
         .await
         .unwrap();
     assert_eq!(applied, 0, "the whole batch rolled back");
+}
+
+async fn forget_checkpoint(pool: &Db, subscriber: &str) {
+    sqlx::query("DELETE FROM subscription_checkpoints WHERE subscriber = $1")
+        .bind(subscriber)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn has_checkpoint(pool: &Db, subscriber: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM subscription_checkpoints WHERE subscriber = $1)",
+    )
+    .bind(subscriber)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_lost_checkpoint_with_nothing_applied_yet_is_created_again_at_the_origin() {
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let runner = Runner::new(db.pool.clone(), Arc::new(Counting), small_batches());
+    runner.register().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    for seq in 1..=3 {
+        append_raw(&mut conn, "test", "x", seq, json!({"Happened": {}}))
+            .await
+            .unwrap();
+    }
+    forget_checkpoint(&db.pool, "counting").await;
+    // It used to look like a row another worker holds: `Busy`, forever.
+    assert!(matches!(
+        runner.run_once().await.unwrap(),
+        Batch::Applied { events: 3, .. }
+    ));
+    assert!(has_checkpoint(&db.pool, "counting").await);
+}
+
+#[tokio::test]
+async fn a_lost_checkpoint_is_not_created_again_over_state_that_cannot_be_replayed() {
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let runner = Runner::new(db.pool.clone(), Arc::new(Counting), small_batches());
+    runner.register().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    for seq in 1..=3 {
+        append_raw(&mut conn, "test", "x", seq, json!({"Happened": {}}))
+            .await
+            .unwrap();
+    }
+    assert_eq!(runner.catch_up().await.unwrap(), 3);
+    forget_checkpoint(&db.pool, "counting").await;
+
+    // Counting is not idempotent: replaying it from the origin would count twice. The
+    // runner says so instead of reporting a busy row, at start-up and on every batch.
+    for attempt in [runner.register().await, runner.run_once().await.map(|_| ())] {
+        let error = attempt.expect_err("refused");
+        assert!(matches!(error, RunnerError::Missing(_)), "{error}");
+        assert!(error.to_string().contains("restore the row"), "{error}");
+    }
+    assert!(!has_checkpoint(&db.pool, "counting").await);
+    let twice: i64 = sqlx::query_scalar("SELECT count(*) FROM counting.applied WHERE times > 1")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(twice, 0);
 }

@@ -19,7 +19,7 @@ use carrot_projections::log::read_after;
 use carrot_projections::mypage::{self, MyPageProjection, PageCursor, RequestView};
 use carrot_projections::notifications::{self, NotificationsProjection};
 use carrot_projections::payments::{self, PaymentView, PaymentsProjection};
-use carrot_projections::runner::{ApplyError, Batch};
+use carrot_projections::runner::{ApplyError, Batch, RunnerError};
 use carrot_projections::settlement::{SettlementSaga, SETTLEMENT};
 use carrot_projections::testing::test_database;
 use carrot_projections::timeline::{self, TimelineProjection};
@@ -1517,4 +1517,108 @@ async fn a_projection_added_later_starts_from_the_origin_without_touching_the_ot
     assert_eq!(caught_up.2, total as i64);
     assert_eq!(checkpoint_row(pool, "catalog").await, catalog_checkpoint);
     assert_eq!(snapshot(pool, "catalog").await, catalog_rows);
+}
+
+// ---------------------------------------------------------------------------------------
+// A lost checkpoint row: a view replays from the origin and never goes back in time; the
+// saga, whose reactions move money, is not replayed over its state.
+// ---------------------------------------------------------------------------------------
+
+async fn forget_checkpoint(pool: &Db, subscriber: &str) {
+    sqlx::query("DELETE FROM subscription_checkpoints WHERE subscriber = $1")
+        .bind(subscriber)
+        .execute(pool)
+        .await
+        .expect("forgetting the checkpoint");
+}
+
+#[tokio::test]
+async fn replaying_any_prefix_of_the_log_over_a_live_view_changes_nothing() {
+    let db = test_database().await;
+    let pool = &db.pool;
+    let mut log = EventLog::new(pool);
+    busy_log(&mut log).await;
+    let events = whole_log(pool).await;
+    for view in views() {
+        catch_up_with(pool, view.clone(), RunnerConfig::default()).await;
+        let before = snapshot(pool, view.name()).await;
+        // A registration applied again alone once took its listing back to how it was
+        // registered, until the rest of its events were applied again.
+        for (i, event) in events.iter().enumerate() {
+            apply_directly(pool, view.as_ref(), std::slice::from_ref(event)).await;
+            assert_eq!(
+                snapshot(pool, view.name()).await,
+                before,
+                "{}: event {i} again",
+                view.name()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_view_whose_checkpoint_row_is_lost_replays_from_the_origin_and_never_goes_back() {
+    let db = test_database().await;
+    let pool = &db.pool;
+    let mut log = EventLog::new(pool);
+    busy_log(&mut log).await;
+    let total = log.total();
+    let one_at_a_time = RunnerConfig {
+        batch_size: 1,
+        ..RunnerConfig::default()
+    };
+    for view in views() {
+        let name = view.name();
+        catch_up_with(pool, view.clone(), RunnerConfig::default()).await;
+        let before = snapshot(pool, name).await;
+        let head = checkpoint_row(pool, name).await;
+        forget_checkpoint(pool, name).await;
+
+        let runner = Runner::new(pool.clone(), view.clone(), one_at_a_time);
+        let mut applied = 0;
+        loop {
+            match runner.run_once().await.expect("a batch") {
+                Batch::Applied { events, .. } => applied += events,
+                Batch::Idle => break,
+                Batch::Busy => panic!("{name}: a lost row is not a row another worker holds"),
+            }
+            assert!(applied <= total, "{name}: {applied} events");
+            assert_eq!(
+                snapshot(pool, name).await,
+                before,
+                "{name}: after {applied} events again"
+            );
+        }
+        assert_eq!(applied, total, "{name}: replayed from the origin");
+        let again = checkpoint_row(pool, name).await;
+        assert_eq!(
+            (again.0, again.1),
+            (head.0, head.1),
+            "{name}: back at the head"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_saga_whose_checkpoint_row_is_lost_is_not_replayed_over_its_state() {
+    let db = test_database().await;
+    let pool = &db.pool;
+    let mut log = EventLog::new(pool);
+    busy_log(&mut log).await;
+    let saga: Arc<dyn Subscriber> = Arc::new(SettlementSaga::default());
+    catch_up_with(pool, saga.clone(), RunnerConfig::default()).await;
+    let before = saga_snapshot(pool).await;
+    forget_checkpoint(pool, SETTLEMENT).await;
+
+    let runner = Runner::new(pool.clone(), saga, RunnerConfig::default());
+    let error = runner.run_once().await.expect_err("not re-created");
+    assert!(matches!(error, RunnerError::Missing(_)), "{error}");
+    assert_eq!(saga_snapshot(pool).await, before, "nothing decided again");
+    let row: Option<i64> =
+        sqlx::query_scalar("SELECT 1::bigint FROM subscription_checkpoints WHERE subscriber = $1")
+            .bind(SETTLEMENT)
+            .fetch_optional(pool)
+            .await
+            .expect("reading checkpoints");
+    assert_eq!(row, None);
 }

@@ -70,9 +70,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
+        // `request_id::bound` has already replaced an id out of bounds; checked again so
+        // that nothing unbounded reaches the log's metadata even if that layer moves.
         let http_request_id = parts
             .headers
-            .get("x-request-id")
+            .get(&crate::request_id::HEADER)
+            .filter(|v| crate::request_id::is_acceptable(v.as_bytes()))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let idempotency = parts.extensions.get::<IdempotencyKey>().cloned();

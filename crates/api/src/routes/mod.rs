@@ -10,8 +10,6 @@ pub mod notifications;
 pub mod payments;
 pub mod requests;
 
-use std::time::Duration;
-
 use axum::http::HeaderValue;
 use axum::response::{IntoResponseParts, ResponseParts};
 
@@ -54,9 +52,9 @@ pub async fn await_views(
     let Some(token) = token.0 else {
         return Ok(Freshness::Unasked);
     };
-    let wait: Duration = state.consistency_wait;
     let reached =
-        carrot_projections::consistency::wait_for(&state.pool, views, token, wait).await?;
+        carrot_projections::consistency::wait_for(&state.pool, views, token, state.consistency)
+            .await?;
     Ok(if reached {
         Freshness::Consistent
     } else {

@@ -124,8 +124,11 @@ pub struct Sale {
     created_at: chrono::DateTime<chrono::Utc>,
     /// When it last changed.
     updated_at: chrono::DateTime<chrono::Utc>,
-    /// Its paid requests, newest first.
+    /// Its newest paid requests, at most 20, newest first (each one's whole story is at
+    /// `GET /requests/{id}`).
     requests: Vec<RequestWithPayment>,
+    /// Whether it has older requests than those listed.
+    more_requests: bool,
 }
 
 /// A page of the caller's sales.
@@ -217,7 +220,7 @@ async fn purchases(
     ))
 }
 
-/// The caller's listings, newest first, each with its paid requests.
+/// The caller's listings, newest first, each with its newest paid requests (at most 20).
 #[utoipa::path(
     get,
     path = "/mypage/sales",

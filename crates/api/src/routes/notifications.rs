@@ -51,9 +51,13 @@ struct NotificationPage {
     next_cursor: Option<String>,
 }
 
+/// A notification id sent back as a cursor. Ids are stored as `bigint`, so a transaction id
+/// beyond it is no id of ours (it used to be dropped silently, answering the first page).
 fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::invalid(field, "is not a notification id this API returned"))
+    raw.parse::<Checkpoint>()
+        .ok()
+        .filter(|id| i64::try_from(id.transaction_id).is_ok())
+        .ok_or_else(|| ApiError::invalid(field, "is not a notification id this API returned"))
 }
 
 /// The caller's notifications, newest first.

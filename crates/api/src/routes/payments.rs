@@ -1,9 +1,11 @@
-//! Payments: one payment as its buyer or seller sees it (the payments view).
+//! Payments: one payment as its buyer or seller sees it (the payments view), shown to
+//! whoever may see its request (the MyPage view decides, as for `GET /requests/{id}`).
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use carrot_domain::PaymentId;
+use carrot_domain::{PaymentId, RequestId};
+use carrot_projections::mypage::{self, MYPAGE};
 use carrot_projections::payments::{self, PaymentView, PAYMENTS};
 
 use crate::error::{ApiError, Problem};
@@ -19,7 +21,10 @@ pub fn router() -> Router<AppState> {
 
 /// One payment.
 ///
-/// 404 for anyone but the trade's buyer and seller: ids are not leaked.
+/// Visible exactly when its request is (`GET /requests/{id}`): to its buyer, and to its
+/// seller once the request reached them. A request whose payment was declined, or that was
+/// abandoned after a capture whose answer was lost, is the buyer's alone, and so is its
+/// payment. 404 for everyone else: ids are not leaked.
 #[utoipa::path(
     get,
     path = "/payments/{id}",
@@ -44,9 +49,16 @@ async fn read(
     token: ConsistencyToken,
     PathId(id): PathId<PaymentId>,
 ) -> Result<(Freshness, axum::Json<PaymentView>), ApiError> {
-    let freshness = await_views(&state, &[PAYMENTS], token).await?;
+    let freshness = await_views(&state, &[PAYMENTS, MYPAGE], token).await?;
     let payment = payments::payment_for(&state.pool, id, user.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // The seller's side of the rule is the request read's own: its query decides.
+    if payment.buyer_id != user.user_id.as_uuid() {
+        let request = RequestId::from_uuid(payment.request_id);
+        mypage::request_for(&state.pool, request, user.user_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
     Ok((freshness, axum::Json(payment)))
 }

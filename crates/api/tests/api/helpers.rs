@@ -36,6 +36,7 @@ pub fn test_settings() -> Settings {
         ),
         clock: Arc::new(SystemClock),
         consistency_wait: Duration::from_secs(2),
+        progress_refresh: Duration::from_millis(500),
         workers: WorkerConfig {
             runner: RunnerConfig {
                 poll_interval: Duration::from_millis(100),

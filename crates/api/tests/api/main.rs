@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod authorization;
+mod bounds;
 mod breaker;
 mod crash;
 mod deadlines;
