@@ -6,6 +6,10 @@
 //! share live here: the headers every read or command accepts, the problem responses common
 //! to many endpoints, and the status enums. `docs/openapi.json` is this document as
 //! `carrot openapi` prints it; a test keeps the two equal.
+//!
+//! The responses of the trade's commands carry OpenAPI `links` (register a listing -> request
+//! it -> accept -> complete, or reject, cancel, withdraw), the ids a client passes on;
+//! `.ci/fuzz.sh` follows them to drive whole trades.
 
 use std::sync::Arc;
 
@@ -119,7 +123,7 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
             InternalError
         ),
     ),
-    modifiers(&Security, &Statuses, &OptionalBodies, &DocsPage, &InternalErrors),
+    modifiers(&Security, &Statuses, &TextFields, &OptionalBodies, &DocsPage, &InternalErrors),
     tags(
         (name = "accounts", description = "Sign up and log in: the bearer token every other call needs."),
         (name = "listings", description = "Register, edit and withdraw listings; browse the catalog."),
@@ -175,6 +179,43 @@ impl Modify for Statuses {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) {
                 if let Some(slot) = object.properties.get_mut(property) {
                     *slot = RefOr::Ref(Ref::from_schema_name(status));
+                }
+            }
+        }
+    }
+}
+
+/// The free-text fields refuse control characters (the domain's text rule: after trimming,
+/// none but tab, line feed and carriage return). Their schemas say so with a pattern, so that
+/// generated clients and fuzzers send text the server takes.
+struct TextFields;
+
+/// `(schema, property)`: the free-text fields.
+pub const TEXT_PROPERTIES: [(&str, &str); 6] = [
+    ("RegisterBody", "title"),
+    ("RegisterBody", "description"),
+    ("RegisterBody", "category"),
+    ("EditBody", "title"),
+    ("EditBody", "description"),
+    ("RejectBody", "reason"),
+];
+
+/// The control characters refused wherever they stand. Those that are also whitespace (tab,
+/// line feed, vertical tab, form feed, carriage return, U+0085) are left out: trimming takes
+/// them at either end, so whether one is refused depends on where it is, which a pattern that
+/// is never stricter than the server does not try to say.
+pub const NO_CONTROL_CHARACTERS: &str =
+    "^[^\\u0000-\\u0008\\u000E-\\u001F\\u007F-\\u0084\\u0086-\\u009F]*$";
+
+impl Modify for TextFields {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (schema, property) in TEXT_PROPERTIES {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) {
+                if let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) {
+                    field.pattern = Some(NO_CONTROL_CHARACTERS.to_owned());
                 }
             }
         }
@@ -365,13 +406,18 @@ pub struct ConsistencyHeader {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct IdempotencyHeader {
-    /// 1 to 255 characters. The same key with the same body from the same caller answers
-    /// the first final response again (with `Idempotent-Replayed: true`) for at least 24 h;
-    /// with another body it is 422 `idempotency_key_reused`; while a call with it still runs
-    /// it is 409 `idempotency_key_in_flight`. Transient refusals (429, 409
+    /// 1 to 255 visible ASCII characters. The same key with the same body from the same
+    /// caller answers the first final response again (with `Idempotent-Replayed: true`) for
+    /// at least 24 h; with another body it is 422 `idempotency_key_reused`; while a call with
+    /// it still runs it is 409 `idempotency_key_in_flight`. Transient refusals (429, 409
     /// `concurrent_update`, 5xx) are not kept: a retry with the key runs again. Ignored on
     /// `/auth/*`, whose answers hold a token and are never stored.
-    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255)]
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[\\t\\x20-\\x7E]*$"
+    )]
     pub idempotency_key: Option<String>,
 }
 
@@ -434,6 +480,18 @@ mod tests {
             assert_eq!(
                 document["components"]["schemas"][schema]["properties"][property]["$ref"],
                 format!("#/components/schemas/{status}"),
+                "{schema}.{property}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_text_fields_refuse_control_characters() {
+        let document = serde_json::to_value(document()).unwrap();
+        for (schema, property) in TEXT_PROPERTIES {
+            assert_eq!(
+                document["components"]["schemas"][schema]["properties"][property]["pattern"],
+                NO_CONTROL_CHARACTERS,
                 "{schema}.{property}"
             );
         }

@@ -34,17 +34,19 @@ pub fn router() -> Router<AppState> {
 /// A new listing.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterBody {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters (after trimming), no control characters but tab and line breaks.
     #[schema(min_length = 1, max_length = 100, example = "Desk lamp")]
     title: String,
-    /// At most 5,000 characters.
+    /// At most 5,000 characters (after trimming), no control characters but tab and line
+    /// breaks.
     #[schema(max_length = 5000, example = "Warm light, barely used")]
     description: String,
     /// The asking price in KRW.
     #[schema(minimum = 1, maximum = 1_000_000_000, example = 15000)]
     price: i64,
-    /// A category, if any.
-    #[schema(example = "furniture")]
+    /// A category, if any: 1 to 50 characters (after trimming), no control characters but
+    /// tab and line breaks.
+    #[schema(min_length = 1, max_length = 50, example = "furniture")]
     category: Option<String>,
 }
 
@@ -112,7 +114,22 @@ struct Registered {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Registered.", body = Registered,
-         headers(("Location" = String, description = "`/listings/{listing_id}`"))),
+         headers(("Location" = String, description = "`/listings/{listing_id}`")),
+         links(
+             ("RequestListing" = (operation_id = "request_listing",
+                 parameters(("id" = "$response.body#/listing_id")),
+                 description = "Another user requests (and pays for) it.")),
+             ("ReadListing" = (operation_id = "read_listing",
+                 parameters(("id" = "$response.body#/listing_id"),
+                     ("header.X-Consistency-Token" = "$response.body#/consistency_token")),
+                 description = "Read it once the catalog has it.")),
+             ("EditListing" = (operation_id = "edit_listing",
+                 parameters(("id" = "$response.body#/listing_id")),
+                 description = "Its seller edits it.")),
+             ("WithdrawListing" = (operation_id = "withdraw_listing",
+                 parameters(("id" = "$response.body#/listing_id")),
+                 description = "Its seller withdraws it.")),
+         )),
         (status = 400, response = MalformedJson),
         (status = 401, response = Unauthenticated),
         (status = 409, description = "`idempotency_key_in_flight`; or \
@@ -302,10 +319,11 @@ async fn browse(
 /// What to change (at least one field).
 #[derive(Deserialize, utoipa::ToSchema)]
 struct EditBody {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters (after trimming), no control characters but tab and line breaks.
     #[schema(min_length = 1, max_length = 100)]
     title: Option<String>,
-    /// At most 5,000 characters.
+    /// At most 5,000 characters (after trimming), no control characters but tab and line
+    /// breaks.
     #[schema(max_length = 5000)]
     description: Option<String>,
     /// The asking price in KRW.
@@ -391,7 +409,12 @@ async fn run(
     request_body = EditBody,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Edited.", body = Changed),
+        (status = 200, description = "Edited.", body = Changed,
+         links(
+             ("RequestListing" = (operation_id = "request_listing",
+                 parameters(("id" = "$response.body#/listing_id")),
+                 description = "Another user requests it at its new price.")),
+         )),
         (status = 400, response = MalformedJson),
         (status = 401, response = Unauthenticated),
         (status = 403, description = "`not_your_listing`.",
