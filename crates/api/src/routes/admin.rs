@@ -16,6 +16,12 @@ use crate::routes::page_limit;
 use crate::state::AppState;
 use carrot_projections::runner::SubscriberStatus;
 
+/// Whether `id` could be a saga command's id (`refund:<payment id>`...): visible ASCII, at
+/// most 200 bytes. Anything else names no command, and never reaches the database.
+fn is_command_id(id: &str) -> bool {
+    (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The admin routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -135,6 +141,12 @@ async fn dead_letters(
 ) -> Result<Json<Value>, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let limit = page_limit(page.limit.as_deref())?;
+    if page.cursor.as_deref().is_some_and(|c| !is_command_id(c)) {
+        return Err(ApiError::invalid(
+            "cursor",
+            "is not a cursor this endpoint returned",
+        ));
+    }
     let mut items: Vec<DeadLetter> =
         outbox::dead_letters(&state.pool, limit + 1, page.cursor.as_deref()).await?;
     let next = if items.len() as i64 > limit {
@@ -171,7 +183,7 @@ async fn retry(
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !outbox::revive(&state.pool, &id).await? {
+    if !is_command_id(&id) || !outbox::revive(&state.pool, &id).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(command_id = %id, by = %admin.user_id, "dead letter retried by an operator");

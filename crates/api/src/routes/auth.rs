@@ -60,11 +60,16 @@ struct TokenResponse {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Whether `username` is one signup would accept (3 to 32 of a-z, 0-9 and _).
+fn is_username(username: &str) -> bool {
+    (3..=32).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn check_username(username: &str, errors: &mut Vec<FieldError>) {
-    let ok_chars = username
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !(3..=32).contains(&username.len()) || !ok_chars {
+    if !is_username(username) {
         errors.push(FieldError::new(
             "username",
             "must be 3 to 32 characters of a-z, 0-9 and _",
@@ -186,11 +191,16 @@ async fn login(
     State(state): State<AppState>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    let row: Option<(Uuid, String, String)> =
+    // A name signup would refuse (a NUL byte PostgreSQL cannot even compare, say) names
+    // no one: the same answer as an unknown user, without asking the database.
+    let row: Option<(Uuid, String, String)> = if is_username(&body.username) {
         sqlx::query_as("SELECT user_id, password_hash, role FROM users WHERE username = $1")
             .bind(&body.username)
             .fetch_optional(&state.pool)
-            .await?;
+            .await?
+    } else {
+        None
+    };
     let stored = row.as_ref().map(|(_, hash, _)| hash.clone());
     // Verify even for an unknown username, so both failures look and take the same.
     let matches = password::verify(body.password, stored)

@@ -266,6 +266,10 @@ impl BrowseParams {
         if text.as_ref().is_some_and(|q| q.chars().count() > 200) {
             errors.push(FieldError::new("q", "must be at most 200 characters"));
         }
+        // PostgreSQL text cannot hold a NUL byte: refused here, not a 500 there.
+        if text.as_ref().is_some_and(|q| q.contains('\0')) {
+            errors.push(FieldError::new("q", "must not contain NUL characters"));
+        }
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }

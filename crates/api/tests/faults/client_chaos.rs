@@ -387,6 +387,16 @@ async fn report(pool: &Db, seen: &Seen, kills: usize, seconds: u64) {
     .fetch_one(pool)
     .await
     .unwrap();
+    let mut to_resolve: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM o.recorded_at - s.recorded_at)::float8
+           FROM events s JOIN events o ON o.aggregate_id = s.aggregate_id
+          WHERE s.event_type = 'PaymentCaptureStarted'
+            AND o.event_type IN ('PaymentCaptured', 'PaymentDeclined')
+            AND o.metadata ->> 'causation_id' LIKE 'saga:reconcile:%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     let mut to_refund: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM r.recorded_at - s.recorded_at)::float8
            FROM events s JOIN events r ON r.aggregate_id = s.aggregate_id
@@ -398,21 +408,24 @@ async fn report(pool: &Db, seen: &Seen, kills: usize, seconds: u64) {
     .await
     .unwrap();
     to_refund.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        to_refund
-            .get(((to_refund.len() as f64 - 1.0) * p).round() as usize)
+    to_resolve.sort_by(f64::total_cmp);
+    let pct = |of: &[f64], p: f64| {
+        of.get(((of.len() as f64 - 1.0) * p).round() as usize)
             .copied()
             .unwrap_or(0.0)
     };
     eprintln!(
         "client chaos: {seconds} s, {kills} SIGKILLs, {} purchase calls ({} cut off or 5xx), \
-         {captures} captures, {reconciled} settled by the reconciler, {} cut off from their \
-         request and refunded (start to refund p50 {:.1} s, p99 {:.1} s); every capture \
-         accounted for, gateway = log, breaker closed, views equal a rebuild",
+         {captures} captures, {reconciled} settled by the reconciler (start to outcome p50 \
+         {:.1} s, p99 {:.1} s), {} cut off from their request and refunded (start to refund \
+         p50 {:.1} s, p99 {:.1} s); every capture accounted for, gateway = log, breaker \
+         closed, views equal a rebuild",
         seen.requests.load(Ordering::Relaxed),
         seen.cut_off.load(Ordering::Relaxed),
+        pct(&to_resolve, 0.5),
+        pct(&to_resolve, 0.99),
         to_refund.len(),
-        pct(0.5),
-        pct(0.99),
+        pct(&to_refund, 0.5),
+        pct(&to_refund, 0.99),
     );
 }
