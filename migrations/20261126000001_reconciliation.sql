@@ -8,7 +8,7 @@ CREATE TABLE settlement.reconciliation
 );
 
 -- A difference between the gateway and the log, one per idempotency key (a later pass
--- finding it again changes nothing). Open until an operator resolves it.
+-- finding it again changes nothing). Open until an operator resolves it, saying how.
 CREATE TABLE settlement.mismatches
 (
     idempotency_key text        PRIMARY KEY,
@@ -16,6 +16,9 @@ CREATE TABLE settlement.mismatches
     payment_id      uuid,
     detail          text        NOT NULL,
     found_at        timestamptz NOT NULL DEFAULT now(),
-    resolved_at     timestamptz
+    resolved_at     timestamptz,
+    resolved_by     uuid,
+    resolution      text,
+    CHECK ((resolved_at IS NULL) = (resolved_by IS NULL))
 );
 CREATE INDEX mismatches_open ON settlement.mismatches (found_at) WHERE resolved_at IS NULL;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::extract::AdminUser;
+use crate::extract::{AdminUser, Json as JsonBody};
 use crate::routes::docs::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::routes::page_limit;
 use crate::state::AppState;
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}/retry", post(retry))
         .route("/admin/reconciliation/mismatches", get(mismatches))
+        .route(
+            "/admin/reconciliation/mismatches/{key}/resolve",
+            post(resolve_mismatch),
+        )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -107,6 +111,73 @@ async fn mismatches(
     let limit = page_limit(query.limit.as_deref())?;
     let items = reconcile::open_mismatches(&state.pool, limit).await?;
     Ok(Json(json!({ "items": items })))
+}
+
+/// How an operator settled a mismatch.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct Resolution {
+    /// What was done (a manual refund, a gateway correction...), 1 to 1,000 characters.
+    #[schema(example = "refunded by hand at the gateway, ticket 4411")]
+    resolution: String,
+}
+
+/// A mismatch closed.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `resolve_mismatch` writes these fields
+struct Resolved {
+    /// The mismatch's key.
+    idempotency_key: String,
+    /// Always `resolved`.
+    #[schema(example = "resolved")]
+    status: String,
+}
+
+/// Closes an open mismatch once an operator has dealt with it (reconciliation never
+/// changes money it cannot explain), with what was done; the gauge goes down by one.
+#[utoipa::path(
+    post,
+    path = "/admin/reconciliation/mismatches/{key}/resolve",
+    tag = "admin",
+    operation_id = "resolve_reconciliation_mismatch",
+    params(("key" = String, Path, description = "The mismatch's `idempotency_key`."), IdempotencyHeader),
+    request_body = Resolution,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed.", body = Resolved),
+        (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`idempotency_key_in_flight`.",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (with `errors`: resolution), or \
+         `idempotency_key_reused`.",
+         body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(key = %key))]
+async fn resolve_mismatch(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(key): Path<String>,
+    JsonBody(body): JsonBody<Resolution>,
+) -> Result<Json<Value>, ApiError> {
+    let resolution = body.resolution.trim();
+    if !(1..=1000).contains(&resolution.chars().count()) || resolution.contains('\0') {
+        return Err(ApiError::invalid(
+            "resolution",
+            "must be 1 to 1,000 characters, with no NUL",
+        ));
+    }
+    let open = is_command_id(&key)
+        && reconcile::resolve(&state.pool, &key, admin.user_id.as_uuid(), resolution).await?;
+    if !open {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(key = %key, by = %admin.user_id, resolution, "reconciliation mismatch resolved by an operator");
+    Ok(Json(
+        json!({ "idempotency_key": key, "status": "resolved" }),
+    ))
 }
 
 /// Every subscriber's progress.

@@ -105,6 +105,7 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
         admin::dead_letters,
         admin::retry,
         admin::mismatches,
+        admin::resolve_mismatch,
         health::live,
         health::ready,
         crate::metrics::render,

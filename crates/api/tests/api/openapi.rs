@@ -873,6 +873,26 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
         c.check("get", "/admin/reconciliation/mismatches", response)
             .await;
     }
+    for body in [
+        json!({"resolution": "checked by hand"}),
+        json!({"resolution": ""}),
+    ] {
+        let response = app
+            .post(
+                &admin,
+                "/admin/reconciliation/mismatches/refund:none/resolve",
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        c.check(
+            "post",
+            "/admin/reconciliation/mismatches/{key}/resolve",
+            response,
+        )
+        .await;
+    }
     app.gateway.set_profile(SimulationProfile::default());
     let retry = format!("/admin/dead-letters/{command_id}/retry");
     c.check(

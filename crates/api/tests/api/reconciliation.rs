@@ -230,3 +230,62 @@ async fn what_cannot_be_repaired_is_a_mismatch_an_operator_sees_once() {
         .unwrap();
     assert_eq!(response.status(), 403);
 }
+
+#[tokio::test]
+async fn an_operator_resolves_a_mismatch_saying_how_and_only_open_ones_are_listed() {
+    let app = spawn_app().await;
+    let buyer = app.signup("buyer").await;
+    // A refund at the gateway for a payment the log never had: nothing to repair.
+    let stray = PaymentId::new();
+    app.gateway
+        .refund(refund_of(&stray.to_string(), &buyer.id, 7_000))
+        .await
+        .unwrap();
+    assert_eq!(pass(&app).await.mismatches, 1);
+    let admin = app.make_admin(&app.signup("operator").await).await;
+    let key = format!("refund:{stray}");
+    let path = format!("/admin/reconciliation/mismatches/{key}/resolve");
+    let blank = app
+        .post(&admin, &path)
+        .json(&serde_json::json!({"resolution": "  "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 422, "an operator says what was done");
+    let by_buyer = app
+        .post(&buyer, &path)
+        .json(&serde_json::json!({"resolution": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_buyer.status(), 403);
+    let done = app
+        .post(&admin, &path)
+        .json(&serde_json::json!({"resolution": "a test refund made by hand, ticket 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let listed = app.read(&admin, "/admin/reconciliation/mismatches").await;
+    assert_eq!(listed["items"], serde_json::json!([]));
+    let again = app
+        .post(&admin, &path)
+        .json(&serde_json::json!({"resolution": "twice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "only an open mismatch can be resolved");
+    let (by, how): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT resolved_by, resolution FROM settlement.mismatches WHERE idempotency_key = $1",
+    )
+    .bind(&key)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(by.to_string(), admin.id);
+    assert_eq!(how, "a test refund made by hand, ticket 1");
+    // A later pass finds the same difference again and leaves it resolved.
+    assert_eq!(pass(&app).await.mismatches, 1);
+    let listed = app.read(&admin, "/admin/reconciliation/mismatches").await;
+    assert_eq!(listed["items"], serde_json::json!([]));
+}

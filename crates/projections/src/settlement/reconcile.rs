@@ -420,6 +420,26 @@ pub async fn open_mismatches(pool: &Db, limit: i64) -> Result<Vec<Mismatch>, sql
     .await
 }
 
+/// Closes the open mismatch under `key`, recording who and how; `false` when there is none.
+pub async fn resolve(
+    pool: &Db,
+    key: &str,
+    by: Uuid,
+    resolution: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE settlement.mismatches
+            SET resolved_at = now(), resolved_by = $2, resolution = $3
+          WHERE idempotency_key = $1 AND resolved_at IS NULL",
+    )
+    .bind(key)
+    .bind(by)
+    .bind(resolution)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// How many mismatches are open (the `carrot_reconciliation_mismatches` gauge).
 pub async fn open_count(pool: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM settlement.mismatches WHERE resolved_at IS NULL")
