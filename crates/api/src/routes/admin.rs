@@ -145,6 +145,7 @@ struct Resolved {
     responses(
         (status = 200, description = "Closed.", body = Resolved),
         (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 415, response = crate::routes::docs::NotJson),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),
