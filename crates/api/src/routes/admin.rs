@@ -16,9 +16,10 @@ use crate::routes::page_limit;
 use crate::state::AppState;
 use carrot_projections::runner::SubscriberStatus;
 
-/// Whether `id` could be a saga command's id (`refund:<payment id>`...): visible ASCII, at
-/// most 200 bytes. Anything else names no command, and never reaches the database.
-fn is_command_id(id: &str) -> bool {
+/// Whether `id` could be one of Carrot's ids of a saga command or a movement
+/// (`refund:<payment id>`...): visible ASCII, at most 200 bytes. Anything else names
+/// nothing, and never reaches the database.
+fn is_plain_id(id: &str) -> bool {
     (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -170,7 +171,7 @@ async fn resolve_mismatch(
             "must be 1 to 1,000 characters, with no NUL",
         ));
     }
-    let open = is_command_id(&key)
+    let open = is_plain_id(&key)
         && reconcile::resolve(&state.pool, &key, admin.user_id.as_uuid(), resolution).await?;
     if !open {
         return Err(ApiError::NotFound);
@@ -213,7 +214,7 @@ async fn dead_letters(
 ) -> Result<Json<Value>, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let limit = page_limit(page.limit.as_deref())?;
-    if page.cursor.as_deref().is_some_and(|c| !is_command_id(c)) {
+    if page.cursor.as_deref().is_some_and(|c| !is_plain_id(c)) {
         return Err(ApiError::invalid(
             "cursor",
             "is not a cursor this endpoint returned",
@@ -255,7 +256,7 @@ async fn retry(
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !is_command_id(&id) || !outbox::revive(&state.pool, &id).await? {
+    if !is_plain_id(&id) || !outbox::revive(&state.pool, &id).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(command_id = %id, by = %admin.user_id, "dead letter retried by an operator");

@@ -99,7 +99,7 @@ pub struct Reconciler {
 /// How one movement compares with the log.
 enum Verdict {
     Matched,
-    Repair(PaymentCommand),
+    Repair(PaymentId, PaymentCommand),
     Mismatch(String),
 }
 
@@ -142,14 +142,16 @@ impl Reconciler {
                 report.movements += 1;
                 match self.check(&movement).await? {
                     Verdict::Matched => report.matched += 1,
-                    Verdict::Repair(command) => match self.repair(&movement, command).await {
-                        Ok(true) => report.repaired += 1,
-                        Ok(false) => report.deferred += 1,
-                        Err(detail) => {
-                            report.mismatches += 1;
-                            self.record(&movement.idempotency_key, &detail).await?;
+                    Verdict::Repair(payment_id, command) => {
+                        match self.repair(&movement, payment_id, command).await {
+                            Ok(true) => report.repaired += 1,
+                            Ok(false) => report.deferred += 1,
+                            Err(detail) => {
+                                report.mismatches += 1;
+                                self.record(&movement.idempotency_key, &detail).await?;
+                            }
                         }
-                    },
+                    }
                     Verdict::Mismatch(detail) => {
                         report.mismatches += 1;
                         self.record(&movement.idempotency_key, &detail).await?;
@@ -201,10 +203,12 @@ impl Reconciler {
     }
 
     /// `Ok(false)`: not now, the gateway is unavailable.
-    async fn repair(&self, movement: &Movement, command: PaymentCommand) -> Result<bool, String> {
-        let Some((_, payment_id)) = parse_key(&movement.idempotency_key) else {
-            return Err("unparseable key".into());
-        };
+    async fn repair(
+        &self,
+        movement: &Movement,
+        payment_id: PaymentId,
+        command: PaymentCommand,
+    ) -> Result<bool, String> {
         let metadata = std::collections::HashMap::from([
             (
                 carrot_domain::metadata::ACTOR.to_owned(),
@@ -271,8 +275,9 @@ impl Reconciler {
     }
 
     async fn record(&self, key: &str, detail: &str) -> Result<(), ReconcileError> {
-        let payment = parse_key(key).map(|(_, id)| id.as_uuid());
-        let kind = parse_key(key).map_or("unknown", |(kind, _)| kind.name());
+        let parsed = parse_key(key);
+        let payment = parsed.map(|(_, id)| id.as_uuid());
+        let kind = parsed.map_or("unknown", |(kind, _)| kind.name());
         sqlx::query(
             "INSERT INTO settlement.mismatches (idempotency_key, kind, payment_id, detail)
              VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -332,13 +337,18 @@ fn judge(movement: &Movement, payment_id: PaymentId, payment: &Payment) -> Verdi
     let same = |party| movement.amount == payment.amount() && movement.party == party;
     match movement.kind {
         MovementKind::Capture => match status {
-            S::None => Verdict::Repair(PaymentCommand::RecordDiscoveredCapture {
+            S::None => Verdict::Repair(
                 payment_id,
-                buyer_id: movement.party,
-                amount: movement.amount,
-                reference: movement.reference.clone(),
-            }),
-            S::Started | S::Unknown => Verdict::Repair(PaymentCommand::ReconcileCapture),
+                PaymentCommand::RecordDiscoveredCapture {
+                    payment_id,
+                    buyer_id: movement.party,
+                    amount: movement.amount,
+                    reference: movement.reference.clone(),
+                },
+            ),
+            S::Started | S::Unknown => {
+                Verdict::Repair(payment_id, PaymentCommand::ReconcileCapture)
+            }
             S::Captured | S::Refunded | S::PaidOut if same(trade.buyer_id) => Verdict::Matched,
             S::Captured | S::Refunded | S::PaidOut => Verdict::Mismatch(format!(
                 "captured {} KRW from {} at the gateway; the log holds {} KRW from {}",
@@ -380,7 +390,7 @@ fn judge(movement: &Movement, payment_id: PaymentId, payment: &Payment) -> Verdi
                 s if s == done => Verdict::Matched,
                 // The gateway moved it and the log missed the answer: asking again under
                 // the same key records it and moves nothing.
-                S::Captured => Verdict::Repair(command),
+                S::Captured => Verdict::Repair(payment_id, command),
                 s if s == other => Verdict::Mismatch(format!(
                     "money left escrow both ways: a {name} at the gateway, {} in the log",
                     other.name()
