@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use carrot_domain::purchase_request::Deadlines;
 use carrot_projections::settlement::{DispatcherConfig, SagaConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -286,10 +287,11 @@ pub struct SagaArgs {
     #[arg(long, env = "CARROT_COMPLETION_TTL_SECONDS", default_value_t = 7 * 24 * 3600,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub completion_ttl_seconds: i64,
-    /// Attempts before a failing saga command becomes a dead letter.
-    #[arg(long, env = "CARROT_SAGA_MAX_ATTEMPTS", default_value_t = 10,
-          value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub saga_max_attempts: i32,
+    /// How long a saga command (a refund, a payout) may keep failing before it is reported
+    /// (error log lines, `carrot_saga_commands_stuck`, readiness); it is retried all along.
+    #[arg(long, env = "CARROT_SAGA_ALERT_AFTER_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub saga_alert_after_seconds: u64,
     /// The first retry delay of a failing saga command (ms); it doubles, up to a minute.
     #[arg(long, env = "CARROT_SAGA_RETRY_BASE_MS", default_value_t = 500)]
     pub saga_retry_base_ms: u64,
@@ -304,8 +306,10 @@ impl SagaArgs {
     /// The saga's deadlines, with the crash-repair delays at their defaults.
     pub fn saga(&self) -> SagaConfig {
         SagaConfig {
-            request_ttl: chrono::Duration::seconds(self.request_ttl_seconds),
-            completion_ttl: chrono::Duration::seconds(self.completion_ttl_seconds),
+            deadlines: Deadlines {
+                request_ttl: chrono::Duration::seconds(self.request_ttl_seconds),
+                completion_ttl: chrono::Duration::seconds(self.completion_ttl_seconds),
+            },
             ..SagaConfig::default()
         }
     }
@@ -313,7 +317,7 @@ impl SagaArgs {
     /// The dispatcher's retries.
     pub fn dispatcher(&self) -> DispatcherConfig {
         DispatcherConfig {
-            max_attempts: self.saga_max_attempts,
+            alert_after: Duration::from_secs(self.saga_alert_after_seconds),
             retry_base: Duration::from_millis(self.saga_retry_base_ms),
             lease: Duration::from_millis(self.saga_lease_ms),
             ..DispatcherConfig::default()
@@ -358,6 +362,7 @@ impl PaymentArgs {
         SimulationProfile {
             latency_ms: self.payment_latency_ms.clone(),
             decline_rate: self.payment_decline_rate,
+            transfer_decline_rate: 0.0,
             failure_rate: self.payment_failure_rate,
             down: false,
             proxy_error_rate: self.payment_proxy_error_rate,

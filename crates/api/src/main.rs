@@ -1,6 +1,6 @@
 //! The `carrot` binary: `serve`, `migrate`, and the operator commands.
 
-use carrot_projections::postgres::Db;
+use carrot_projections::postgres::{DatabaseClock, Db};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use carrot_api::payment::{sim_server, SimulatedGateway};
 use carrot_api::startup::{Application, Settings};
 use carrot_api::workers::WorkerConfig;
 use carrot_api::{ops, secret, telemetry};
-use carrot_domain::SystemClock;
 use carrot_projections::{RunnerConfig, Shutdown};
 use clap::Parser;
 
@@ -129,7 +128,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         bind: args.bind,
         role: args.role,
         jwt: JwtKeys::new(&secret, chrono::Duration::seconds(args.jwt_ttl_seconds)),
-        clock: Arc::new(SystemClock),
+        // One clock for every process: the database's (postgres/clock.rs).
+        clock: Arc::new(DatabaseClock::start(&db.pool).await?),
         consistency_wait: Duration::from_millis(args.consistency_wait_ms),
         progress_refresh: Duration::from_millis(args.progress_refresh_ms),
         workers: WorkerConfig {

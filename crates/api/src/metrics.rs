@@ -154,7 +154,11 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     // Counted rows: shared with readiness, read at most once per refresh interval.
     let progress = state.progress.get(&state.pool).await?;
     let subscribers = &progress.subscribers;
-    let (pending, dead) = (progress.outbox_pending, progress.dead_letters);
+    let (pending, dead, stuck) = (
+        progress.outbox_pending,
+        progress.dead_letters,
+        progress.stuck,
+    );
     // Open mismatches: a count over a partial index of the (few) open rows.
     let mismatches = carrot_projections::settlement::reconcile::open_count(&state.pool).await?;
     // Per scrape (one row per connection), so `carrot_database_up` tells the truth.
@@ -186,6 +190,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     let _ = writeln!(out, "# HELP carrot_log_horizon_age_seconds Age of the oldest open write transaction in the cluster: readers of the log wait for it.\n# TYPE carrot_log_horizon_age_seconds gauge\ncarrot_log_horizon_age_seconds {horizon}");
     let _ = writeln!(out, "# HELP carrot_saga_outbox_pending Saga commands waiting to run.\n# TYPE carrot_saga_outbox_pending gauge\ncarrot_saga_outbox_pending {pending}");
     let _ = writeln!(out, "# HELP carrot_saga_dead_letters Saga commands that gave up and wait for an operator.\n# TYPE carrot_saga_dead_letters gauge\ncarrot_saga_dead_letters {dead}");
+    let _ = writeln!(out, "# HELP carrot_saga_commands_stuck Saga commands (refunds, payouts...) failing for longer than the alert threshold; still retried.\n# TYPE carrot_saga_commands_stuck gauge\ncarrot_saga_commands_stuck {stuck}");
     let _ = writeln!(out, "# HELP carrot_reconciliation_mismatches Differences between the payment gateway and the log that wait for an operator.\n# TYPE carrot_reconciliation_mismatches gauge\ncarrot_reconciliation_mismatches {mismatches}");
     Ok(())
 }

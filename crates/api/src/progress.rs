@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use carrot_domain::Clock;
 use carrot_projections::postgres::Db;
 use carrot_projections::runner::{self, SubscriberStatus};
 use carrot_projections::settlement::outbox;
@@ -22,24 +23,31 @@ pub struct Progress {
     pub outbox_pending: i64,
     /// Saga commands that gave up.
     pub dead_letters: i64,
+    /// Saga commands failing for longer than the alert threshold (money waiting out an
+    /// outage; still retried).
+    pub stuck: i64,
     /// When it was read.
     pub read_at: Instant,
 }
 
 /// The last progress read, reused until it is `refresh` old.
-#[derive(Debug)]
 pub struct ProgressCache {
     refresh: Duration,
+    clock: Arc<dyn Clock>,
+    alert_after: Duration,
     // An async lock held across the read: probes arriving during a read wait for it and
     // share its result instead of starting their own.
     last: Mutex<Option<Arc<Progress>>>,
 }
 
 impl ProgressCache {
-    /// A cache that reads again once its copy is `refresh` old.
-    pub fn new(refresh: Duration) -> Self {
+    /// A cache that reads again once its copy is `refresh` old, and counts saga commands
+    /// failing for longer than `alert_after` (by `clock`) as stuck.
+    pub fn new(refresh: Duration, clock: Arc<dyn Clock>, alert_after: Duration) -> Self {
         ProgressCache {
             refresh,
+            clock,
+            alert_after,
             last: Mutex::new(None),
         }
     }
@@ -53,11 +61,14 @@ impl ProgressCache {
             }
         }
         let subscribers = runner::status(pool).await?;
-        let (outbox_pending, dead_letters) = outbox::depth(pool).await?;
+        let alert_after =
+            chrono::Duration::from_std(self.alert_after).unwrap_or(chrono::Duration::MAX);
+        let depth = outbox::depth(pool, self.clock.now() - alert_after).await?;
         let progress = Arc::new(Progress {
             subscribers,
-            outbox_pending,
-            dead_letters,
+            outbox_pending: depth.pending,
+            dead_letters: depth.dead,
+            stuck: depth.stuck,
             read_at: Instant::now(),
         });
         *last = Some(progress.clone());

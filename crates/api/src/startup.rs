@@ -24,6 +24,7 @@ use crate::auth::JwtKeys;
 use crate::error::ApiError;
 use crate::limits::{LimitConfig, RateLimits};
 use crate::payment::{BreakerConfig, CircuitBreaker, WithTimeout};
+use crate::progress::ProgressCache;
 use crate::routes;
 use crate::state::AppState;
 use crate::workers::{self, WorkerConfig};
@@ -92,6 +93,11 @@ impl Application {
     pub async fn build(settings: Settings, pool: Db) -> std::io::Result<Self> {
         let bounded = Arc::new(WithTimeout::new(settings.gateway, settings.payment_timeout));
         let breaker = Arc::new(CircuitBreaker::new(bounded, settings.breaker));
+        let progress = ProgressCache::new(
+            settings.progress_refresh,
+            settings.clock.clone(),
+            settings.workers.dispatcher.alert_after,
+        );
         let state = AppState::new(
             pool,
             settings.jwt,
@@ -103,7 +109,8 @@ impl Application {
                 idle_poll: settings.workers.runner.poll_interval,
             },
             RateLimits::new(settings.limits),
-            settings.progress_refresh,
+            progress,
+            settings.workers.saga.deadlines,
         );
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
@@ -176,6 +183,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
         .merge(routes::mypage::router())
         .merge(routes::notifications::router())
         .merge(routes::admin::router())
+        .merge(routes::transfers::router())
         .merge(routes::docs::router())
 }
 

@@ -3,7 +3,6 @@
 use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::FromRef;
 use carrot_domain::Clock;
@@ -17,6 +16,7 @@ use crate::limits::RateLimits;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
 use crate::progress::ProgressCache;
+use carrot_domain::purchase_request::Deadlines;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -52,17 +52,23 @@ impl AppState {
         breaker: Arc<CircuitBreaker>,
         consistency: WaitBound,
         limits: RateLimits,
-        progress_refresh: Duration,
+        progress: ProgressCache,
+        deadlines: Deadlines,
     ) -> Self {
         AppState {
-            write: Arc::new(WriteSide::new(pool.clone(), clock.clone(), breaker.clone())),
+            write: Arc::new(WriteSide::with_deadlines(
+                pool.clone(),
+                clock.clone(),
+                breaker.clone(),
+                deadlines,
+            )),
             breaker,
             hub: NotificationHub::start(&pool),
             pool,
             jwt: Arc::new(jwt),
             clock,
             consistency,
-            progress: Arc::new(ProgressCache::new(progress_refresh)),
+            progress: Arc::new(progress),
             accepting: Arc::new(AtomicBool::new(true)),
             limits: Arc::new(limits),
         }

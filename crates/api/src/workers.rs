@@ -46,7 +46,7 @@ impl Default for WorkerConfig {
     }
 }
 
-/// How often expired idempotency keys and settled outbox rows are purged.
+/// How often expired idempotency keys are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
 /// Registers every subscriber's checkpoint row (so readiness and operators see them from
@@ -84,7 +84,7 @@ pub async fn spawn(
         config.reconcile,
     );
     tasks.push(tokio::spawn(reconciler.run(shutdown.clone())));
-    let dispatcher = Dispatcher::new(pool.clone(), write, config.dispatcher);
+    let dispatcher = Dispatcher::new(pool.clone(), write, clock.clone(), config.dispatcher);
     tasks.push(tokio::spawn(
         dispatcher.run(Wakeups::listen_on(pool, OUTBOX_CHANNEL), shutdown.clone()),
     ));
@@ -100,9 +100,6 @@ async fn housekeeping(pool: Db, mut shutdown: Shutdown) {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-        }
-        if let Err(e) = carrot_projections::settlement::outbox::purge_settled(&pool).await {
-            tracing::warn!(error = %e, "purging settled saga commands failed");
         }
         tokio::select! {
             () = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}

@@ -15,7 +15,7 @@ use carrot_domain::payment::{
     PaymentGateway, PaymentServices, PaymentStatus, Receipt, TransferOrder,
 };
 use carrot_domain::purchase_request::{
-    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError, PurchaseRequestEvent,
+    Deadlines, PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError, PurchaseRequestEvent,
     PurchaseRequestServices, RequestStatus,
 };
 use carrot_domain::trade::Party;
@@ -308,8 +308,33 @@ struct RequestLedger(Option<(Way, PaymentId)>);
 
 impl RequestLedger {
     /// Checks the creation rules, then the request's other invariants.
-    fn check(&mut self, step: Step<'_, PurchaseRequest>) -> Result<(), TestCaseError> {
-        let verdict = step.before.check(step.command);
+    fn check(
+        &mut self,
+        step: Step<'_, PurchaseRequest>,
+        services: &PurchaseRequestServices,
+    ) -> Result<(), TestCaseError> {
+        let verdict = step.before.check(step.command, services);
+        // Past its deadline, a request only goes where the deadline sends it.
+        let now = services.clock.now();
+        if step
+            .before
+            .deadline(&services.deadlines)
+            .is_some_and(|deadline| now >= deadline)
+            && step.after.status() != step.before.status()
+        {
+            let (before, after) = (step.before.status(), step.after.status());
+            prop_assert!(
+                matches!(
+                    (before, after),
+                    (RequestStatus::Requested, RequestStatus::Expired)
+                        | (RequestStatus::Accepted, RequestStatus::Completed)
+                ),
+                "{:?} took a request past its deadline from {:?} to {:?}",
+                step.command,
+                before,
+                after
+            );
+        }
         prop_assert_eq!(
             verdict.is_ok(),
             !step.refused,
@@ -716,11 +741,21 @@ proptest! {
     fn a_purchase_request_keeps_its_invariants_whatever_is_asked_of_it(
         first in option::weighted(0.9, open_request()),
         rest in vec(request_command(), 0..STEPS),
+        due in any::<bool>(),
     ) {
         let commands: Vec<_> = first.into_iter().chain(rest).collect();
-        let services = PurchaseRequestServices { clock: clock() };
+        // Half the runs have every deadline come the moment it starts.
+        let deadlines = if due {
+            Deadlines {
+                request_ttl: chrono::Duration::zero(),
+                completion_ttl: chrono::Duration::zero(),
+            }
+        } else {
+            Deadlines::default()
+        };
+        let services = PurchaseRequestServices { clock: clock(), deadlines };
         let mut ledger = RequestLedger::default();
-        drive(&commands, &services, |step| ledger.check(step))?;
+        drive(&commands, &services, |step| ledger.check(step, &services))?;
     }
 
     #[test]

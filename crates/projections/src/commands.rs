@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use carrot_domain::listing::{Listing, ListingServices};
 use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestServices};
+use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
 use carrot_domain::Clock;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 
@@ -58,6 +58,7 @@ pub struct WriteSide {
     listings: Framework<Listing>,
     requests: Framework<PurchaseRequest>,
     payments: Framework<Payment>,
+    request_services: PurchaseRequestServices,
 }
 
 /// An aggregate the write side can route a command to.
@@ -85,9 +86,24 @@ impl Routed for Payment {
 }
 
 impl WriteSide {
-    /// The frameworks over `pool`; `gateway` is used as given (wrap it first).
+    /// The frameworks over `pool`, with the default deadlines; `gateway` is used as given
+    /// (wrap it first).
     pub fn new(pool: Db, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
+        Self::with_deadlines(pool, clock, gateway, Deadlines::default())
+    }
+
+    /// The frameworks over `pool`, purchase requests keeping `deadlines`.
+    pub fn with_deadlines(
+        pool: Db,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+        deadlines: Deadlines,
+    ) -> Self {
         let notifier = Notifier::start(&pool);
+        let request_services = PurchaseRequestServices {
+            clock: clock.clone(),
+            deadlines,
+        };
         WriteSide {
             listings: CqrsFramework::new(
                 Store::new(pool.clone(), notifier.clone()),
@@ -99,9 +115,7 @@ impl WriteSide {
             requests: CqrsFramework::new(
                 Store::new(pool.clone(), notifier.clone()),
                 vec![],
-                PurchaseRequestServices {
-                    clock: clock.clone(),
-                },
+                request_services.clone(),
             ),
             payments: CqrsFramework::new(
                 Store::new(pool.clone(), notifier.clone()),
@@ -109,7 +123,14 @@ impl WriteSide {
                 PaymentServices { gateway, clock },
             ),
             pool,
+            request_services,
         }
+    }
+
+    /// What purchase requests decide with (their clock and deadlines): for checking a
+    /// command before touching another aggregate for it.
+    pub fn request_services(&self) -> &PurchaseRequestServices {
+        &self.request_services
     }
 
     /// Executes `command` on aggregate `id`; returns the checkpoint of the aggregate's last

@@ -10,7 +10,7 @@ use crate::postgres::Db;
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use carrot_domain::payment::{Payment, PaymentEvent};
+use carrot_domain::payment::{MovementKind, Payment, PaymentEvent};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent as E};
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, Trade, UserId};
@@ -240,6 +240,30 @@ fn notify_payment(stored: &StoredEvent, event: &PaymentEvent) -> Result<Vec<Row>
                 status: "paid_out",
                 message: "The buyer's payment was paid out to you.",
                 at: *paid_out_at,
+            },
+        ),
+        PaymentEvent::PaymentSettledOutside {
+            trade,
+            kind,
+            settled_at,
+            ..
+        } => (
+            trade,
+            match kind {
+                MovementKind::Payout => Notice {
+                    to: vec![trade.seller_id],
+                    kind: "payment_paid_out",
+                    status: "paid_out",
+                    message: "The buyer's payment was paid out to you outside Carrot.",
+                    at: *settled_at,
+                },
+                _ => Notice {
+                    to: vec![trade.buyer_id],
+                    kind: "payment_refunded",
+                    status: "refunded",
+                    message: "Your payment was refunded outside Carrot.",
+                    at: *settled_at,
+                },
             },
         ),
         _ => return Ok(Vec::new()),

@@ -6,7 +6,7 @@
 
 use crate::postgres::Db;
 use async_trait::async_trait;
-use carrot_domain::payment::{Payment, PaymentEvent};
+use carrot_domain::payment::{MovementKind, Payment, PaymentEvent};
 use carrot_domain::{Money, PaymentId, Trade, UserId};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -163,6 +163,59 @@ fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
                 row.version = version;
             }
         }
+        // Still held; the reason says why and waits for an operator.
+        PaymentEvent::PaymentTransferDeclined {
+            payment_id,
+            kind,
+            reason,
+            declined_at: at,
+            ..
+        } => {
+            if let Some(row) = payments
+                .change(payment_id.as_uuid())
+                .filter(|row| row.version < version)
+            {
+                row.reason = Some(format!("{} declined: {reason}", kind.name()));
+                row.updated_at = at;
+                row.version = version;
+            }
+        }
+        PaymentEvent::PaymentTransferRetried {
+            payment_id,
+            retried_at: at,
+            ..
+        } => {
+            if let Some(row) = payments
+                .change(payment_id.as_uuid())
+                .filter(|row| row.version < version)
+            {
+                row.reason = None;
+                row.updated_at = at;
+                row.version = version;
+            }
+        }
+        PaymentEvent::PaymentSettledOutside {
+            payment_id,
+            kind,
+            reference,
+            settled_at: at,
+            ..
+        } => {
+            if let Some(row) = payments
+                .change(payment_id.as_uuid())
+                .filter(|row| row.version < version)
+            {
+                row.status = match kind {
+                    MovementKind::Payout => "paid_out",
+                    _ => "refunded",
+                }
+                .to_owned();
+                row.reason = Some(format!("settled outside Carrot: {reference}"));
+                row.settled_at = Some(at);
+                row.updated_at = at;
+                row.version = version;
+            }
+        }
     }
 }
 
@@ -183,7 +236,8 @@ pub struct PaymentView {
     pub amount: i64,
     /// `captured` (held in escrow), `refunded`, `paid_out` or `failed`.
     pub status: String,
-    /// Why it failed, if it did.
+    /// Why it failed, why its refund or payout waits (declined by the gateway), or how it
+    /// was settled outside Carrot.
     pub reason: Option<String>,
     /// When the money was captured.
     pub captured_at: Option<DateTime<Utc>>,

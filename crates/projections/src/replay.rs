@@ -9,8 +9,13 @@
 //! ones from the next statement on; the live runner continues from the rebuilt checkpoint.
 //!
 //! Verifying rebuilds aside the same way, but never past the live view's checkpoint; then,
-//! holding the checkpoint row, brings the copy to exactly that checkpoint and compares the
-//! two table by table. Nothing is swapped.
+//! holding the checkpoint row only long enough to bring the copy to exactly that checkpoint
+//! and take a snapshot, compares the two table by table in that read-only snapshot while
+//! the live view goes on. Nothing is swapped.
+//!
+//! One rebuild or verification per view runs at a time (an advisory lock; a second is
+//! refused with `Busy`). A subscriber that is not a pure fold of the log (the saga, whose
+//! batches decide effects) says so, and the engine refuses it.
 //!
 //! There is no `--from`: a view is a pure fold of the whole log, so a rebuild starts at zero
 //! (it runs at tens of thousands of events per second), and resuming from a position is
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use crate::log::{read_after, read_between, Checkpoint, StoredEvent};
 use crate::postgres::quote_ident;
@@ -40,6 +45,50 @@ pub enum ReplayError {
     /// The view's code refused an event.
     #[error("applying the log: {0}")]
     Apply(#[from] ApplyError),
+    /// Another rebuild or verification of the same view is running.
+    #[error("a rebuild or verification of {0} is already running; wait for it to finish")]
+    Busy(&'static str),
+    /// The subscriber is not a pure fold of the log.
+    #[error("{view} cannot be rebuilt by replay: {why}")]
+    NotRebuildable {
+        /// The subscriber.
+        view: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// One rebuild or verification per view at a time, cluster-wide: a session advisory lock
+/// on a connection of its own, released when it is closed (or the process dies).
+struct Exclusive(sqlx::PgConnection);
+
+impl Exclusive {
+    async fn take(pool: &Db, view: &dyn Subscriber) -> Result<Self, ReplayError> {
+        if let Some(why) = view.not_rebuildable() {
+            return Err(ReplayError::NotRebuildable {
+                view: view.name(),
+                why,
+            });
+        }
+        let mut conn = PgConnection::connect_with(&pool.pool().connect_options()).await?;
+        let taken: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(format!("carrot_replay:{}", view.name()))
+                .fetch_one(&mut conn)
+                .await?;
+        if taken {
+            Ok(Exclusive(conn))
+        } else {
+            Err(ReplayError::Busy(view.name()))
+        }
+    }
+
+    async fn release(self) {
+        // Closing the session releases its advisory locks.
+        if let Err(e) = self.0.close().await {
+            tracing::warn!(error = %e, "closing the replay lock's connection failed");
+        }
+    }
 }
 
 /// How far a rebuild has come.
@@ -97,7 +146,19 @@ pub struct Difference {
 }
 
 /// Rebuilds `view` from position zero and swaps it in; the live view serves meanwhile.
+/// Refused while another rebuild or verification of it runs.
 pub async fn rebuild(
+    pool: &Db,
+    view: &dyn Subscriber,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Rebuilt, ReplayError> {
+    let exclusive = Exclusive::take(pool, view).await?;
+    let rebuilt = rebuild_alone(pool, view, progress).await;
+    exclusive.release().await;
+    rebuilt
+}
+
+async fn rebuild_alone(
     pool: &Db,
     view: &dyn Subscriber,
     progress: &mut dyn FnMut(Progress),
@@ -173,7 +234,19 @@ pub async fn rebuild(
 }
 
 /// Rebuilds `view` aside and reports every row it disagrees with the live view on.
+/// Refused while another rebuild or verification of it runs.
 pub async fn verify(
+    pool: &Db,
+    view: &dyn Subscriber,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Rebuilt, Vec<Difference>), ReplayError> {
+    let exclusive = Exclusive::take(pool, view).await?;
+    let verified = verify_alone(pool, view, progress).await;
+    exclusive.release().await;
+    verified
+}
+
+async fn verify_alone(
     pool: &Db,
     view: &dyn Subscriber,
     progress: &mut dyn FnMut(Progress),
@@ -208,20 +281,25 @@ pub async fn verify(
             break;
         }
     }
-    let mut tx = pool.begin().await?;
-    let target = lock_checkpoint(&mut tx, live).await?;
-    loop {
-        let events = read_between(&mut tx, state.checkpoint, target, BATCH).await?;
-        if events.is_empty() {
-            break;
-        }
-        apply(&mut tx, view, &shadow, &events, &mut state).await?;
-    }
+    // Pause the live view only to bring the copy level with it, and take a snapshot in
+    // which both stand at one checkpoint; then let it go on. The comparison runs in that
+    // read-only snapshot, which holds no lock and no transaction id, so no subscriber (the
+    // saga included) waits for it.
+    let mut pause = pool.begin().await?;
+    let target = lock_checkpoint(&mut pause, live).await?;
+    fill(pool, view, &shadow, &mut state, Some(target), &mut |_| {}).await?;
+    let mut snapshot = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *snapshot)
+        .await?;
+    let seen = live_checkpoint_in(&mut snapshot, live).await?;
+    pause.rollback().await?;
+    debug_assert_eq!(seen, target);
     let mut differences = Vec::new();
     for table in &tables {
-        differences.extend(compare(&mut tx, live, &shadow, table).await?);
+        differences.extend(compare(&mut snapshot, live, &shadow, table).await?);
     }
-    tx.rollback().await?;
+    snapshot.rollback().await?;
     sqlx::query(&format!(
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(&shadow)
@@ -287,12 +365,20 @@ async fn total_events(pool: &Db) -> Result<u64, sqlx::Error> {
 }
 
 async fn live_checkpoint(pool: &Db, live: &str) -> Result<Checkpoint, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    live_checkpoint_in(&mut conn, live).await
+}
+
+async fn live_checkpoint_in(
+    conn: &mut PgConnection,
+    live: &str,
+) -> Result<Checkpoint, sqlx::Error> {
     let row: Option<(String, i64)> = sqlx::query_as(
         "SELECT transaction_id::text, global_position FROM public.subscription_checkpoints
           WHERE subscriber = $1",
     )
     .bind(live)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     checkpoint_of(row)
 }

@@ -64,6 +64,13 @@ pub trait Subscriber: Send + Sync + 'static {
         false
     }
 
+    /// Why it cannot be rebuilt from the log by the replay engine, if it cannot: a
+    /// subscriber whose batches cause effects in the world (the saga's outbox) is not a
+    /// pure fold. `None` (the default): it can.
+    fn not_rebuildable(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Applies a batch of events, in log order, inside the batch transaction. Tables are
     /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
     /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one

@@ -12,12 +12,16 @@ use carrot_projections::Subscriber;
 
 use super::OpsError;
 
-/// The views by name: all of them when `names` is empty.
+/// The views by name: all of them when `names` is empty. The saga (`settlement`) can be
+/// named, for the engine to say plainly why it does not rebuild it.
 pub fn select(names: &[String]) -> Result<Vec<Arc<dyn Subscriber>>, OpsError> {
-    let views = carrot_projections::views();
+    let mut views = carrot_projections::views();
     if names.is_empty() {
         return Ok(views);
     }
+    views.push(Arc::new(
+        carrot_projections::settlement::SettlementSaga::default(),
+    ));
     names
         .iter()
         .map(|name| {

@@ -2,8 +2,9 @@
 //! protocol of [`super::http`], with fault injection at run time so outages can be staged
 //! against a live Carrot:
 //!
-//! - `GET /faults`, `PUT /faults` `{latency_ms: "400-620", failure_rate, decline_rate, down,
-//!   proxy_error_rate, drop_rate}`: the last two move the money and then lose the answer,
+//! - `GET /faults`, `PUT /faults` `{latency_ms: "400-620", failure_rate, decline_rate,
+//!   transfer_decline_rate, down, proxy_error_rate, drop_rate}`: the last two move the
+//!   money and then lose the answer,
 //!   as a 502 from a proxy (an HTML page) or as a connection dropped mid-answer
 //! - `GET /movements?since=RFC3339&limit=N`: the money it moved (its transaction list)
 //! - `GET /ledger`: every idempotency key it has seen, with its outcome and how many calls
@@ -173,6 +174,8 @@ struct Faults {
     latency_ms: String,
     failure_rate: f64,
     decline_rate: f64,
+    #[serde(default)]
+    transfer_decline_rate: f64,
     down: bool,
     #[serde(default)]
     proxy_error_rate: f64,
@@ -186,6 +189,7 @@ async fn faults(State(gateway): Sim) -> Json<Faults> {
         latency_ms: format!("{}-{}", p.latency_ms.start(), p.latency_ms.end()),
         failure_rate: p.failure_rate,
         decline_rate: p.decline_rate,
+        transfer_decline_rate: p.transfer_decline_rate,
         down: p.down,
         proxy_error_rate: p.proxy_error_rate,
         drop_rate: p.drop_rate,
@@ -196,6 +200,7 @@ async fn set_faults(State(gateway): Sim, Json(f): Json<Faults>) -> Response {
     let rates_ok = [
         f.failure_rate,
         f.decline_rate,
+        f.transfer_decline_rate,
         f.proxy_error_rate,
         f.drop_rate,
     ]
@@ -207,6 +212,7 @@ async fn set_faults(State(gateway): Sim, Json(f): Json<Faults>) -> Response {
                 latency_ms,
                 failure_rate: f.failure_rate,
                 decline_rate: f.decline_rate,
+                transfer_decline_rate: f.transfer_decline_rate,
                 down: f.down,
                 proxy_error_rate: f.proxy_error_rate,
                 drop_rate: f.drop_rate,

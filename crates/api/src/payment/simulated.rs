@@ -24,6 +24,9 @@ pub struct SimulationProfile {
     pub latency_ms: RangeInclusive<u64>,
     /// The share of captures declined (0.0 to 1.0).
     pub decline_rate: f64,
+    /// The share of refunds and payouts declined (0.0 to 1.0): final for their key, as a
+    /// real gateway answers a key with its first outcome (a closed account, say).
+    pub transfer_decline_rate: f64,
     /// The share of calls answered with an error, nothing moved (0.0 to 1.0).
     pub failure_rate: f64,
     /// Down: every call fails at once, nothing moved.
@@ -50,6 +53,7 @@ impl Default for SimulationProfile {
         SimulationProfile {
             latency_ms: 0..=0,
             decline_rate: 0.0,
+            transfer_decline_rate: 0.0,
             failure_rate: 0.0,
             down: false,
             proxy_error_rate: 0.0,
@@ -116,7 +120,9 @@ impl SimulatedGateway {
     }
 
     /// This call's latency, and whether it fails or is declined, drawn from the profile.
-    fn draw(&self, may_decline: bool) -> (u64, bool, bool) {
+    /// `transfer`: `Some(false)` a capture, `Some(true)` a refund or payout, `None` a call
+    /// that is never declined.
+    fn draw(&self, transfer: Option<bool>) -> (u64, bool, bool) {
         let profile = self.profile();
         if profile.down {
             return (0, true, false);
@@ -125,7 +131,11 @@ impl SimulatedGateway {
         (
             rng.gen_range(profile.latency_ms.clone()),
             rng.gen_bool(profile.failure_rate.clamp(0.0, 1.0)),
-            may_decline && rng.gen_bool(profile.decline_rate.clamp(0.0, 1.0)),
+            match transfer {
+                Some(false) => rng.gen_bool(profile.decline_rate.clamp(0.0, 1.0)),
+                Some(true) => rng.gen_bool(profile.transfer_decline_rate.clamp(0.0, 1.0)),
+                None => false,
+            },
         )
     }
 
@@ -154,10 +164,10 @@ impl SimulatedGateway {
         key: String,
         party: UserId,
         amount: Money,
-        may_decline: bool,
+        capture: bool,
     ) -> Result<Receipt, GatewayError> {
         match self
-            .settle_answering(operation, key, party, amount, may_decline)
+            .settle_answering(operation, key, party, amount, capture)
             .await
         {
             (_, Some(_)) => Err(GatewayError::Timeout),
@@ -173,9 +183,9 @@ impl SimulatedGateway {
         key: String,
         party: UserId,
         amount: Money,
-        may_decline: bool,
+        capture: bool,
     ) -> (Result<Receipt, GatewayError>, Option<LostAnswer>) {
-        let (pause, fails, declines) = self.draw(may_decline);
+        let (pause, fails, declines) = self.draw(Some(!capture));
         // The gateway settles at once and answers after the latency: a caller that stops
         // waiting does not know the outcome, but the money moved (or did not) all the same.
         let outcome = self.record(operation, key, party, amount, fails, declines);
@@ -298,7 +308,7 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn resolve_capture(&self, key: &str) -> Result<CaptureStatus, GatewayError> {
-        let (pause, fails, _) = self.draw(false);
+        let (pause, fails, _) = self.draw(None);
         let status = if fails {
             Err(GatewayError::Unavailable(
                 "simulated gateway failure".into(),

@@ -22,7 +22,9 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::Problem;
-use crate::routes::{admin, auth, health, listings, mypage, notifications, payments, requests};
+use crate::routes::{
+    admin, auth, health, listings, mypage, notifications, payments, requests, transfers,
+};
 use crate::state::AppState;
 
 /// Where the document is served.
@@ -106,6 +108,8 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
         admin::retry,
         admin::mismatches,
         admin::resolve_mismatch,
+        transfers::retry_transfer,
+        transfers::settle_outside,
         health::live,
         health::ready,
         crate::metrics::render,

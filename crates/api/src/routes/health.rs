@@ -49,6 +49,9 @@ struct SagaDepth {
     outbox_pending: i64,
     /// Commands that gave up (see `GET /admin/dead-letters`).
     dead_letters: i64,
+    /// Commands (refunds, payouts...) failing for longer than `CARROT_SAGA_ALERT_AFTER_SECONDS`:
+    /// money waiting out an outage. They are still retried; someone should look.
+    stuck: i64,
 }
 
 /// The payment gateway's circuit breaker state.
@@ -150,6 +153,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         let saga = json!({
             "outbox_pending": progress.outbox_pending,
             "dead_letters": progress.dead_letters,
+            "stuck": progress.stuck,
         });
         Ok::<_, sqlx::Error>((migrated, lag, saga))
     };

@@ -9,6 +9,7 @@ pub mod mypage;
 pub mod notifications;
 pub mod payments;
 pub mod requests;
+pub mod transfers;
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponseParts, ResponseParts};

@@ -56,7 +56,9 @@ async fn checked(
     let request = state
         .load::<PurchaseRequest>(&request_id.to_string())
         .await?;
-    request.check(command).map_err(|e| ApiError::refused(&e))?;
+    request
+        .check(command, state.write.request_services())
+        .map_err(|e| ApiError::refused(&e))?;
     Ok(request)
 }
 

@@ -57,6 +57,7 @@ fn dispatcher(app: &TestApp, gateway: Arc<dyn PaymentGateway>) -> Dispatcher {
     Dispatcher::new(
         app.db.pool.clone(),
         Arc::new(write),
+        Arc::new(SystemClock),
         DispatcherConfig {
             lease: Duration::from_millis(500),
             ..DispatcherConfig::default()

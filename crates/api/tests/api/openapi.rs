@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use carrot_api::payment::{BreakerConfig, SimulationProfile};
+use carrot_api::payment::SimulationProfile;
 use carrot_projections::settlement::DispatcherConfig;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -509,20 +509,13 @@ async fn signed_up(app: &TestApp, check: &mut Conformance, prefix: &str) -> User
     }
 }
 
-/// Failing payouts and refunds give up after two attempts (dead letters); the breaker stays
-/// closed so failures are just counted.
+/// A dispatcher that polls often: a payout the gateway declines is a dead letter at once.
 async fn app_with_quick_dead_letters() -> TestApp {
     let mut settings = test_settings();
     settings.workers.dispatcher = DispatcherConfig {
-        max_attempts: 2,
         retry_base: Duration::from_millis(20),
         poll_interval: Duration::from_millis(50),
         ..DispatcherConfig::default()
-    };
-    settings.breaker = BreakerConfig {
-        min_calls: 1_000,
-        window: 1_000,
-        ..BreakerConfig::default()
     };
     spawn_app_with(settings).await
 }
@@ -748,13 +741,13 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
     assert!(response.headers().contains_key("retry-after"));
     c.check("post", &third_requests, response).await;
 
-    // A payout that keeps failing becomes a dead letter.
+    // A payout the gateway declines becomes a dead letter.
     app.gateway.set_profile(SimulationProfile::default());
     let placed = app.place_request(&buyer, &third).await;
     app.act_ok(&seller, &placed.request_id, "accept", "accepted")
         .await;
     app.gateway.set_profile(SimulationProfile {
-        failure_rate: 1.0,
+        transfer_decline_rate: 1.0,
         ..SimulationProfile::default()
     });
     app.act_ok(&buyer, &placed.request_id, "complete", "completed")
@@ -908,6 +901,42 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
         app.post(&admin, unknown).send().await.unwrap(),
     )
     .await;
+    // The declined payout: sent again under a new attempt; then nothing is left to settle
+    // outside; and the refusals.
+    let payment = &placed.payment_id;
+    for (template, path, body) in [
+        (
+            "/admin/payments/{id}/retry-transfer",
+            format!("/admin/payments/{payment}/retry-transfer"),
+            json!({"reason": ""}),
+        ),
+        (
+            "/admin/payments/{id}/retry-transfer",
+            format!("/admin/payments/{payment}/retry-transfer"),
+            json!({"reason": "the seller fixed their bank account"}),
+        ),
+        (
+            "/admin/payments/{id}/retry-transfer",
+            "/admin/payments/nope/retry-transfer".to_owned(),
+            json!({"reason": "x"}),
+        ),
+        (
+            "/admin/payments/{id}/settle-outside",
+            format!("/admin/payments/{payment}/settle-outside"),
+            json!({"reference": "", "reason": "x"}),
+        ),
+    ] {
+        let response = app.post(&admin, &path).json(&body).send().await.unwrap();
+        c.check("post", template, response).await;
+    }
+    app.wait_payment(&buyer, payment, "paid_out").await;
+    let path = format!("/admin/payments/{payment}/settle-outside");
+    let body = json!({"reference": "bank-1", "reason": "paid by hand"});
+    let response = app.post(&admin, &path).json(&body).send().await.unwrap();
+    let refused = c
+        .check("post", "/admin/payments/{id}/settle-outside", response)
+        .await;
+    assert_eq!(refused["code"], "payment_already_paid_out");
 
     // Operations and the document itself, without a token.
     for path in ["/health/live", "/health/ready", "/metrics", "/openapi.json"] {

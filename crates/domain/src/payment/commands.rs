@@ -1,6 +1,6 @@
 //! What can be asked of a payment.
 
-use crate::{Money, PaymentId, Trade, UserId};
+use crate::{Actor, Money, PaymentId, Trade, UserId};
 
 /// A command on the `Payment` aggregate.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,4 +45,21 @@ pub enum PaymentCommand {
     /// Settle a started or `unknown` capture by asking the gateway what became of its key, without
     /// charging anyone: captured, declined, or never seen (then void).
     ReconcileCapture,
+    /// Send the declined refund or payout again under a new attempt (an operator's call,
+    /// once what made the gateway decline is fixed).
+    RetryTransfer {
+        /// Why, for the audit trail.
+        reason: String,
+        /// The operator.
+        by: Actor,
+    },
+    /// Record that the declined refund or payout was made outside Carrot.
+    SettleOutside {
+        /// The outside reference.
+        reference: String,
+        /// Why, for the audit trail.
+        reason: String,
+        /// The operator.
+        by: Actor,
+    },
 }

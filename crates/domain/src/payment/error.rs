@@ -39,6 +39,9 @@ pub enum PaymentError {
     /// The gateway refused a refund or payout.
     #[error("the payment gateway refused the transfer: {0}")]
     GatewayRefused(String),
+    /// An operator's retry or outside settlement of a transfer that was not declined.
+    #[error("no refund or payout of this payment was declined")]
+    NoDeclinedTransfer,
 }
 
 impl PaymentError {
@@ -71,7 +74,8 @@ impl DomainError for PaymentError {
             | PaymentError::NotCaptured(_)
             | PaymentError::AlreadyRefunded
             | PaymentError::AlreadyPaidOut
-            | PaymentError::GatewayRefused(_) => ErrorKind::Conflict,
+            | PaymentError::GatewayRefused(_)
+            | PaymentError::NoDeclinedTransfer => ErrorKind::Conflict,
             PaymentError::GatewayUnavailable(_)
             | PaymentError::GatewayTimeout
             | PaymentError::CircuitOpen { .. } => ErrorKind::Unavailable,
@@ -90,6 +94,7 @@ impl DomainError for PaymentError {
             | PaymentError::GatewayTimeout
             | PaymentError::CircuitOpen { .. } => "payment_unavailable",
             PaymentError::GatewayRefused(_) => "payment_refused",
+            PaymentError::NoDeclinedTransfer => "no_declined_transfer",
         }
     }
 

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::{Money, PaymentId, Trade};
+use super::MovementKind;
+use crate::{Actor, Money, PaymentId, Trade};
 
 /// An event of the `Payment` aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +118,66 @@ pub enum PaymentEvent {
         /// When.
         paid_out_at: DateTime<Utc>,
     },
+    /// The gateway declined a refund or payout: final for its key, so the money stays
+    /// held until an operator retries it under a new attempt or settles it outside Carrot.
+    PaymentTransferDeclined {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Who trades what.
+        trade: Trade,
+        /// The amount held.
+        amount: Money,
+        /// Which way the money was to go.
+        kind: MovementKind,
+        /// Which attempt (1 for the first).
+        attempt: u32,
+        /// The key the gateway declined.
+        idempotency_key: String,
+        /// The gateway's reason.
+        reason: String,
+        /// When.
+        declined_at: DateTime<Utc>,
+    },
+    /// An operator sends a declined refund or payout again, under a new attempt (and so a
+    /// new idempotency key the gateway has not answered yet).
+    PaymentTransferRetried {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Who trades what.
+        trade: Trade,
+        /// The amount held.
+        amount: Money,
+        /// Which way the money is to go.
+        kind: MovementKind,
+        /// The new attempt.
+        attempt: u32,
+        /// Why, in the operator's words (what changed since the decline).
+        reason: String,
+        /// The operator.
+        by: Actor,
+        /// When.
+        retried_at: DateTime<Utc>,
+    },
+    /// An operator records that a declined refund or payout was made outside Carrot (a bank
+    /// transfer, say): final, as a refund or payout through the gateway is.
+    PaymentSettledOutside {
+        /// The payment.
+        payment_id: PaymentId,
+        /// Who trades what.
+        trade: Trade,
+        /// The amount settled.
+        amount: Money,
+        /// Which way the money went.
+        kind: MovementKind,
+        /// The outside reference (a bank transfer's id).
+        reference: String,
+        /// Why, in the operator's words.
+        reason: String,
+        /// The operator.
+        by: Actor,
+        /// When.
+        settled_at: DateTime<Utc>,
+    },
 }
 
 impl PaymentEvent {
@@ -130,7 +191,10 @@ impl PaymentEvent {
             | PaymentEvent::PaymentDeclined { payment_id, .. }
             | PaymentEvent::PaymentCaptureTimedOut { payment_id, .. }
             | PaymentEvent::PaymentRefunded { payment_id, .. }
-            | PaymentEvent::PaymentPaidOut { payment_id, .. } => *payment_id,
+            | PaymentEvent::PaymentPaidOut { payment_id, .. }
+            | PaymentEvent::PaymentTransferDeclined { payment_id, .. }
+            | PaymentEvent::PaymentTransferRetried { payment_id, .. }
+            | PaymentEvent::PaymentSettledOutside { payment_id, .. } => *payment_id,
         }
     }
 
@@ -144,7 +208,10 @@ impl PaymentEvent {
             | PaymentEvent::PaymentDeclined { amount, .. }
             | PaymentEvent::PaymentCaptureTimedOut { amount, .. }
             | PaymentEvent::PaymentRefunded { amount, .. }
-            | PaymentEvent::PaymentPaidOut { amount, .. } => *amount,
+            | PaymentEvent::PaymentPaidOut { amount, .. }
+            | PaymentEvent::PaymentTransferDeclined { amount, .. }
+            | PaymentEvent::PaymentTransferRetried { amount, .. }
+            | PaymentEvent::PaymentSettledOutside { amount, .. } => *amount,
         }
     }
 
@@ -158,7 +225,10 @@ impl PaymentEvent {
             | PaymentEvent::PaymentDeclined { trade, .. }
             | PaymentEvent::PaymentCaptureTimedOut { trade, .. }
             | PaymentEvent::PaymentRefunded { trade, .. }
-            | PaymentEvent::PaymentPaidOut { trade, .. } => trade,
+            | PaymentEvent::PaymentPaidOut { trade, .. }
+            | PaymentEvent::PaymentTransferDeclined { trade, .. }
+            | PaymentEvent::PaymentTransferRetried { trade, .. }
+            | PaymentEvent::PaymentSettledOutside { trade, .. } => trade,
         }
     }
 }
@@ -174,6 +244,9 @@ impl DomainEvent for PaymentEvent {
             PaymentEvent::PaymentCaptureTimedOut { .. } => "PaymentCaptureTimedOut",
             PaymentEvent::PaymentRefunded { .. } => "PaymentRefunded",
             PaymentEvent::PaymentPaidOut { .. } => "PaymentPaidOut",
+            PaymentEvent::PaymentTransferDeclined { .. } => "PaymentTransferDeclined",
+            PaymentEvent::PaymentTransferRetried { .. } => "PaymentTransferRetried",
+            PaymentEvent::PaymentSettledOutside { .. } => "PaymentSettledOutside",
         }
         .into()
     }

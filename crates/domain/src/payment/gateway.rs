@@ -112,10 +112,19 @@ pub struct Movement {
     pub at: DateTime<Utc>,
 }
 
-/// The payment a key names, and what for: `capture:<payment id>` and so on. `None` for a
-/// key Carrot did not make.
+/// The payment a key names, and what for: `capture:<payment id>`, `refund:<payment id>`,
+/// `refund:<payment id>:<attempt>` and so on. `None` for a key Carrot did not make.
 pub fn parse_key(key: &str) -> Option<(MovementKind, PaymentId)> {
-    let (kind, id) = key.split_once(':')?;
+    let (kind, rest) = key.split_once(':')?;
+    let id = match rest.split_once(':') {
+        Some((id, attempt))
+            if kind != "capture" && attempt.parse::<u32>().is_ok_and(|n| n >= 2) =>
+        {
+            id
+        }
+        Some(_) => return None,
+        None => rest,
+    };
     let kind = match kind {
         "capture" => MovementKind::Capture,
         "refund" => MovementKind::Refund,
@@ -132,12 +141,22 @@ pub fn capture_key(payment_id: PaymentId) -> String {
 
 /// The refund key of a payment.
 pub fn refund_key(payment_id: PaymentId) -> String {
-    format!("refund:{payment_id}")
+    transfer_key(MovementKind::Refund, payment_id, 1)
 }
 
 /// The payout key of a payment.
 pub fn payout_key(payment_id: PaymentId) -> String {
-    format!("payout:{payment_id}")
+    transfer_key(MovementKind::Payout, payment_id, 1)
+}
+
+/// The key of one attempt at a refund or payout: the first is `refund:<payment id>`, an
+/// operator's retry after a decline `refund:<payment id>:2` and on, a key the gateway has
+/// not answered yet.
+pub fn transfer_key(kind: MovementKind, payment_id: PaymentId, attempt: u32) -> String {
+    match attempt {
+        0 | 1 => format!("{}:{payment_id}", kind.name()),
+        n => format!("{}:{payment_id}:{n}", kind.name()),
+    }
 }
 
 /// A payment gateway (the simulated one, an HTTP one...).

@@ -6,6 +6,11 @@
 //! Held → refunded to the buyer, or paid out to the seller; the two are exclusive and
 //! final, and the amount never changes after the start. The aggregate calls the gateway
 //! port itself, always with the key derived from its own id and the recorded amount.
+//!
+//! A refund or payout the gateway declines stays held, the decline recorded: the gateway
+//! answers a key with its first outcome, so sending it again would be declined forever. An
+//! operator either retries it under a new attempt (a new key, `refund:<id>:2`), or records
+//! that it was settled outside Carrot; both are events, with who and why.
 
 mod commands;
 mod error;
@@ -75,6 +80,24 @@ pub struct Payment {
     amount: Money,
     status: PaymentStatus,
     decline_reason: Option<String>,
+    /// The current attempt at a refund or payout (0 and 1 both mean the first).
+    #[serde(default)]
+    transfer_attempt: u32,
+    /// The current attempt's decline, if the gateway declined it.
+    #[serde(default)]
+    declined_transfer: Option<DeclinedTransfer>,
+    /// The outside reference, when an operator recorded it settled outside Carrot.
+    #[serde(default)]
+    settled_outside: Option<String>,
+}
+
+/// A refund or payout the gateway declined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclinedTransfer {
+    /// Which way the money was to go.
+    pub kind: MovementKind,
+    /// The gateway's reason.
+    pub reason: String,
 }
 
 /// What the payment aggregate needs from the outside world.
@@ -110,6 +133,29 @@ impl Payment {
     /// Why the gateway declined, when it did.
     pub fn decline_reason(&self) -> Option<&str> {
         self.decline_reason.as_deref()
+    }
+
+    /// The refund or payout the gateway declined, while nobody has acted on it.
+    pub fn declined_transfer(&self) -> Option<&DeclinedTransfer> {
+        self.declined_transfer.as_ref()
+    }
+
+    /// The outside reference, if an operator recorded the money settled outside Carrot.
+    pub fn settled_outside(&self) -> Option<&str> {
+        self.settled_outside.as_deref()
+    }
+
+    /// The attempt a refund or payout is at (1 for the first).
+    pub fn transfer_attempt(&self) -> u32 {
+        self.transfer_attempt.max(1)
+    }
+
+    /// The declined transfer an operator acts on, while the money is still held.
+    fn declined_for_operator(&self) -> Result<&DeclinedTransfer, PaymentError> {
+        self.require_captured()?;
+        self.declined_transfer
+            .as_ref()
+            .ok_or(PaymentError::NoDeclinedTransfer)
     }
 
     fn require_captured(&self) -> Result<(), PaymentError> {
@@ -180,6 +226,39 @@ impl Payment {
             }
             PaymentCommand::PayOutPayment => {
                 return self.transfer(Transfer::Payout, services).await
+            }
+            PaymentCommand::RetryTransfer { reason, by } => {
+                let declined = self.declined_for_operator()?;
+                PaymentEvent::PaymentTransferRetried {
+                    payment_id: self.id,
+                    trade: self.trade,
+                    amount: self.amount,
+                    kind: declined.kind,
+                    attempt: self.transfer_attempt() + 1,
+                    reason,
+                    by,
+                    retried_at: services.clock.now(),
+                }
+            }
+            PaymentCommand::SettleOutside {
+                reference,
+                reason,
+                by,
+            } => {
+                if self.settled_outside.as_deref() == Some(reference.as_str()) {
+                    return Ok(None);
+                }
+                let declined = self.declined_for_operator()?;
+                PaymentEvent::PaymentSettledOutside {
+                    payment_id: self.id,
+                    trade: self.trade,
+                    amount: self.amount,
+                    kind: declined.kind,
+                    reference,
+                    reason,
+                    by,
+                    settled_at: services.clock.now(),
+                }
             }
         };
         Ok(Some(event))
@@ -311,15 +390,15 @@ impl Payment {
         direction: Transfer,
         services: &PaymentServices,
     ) -> Result<Option<PaymentEvent>, PaymentError> {
-        let (done, key, recipient) = match direction {
+        let (done, kind, recipient) = match direction {
             Transfer::Refund => (
                 PaymentStatus::Refunded,
-                gateway::refund_key(self.id),
+                MovementKind::Refund,
                 self.trade.buyer_id,
             ),
             Transfer::Payout => (
                 PaymentStatus::PaidOut,
-                gateway::payout_key(self.id),
+                MovementKind::Payout,
                 self.trade.seller_id,
             ),
         };
@@ -327,18 +406,43 @@ impl Payment {
             return Ok(None);
         }
         self.require_captured()?;
+        // Declined for this attempt: the gateway would only say so again.
+        if self
+            .declined_transfer
+            .as_ref()
+            .is_some_and(|d| d.kind == kind)
+        {
+            return Ok(None);
+        }
+        let attempt = self.transfer_attempt();
+        let key = gateway::transfer_key(kind, self.id, attempt);
         let order = TransferOrder {
-            idempotency_key: key,
+            idempotency_key: key.clone(),
             recipient,
             amount: self.amount,
         };
-        let receipt = match direction {
+        let answer = match direction {
             Transfer::Refund => services.gateway.refund(order).await,
             Transfer::Payout => services.gateway.payout(order).await,
-        }
-        .map_err(PaymentError::from_transfer)?;
+        };
         let (payment_id, trade, amount, at) =
             (self.id, self.trade, self.amount, services.clock.now());
+        let receipt = match answer {
+            Ok(receipt) => receipt,
+            Err(GatewayError::Declined(reason)) => {
+                return Ok(Some(PaymentEvent::PaymentTransferDeclined {
+                    payment_id,
+                    trade,
+                    amount,
+                    kind,
+                    attempt,
+                    idempotency_key: key,
+                    reason,
+                    declined_at: at,
+                }))
+            }
+            Err(e) => return Err(PaymentError::from_transfer(e)),
+        };
         Ok(Some(match direction {
             Transfer::Refund => PaymentEvent::PaymentRefunded {
                 payment_id,
@@ -392,6 +496,29 @@ impl Aggregate for Payment {
             E::PaymentCaptureTimedOut { .. } => PaymentStatus::Unknown,
             E::PaymentRefunded { .. } => PaymentStatus::Refunded,
             E::PaymentPaidOut { .. } => PaymentStatus::PaidOut,
+            E::PaymentTransferDeclined { kind, reason, .. } => {
+                self.declined_transfer = Some(DeclinedTransfer {
+                    kind: *kind,
+                    reason: reason.clone(),
+                });
+                return;
+            }
+            E::PaymentTransferRetried { attempt, .. } => {
+                self.declined_transfer = None;
+                self.transfer_attempt = *attempt;
+                return;
+            }
+            E::PaymentSettledOutside {
+                kind, reference, ..
+            } => {
+                self.declined_transfer = None;
+                self.settled_outside = Some(reference.clone());
+                self.status = match kind {
+                    MovementKind::Payout => PaymentStatus::PaidOut,
+                    _ => PaymentStatus::Refunded,
+                };
+                return;
+            }
         };
         // Every step of a capture restates the order it is for (a payment first seen at
         // its outcome, in a log older than write-ahead capture, included); a transfer

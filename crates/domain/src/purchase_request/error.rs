@@ -28,6 +28,23 @@ pub enum PurchaseRequestError {
         /// Where the request stands.
         status: &'static str,
     },
+    /// The request's deadline has passed: it expires (pending) or completes (accepted), and
+    /// nothing else may happen to it any more, whether or not the timer got to it yet.
+    #[error("cannot {action} this request: its deadline passed at {deadline}")]
+    DeadlinePassed {
+        /// What was asked.
+        action: &'static str,
+        /// When the request expired, or was due to complete.
+        deadline: chrono::DateTime<chrono::Utc>,
+    },
+    /// An expiry or automatic completion asked before its deadline (a clock ahead).
+    #[error("cannot {action} this request before {due}")]
+    NotDue {
+        /// What was asked.
+        action: &'static str,
+        /// When it may happen.
+        due: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl DomainError for PurchaseRequestError {
@@ -39,7 +56,9 @@ impl DomainError for PurchaseRequestError {
                 ErrorKind::Forbidden
             }
             PurchaseRequestError::AlreadyExists
-            | PurchaseRequestError::InvalidTransition { .. } => ErrorKind::Conflict,
+            | PurchaseRequestError::InvalidTransition { .. }
+            | PurchaseRequestError::DeadlinePassed { .. }
+            | PurchaseRequestError::NotDue { .. } => ErrorKind::Conflict,
         }
     }
 
@@ -51,6 +70,8 @@ impl DomainError for PurchaseRequestError {
             PurchaseRequestError::NotYourListing => "not_your_listing",
             PurchaseRequestError::NotYourRequest => "not_your_request",
             PurchaseRequestError::InvalidTransition { .. } => "invalid_transition",
+            PurchaseRequestError::DeadlinePassed { .. } => "deadline_passed",
+            PurchaseRequestError::NotDue { .. } => "not_due",
         }
     }
 }

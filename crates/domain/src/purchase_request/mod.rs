@@ -4,6 +4,13 @@
 //! It is only ever created with a payment outcome: `PurchaseRequested` needs a captured
 //! payment, a declined one gives `PurchaseRequestPaymentFailed`. The price is a snapshot
 //! taken at request time. Every event carries the trade (request, listing, buyer, seller).
+//!
+//! The request keeps its own deadlines ([`Deadlines`]): once `request_ttl` has passed since
+//! it was requested, it can only expire; once `completion_ttl` has passed since it was
+//! accepted, it can only complete. A late accept, reject or cancel is refused
+//! (`deadline_passed`) whether or not the saga's timer has acted yet, and an early expiry
+//! or automatic completion is refused too (`not_due`): which way the money goes depends on
+//! the deadlines alone, not on when the workers ran.
 
 mod commands;
 mod error;
@@ -19,8 +26,28 @@ pub use commands::PurchaseRequestCommand;
 pub use error::PurchaseRequestError;
 pub use events::PurchaseRequestEvent;
 
+use chrono::{DateTime, Duration, Utc};
+
 use crate::trade::Party;
 use crate::{Actor, Clock, PaymentId, Price, Trade, UserId};
+
+/// How long a request waits for each answer. The saga's timer acts on the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// A request nobody answers expires after this (default 48 h).
+    pub request_ttl: Duration,
+    /// An accepted request nobody completes is completed after this (default 7 days).
+    pub completion_ttl: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            request_ttl: Duration::hours(48),
+            completion_ttl: Duration::days(7),
+        }
+    }
+}
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -74,6 +101,13 @@ pub struct PurchaseRequest {
     payment_id: Option<PaymentId>,
     status: RequestStatus,
     origin: Option<Origin>,
+    /// When it was requested (absent from snapshots written before deadlines were kept:
+    /// such a request is left to the timer, as before).
+    #[serde(default)]
+    requested_at: Option<DateTime<Utc>>,
+    /// When it was accepted.
+    #[serde(default)]
+    accepted_at: Option<DateTime<Utc>>,
 }
 
 /// How a request came to exist. Creating it again the same way, with the same payment, is
@@ -99,8 +133,10 @@ impl Origin {
 /// What the request aggregate needs from the outside world.
 #[derive(Clone)]
 pub struct PurchaseRequestServices {
-    /// The time source for event timestamps.
+    /// The time source for event timestamps and deadlines.
     pub clock: Arc<dyn Clock>,
+    /// The deadlines.
+    pub deadlines: Deadlines,
 }
 
 impl PurchaseRequest {
@@ -126,9 +162,50 @@ impl PurchaseRequest {
 
     /// Whether `command` would be accepted now: the same rules as `handle`, nothing recorded.
     /// Lets a caller check a request before touching another aggregate for it.
-    pub fn check(&self, command: &PurchaseRequestCommand) -> Result<(), PurchaseRequestError> {
-        self.decide(command.clone(), &crate::SystemClock)
-            .map(|_| ())
+    pub fn check(
+        &self,
+        command: &PurchaseRequestCommand,
+        services: &PurchaseRequestServices,
+    ) -> Result<(), PurchaseRequestError> {
+        self.decide(command.clone(), services).map(|_| ())
+    }
+
+    /// When a pending request expires, or an accepted one completes: the end of the phase
+    /// it is in, if it is open (and its start is known).
+    pub fn deadline(&self, deadlines: &Deadlines) -> Option<DateTime<Utc>> {
+        match self.status {
+            RequestStatus::Requested => self.requested_at.map(|at| at + deadlines.request_ttl),
+            RequestStatus::Accepted => self.accepted_at.map(|at| at + deadlines.completion_ttl),
+            _ => None,
+        }
+    }
+
+    /// Refuses `action` at `now` if the request's deadline has passed.
+    fn before_deadline(
+        &self,
+        action: &'static str,
+        now: DateTime<Utc>,
+        deadlines: &Deadlines,
+    ) -> Result<(), PurchaseRequestError> {
+        match self.deadline(deadlines) {
+            Some(deadline) if now >= deadline => {
+                Err(PurchaseRequestError::DeadlinePassed { action, deadline })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses `action` (what the deadline calls for) at `now` if it is not due yet.
+    fn due(
+        &self,
+        action: &'static str,
+        now: DateTime<Utc>,
+        deadlines: &Deadlines,
+    ) -> Result<(), PurchaseRequestError> {
+        match self.deadline(deadlines) {
+            Some(due) if now < due => Err(PurchaseRequestError::NotDue { action, due }),
+            _ => Ok(()),
+        }
     }
 
     /// The caller's part in the trade; strangers learn nothing (not found).
@@ -214,12 +291,13 @@ impl PurchaseRequest {
     fn decide(
         &self,
         command: PurchaseRequestCommand,
-        clock: &dyn Clock,
+        services: &PurchaseRequestServices,
     ) -> Result<Option<PurchaseRequestEvent>, PurchaseRequestError> {
         use PurchaseRequestCommand as C;
         use PurchaseRequestEvent as E;
         use RequestStatus as S;
-        let at = clock.now();
+        let at = services.clock.now();
+        let deadlines = &services.deadlines;
         let trade = self.trade;
         let event = match command {
             C::PlaceRequest {
@@ -260,6 +338,7 @@ impl PurchaseRequest {
                     return Ok(None);
                 }
                 self.require_status(&[S::Requested], "accept")?;
+                self.before_deadline("accept", at, deadlines)?;
                 E::PurchaseRequestAccepted {
                     trade,
                     accepted_at: at,
@@ -271,6 +350,7 @@ impl PurchaseRequest {
                     return Ok(None);
                 }
                 self.require_status(&[S::Requested], "reject")?;
+                self.before_deadline("reject", at, deadlines)?;
                 E::PurchaseRequestRejected {
                     trade,
                     by: actor,
@@ -284,6 +364,11 @@ impl PurchaseRequest {
                     return Ok(None);
                 }
                 self.require_status(&[S::Accepted], "complete")?;
+                // The buyer may complete late (the money goes the same way); Carrot only
+                // once the deadline has come.
+                if actor == Actor::System {
+                    self.due("complete", at, deadlines)?;
+                }
                 E::PurchaseRequestCompleted {
                     trade,
                     automatic: actor == Actor::System,
@@ -300,6 +385,7 @@ impl PurchaseRequest {
                     // A pending request is the seller's to reject, not to cancel.
                     Party::Seller => self.require_status(&[S::Accepted], "cancel")?,
                 }
+                self.before_deadline("cancel", at, deadlines)?;
                 E::PurchaseRequestCancelled {
                     trade,
                     by,
@@ -328,6 +414,7 @@ impl PurchaseRequest {
                     return Ok(None);
                 }
                 self.require_status(&[S::Requested], "expire")?;
+                self.due("expire", at, deadlines)?;
                 E::PurchaseRequestExpired {
                     trade,
                     expired_at: at,
@@ -351,7 +438,7 @@ impl Aggregate for PurchaseRequest {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command, services.clock.as_ref())? {
+        if let Some(event) = self.decide(command, services)? {
             sink.write(event, self).await;
         }
         Ok(())
@@ -364,8 +451,11 @@ impl Aggregate for PurchaseRequest {
                 trade,
                 price,
                 payment_id,
-                ..
-            } => self.create(trade, price, payment_id, Origin::Placed),
+                requested_at,
+            } => {
+                self.create(trade, price, payment_id, Origin::Placed);
+                self.requested_at = Some(requested_at);
+            }
             E::PurchaseRequestPaymentFailed {
                 trade,
                 price,
@@ -378,7 +468,10 @@ impl Aggregate for PurchaseRequest {
                 payment_id,
                 ..
             } => self.create(trade, price, payment_id, Origin::Abandoned),
-            E::PurchaseRequestAccepted { .. } => self.status = RequestStatus::Accepted,
+            E::PurchaseRequestAccepted { accepted_at, .. } => {
+                self.status = RequestStatus::Accepted;
+                self.accepted_at = Some(accepted_at);
+            }
             E::PurchaseRequestRejected { .. } => self.status = RequestStatus::Rejected,
             E::PurchaseRequestCompleted { .. } => self.status = RequestStatus::Completed,
             E::PurchaseRequestCancelled { .. } => self.status = RequestStatus::Cancelled,

@@ -50,12 +50,34 @@ fn price() -> Price {
     Price::parse(15_000).unwrap()
 }
 
-/// A test whose request has lived through `history`.
+/// A test whose request has lived through `history`, at `now()`, with the usual deadlines
+/// (every event of `history` happens at `now()` too: no deadline has passed).
 fn given(history: Vec<PurchaseRequestEvent>) -> AggregateTestExecutor<PurchaseRequest> {
-    let services = PurchaseRequestServices {
-        clock: Arc::new(FixedClock::at(now())),
+    given_at(history, now(), Deadlines::default())
+}
+
+/// A test whose request's deadline has come: deadlines of zero, so `now()` is due.
+fn given_due(history: Vec<PurchaseRequestEvent>) -> AggregateTestExecutor<PurchaseRequest> {
+    let due = Deadlines {
+        request_ttl: chrono::Duration::zero(),
+        completion_ttl: chrono::Duration::zero(),
     };
-    TestFramework::<PurchaseRequest>::with(services).given(history)
+    given_at(history, now(), due)
+}
+
+fn given_at(
+    history: Vec<PurchaseRequestEvent>,
+    at: DateTime<Utc>,
+    deadlines: Deadlines,
+) -> AggregateTestExecutor<PurchaseRequest> {
+    TestFramework::<PurchaseRequest>::with(services(at, deadlines)).given(history)
+}
+
+fn services(at: DateTime<Utc>, deadlines: Deadlines) -> PurchaseRequestServices {
+    PurchaseRequestServices {
+        clock: Arc::new(FixedClock::at(at)),
+        deadlines,
+    }
 }
 
 /// A test whose request stands at `status`, reached the usual way.
@@ -601,7 +623,7 @@ fn the_buyer_completes_an_accepted_request() {
 
 #[test]
 fn the_system_completes_an_accepted_request_automatically() {
-    given_status(Accepted)
+    given_due(history(Accepted))
         .when(complete(Actor::System))
         .then_expect_events(vec![completed(true)]);
 }
@@ -715,7 +737,7 @@ fn cancelling_a_finished_request_is_an_invalid_transition_for_either_party() {
 
 #[test]
 fn an_unanswered_request_expires() {
-    given_status(Requested)
+    given_due(history(Requested))
         .when(PurchaseRequestCommand::ExpireRequest)
         .then_expect_events(vec![expired()]);
 }
@@ -774,13 +796,14 @@ fn only_requested_and_accepted_requests_are_open() {
 #[test]
 fn checking_a_command_applies_the_rules_of_handle_without_recording_anything() {
     let request = current(Requested);
-    assert_eq!(request.check(&accept(seller())), Ok(()));
+    let services = services(now(), Deadlines::default());
+    assert_eq!(request.check(&accept(seller()), &services), Ok(()));
     assert_eq!(
-        request.check(&accept(buyer())),
+        request.check(&accept(buyer()), &services),
         Err(PurchaseRequestError::NotYourListing)
     );
     assert_eq!(
-        request.check(&complete(buyer())),
+        request.check(&complete(buyer()), &services),
         Err(invalid("complete", Requested))
     );
     assert_eq!(request, current(Requested));
@@ -813,6 +836,20 @@ fn every_refusal_has_a_class_and_a_stable_code() {
         class(invalid("accept", Completed)),
         (ErrorKind::Conflict, "invalid_transition")
     );
+    assert_eq!(
+        class(PurchaseRequestError::DeadlinePassed {
+            action: "accept",
+            deadline: now()
+        }),
+        (ErrorKind::Conflict, "deadline_passed")
+    );
+    assert_eq!(
+        class(PurchaseRequestError::NotDue {
+            action: "expire",
+            due: now()
+        }),
+        (ErrorKind::Conflict, "not_due")
+    );
 }
 
 #[test]
@@ -833,10 +870,120 @@ fn no_refusal_of_a_request_says_when_to_retry() {
 #[test]
 fn checking_a_creation_applies_the_rules_of_its_way() {
     let request = replayed(vec![abandoned()]);
-    assert_eq!(request.check(&abandon(PAYMENT)), Ok(()));
+    let services = services(now(), Deadlines::default());
+    assert_eq!(request.check(&abandon(PAYMENT), &services), Ok(()));
     assert_eq!(
-        request.check(&place(PAYMENT)),
+        request.check(&place(PAYMENT), &services),
         Err(PurchaseRequestError::AlreadyExists)
     );
     assert_eq!(request, replayed(vec![abandoned()]));
+}
+
+// Deadlines, kept by the request itself.
+
+/// Just after the request deadline (48 h after `now()`, when the history happened).
+fn after_request_deadline() -> DateTime<Utc> {
+    now() + chrono::Duration::hours(48)
+}
+
+/// Just after the completion deadline (7 days after acceptance).
+fn after_completion_deadline() -> DateTime<Utc> {
+    now() + chrono::Duration::days(7)
+}
+
+fn late(action: &'static str, deadline: DateTime<Utc>) -> PurchaseRequestError {
+    PurchaseRequestError::DeadlinePassed { action, deadline }
+}
+
+#[test]
+fn a_pending_request_past_its_deadline_can_only_expire_whatever_the_timer_did() {
+    let at = after_request_deadline();
+    let refused = [
+        (accept(seller()), "accept"),
+        (accept(Actor::System), "accept"),
+        (reject(seller(), None), "reject"),
+        (reject(Actor::System, Some("listing_reserved")), "reject"),
+        (cancel(BUYER), "cancel"),
+    ];
+    for (command, action) in refused {
+        given_at(history(Requested), at, Deadlines::default())
+            .when(command)
+            .then_expect_error(late(action, at));
+    }
+    given_at(history(Requested), at, Deadlines::default())
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_events(vec![PurchaseRequestEvent::PurchaseRequestExpired {
+            trade: trade(),
+            expired_at: at,
+        }]);
+}
+
+#[test]
+fn an_accepted_request_past_its_deadline_can_only_complete() {
+    let at = after_completion_deadline();
+    for party in [BUYER, SELLER] {
+        given_at(history(Accepted), at, Deadlines::default())
+            .when(cancel(party))
+            .then_expect_error(late("cancel", at));
+    }
+    let completed_at = |automatic| PurchaseRequestEvent::PurchaseRequestCompleted {
+        trade: trade(),
+        automatic,
+        completed_at: at,
+    };
+    given_at(history(Accepted), at, Deadlines::default())
+        .when(complete(Actor::System))
+        .then_expect_events(vec![completed_at(true)]);
+    // The buyer completing late sends the money the same way.
+    given_at(history(Accepted), at, Deadlines::default())
+        .when(complete(buyer()))
+        .then_expect_events(vec![completed_at(false)]);
+}
+
+#[test]
+fn an_expiry_or_automatic_completion_before_its_deadline_is_refused_as_not_due() {
+    let early = after_request_deadline() - chrono::Duration::seconds(1);
+    given_at(history(Requested), early, Deadlines::default())
+        .when(PurchaseRequestCommand::ExpireRequest)
+        .then_expect_error(PurchaseRequestError::NotDue {
+            action: "expire",
+            due: after_request_deadline(),
+        });
+    let early = after_completion_deadline() - chrono::Duration::seconds(1);
+    given_at(history(Accepted), early, Deadlines::default())
+        .when(complete(Actor::System))
+        .then_expect_error(PurchaseRequestError::NotDue {
+            action: "complete",
+            due: after_completion_deadline(),
+        });
+}
+
+#[test]
+fn a_request_reports_the_deadline_of_the_phase_it_is_in() {
+    let deadlines = Deadlines::default();
+    assert_eq!(
+        current(Requested).deadline(&deadlines),
+        Some(after_request_deadline())
+    );
+    assert_eq!(
+        current(Accepted).deadline(&deadlines),
+        Some(after_completion_deadline())
+    );
+    for status in [Rejected, Completed, Cancelled, Expired, PaymentFailed] {
+        assert_eq!(current(status).deadline(&deadlines), None, "{status:?}");
+    }
+}
+
+#[test]
+fn a_request_from_a_snapshot_written_before_deadlines_were_kept_is_left_to_the_timer() {
+    let mut stored = serde_json::to_value(current(Requested)).unwrap_or_default();
+    if let Some(fields) = stored.as_object_mut() {
+        fields.remove("requested_at");
+        fields.remove("accepted_at");
+    }
+    let request: PurchaseRequest = serde_json::from_value(stored).unwrap_or_default();
+    assert_eq!(request.status(), Requested);
+    assert_eq!(request.deadline(&Deadlines::default()), None);
+    let services = services(after_request_deadline(), Deadlines::default());
+    assert_eq!(request.check(&accept(seller()), &services), Ok(()));
 }

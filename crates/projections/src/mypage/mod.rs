@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
-use carrot_domain::payment::{Payment, PaymentEvent};
+use carrot_domain::payment::{MovementKind, Payment, PaymentEvent};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent as E};
 use carrot_domain::{PaymentId, Price, Trade};
 use chrono::{DateTime, Utc};
@@ -100,6 +100,7 @@ impl Subscriber for MyPageProjection {
                                 e,
                                 PaymentEvent::PaymentRefunded { .. }
                                     | PaymentEvent::PaymentPaidOut { .. }
+                                    | PaymentEvent::PaymentSettledOutside { .. }
                             )
                         })
                         .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
@@ -325,6 +326,12 @@ fn fold_payment(requests: &mut Fold<RequestRow>, version: i64, event: PaymentEve
     let (status, at) = match &event {
         PaymentEvent::PaymentRefunded { refunded_at, .. } => ("refunded", *refunded_at),
         PaymentEvent::PaymentPaidOut { paid_out_at, .. } => ("paid_out", *paid_out_at),
+        PaymentEvent::PaymentSettledOutside {
+            kind, settled_at, ..
+        } => match kind {
+            MovementKind::Payout => ("paid_out", *settled_at),
+            _ => ("refunded", *settled_at),
+        },
         _ => return,
     };
     let id = event.trade().request_id.as_uuid();

@@ -1,9 +1,11 @@
 //! Postgres wiring shared by the server, the workers, the CLI and the tests: connection
 //! pools with the session settings the event log relies on, migrations, the embedded cluster.
 
+mod clock;
 mod db;
 pub mod embedded;
 
+pub use clock::DatabaseClock;
 pub use db::{Conn, Db, Tx};
 
 use std::str::FromStr;

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::metadata::{ACTOR, CAUSATION_ID, COMMAND_ID, CORRELATION_ID};
-use carrot_domain::payment::{Payment, PaymentCommand, PaymentError};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand, RequestStatus};
+use carrot_domain::payment::{Payment, PaymentCommand, PaymentError, PaymentStatus};
+use carrot_domain::purchase_request::{
+    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError, RequestStatus,
+};
 use carrot_domain::{Actor, DomainError, ListingId, PaymentId, Price, RequestId, Trade};
 use serde::{Deserialize, Serialize};
 
@@ -113,9 +115,22 @@ pub enum Failure {
     Transient(String),
     /// The gateway's breaker is open: retry after this, without counting an attempt.
     CircuitOpen(Duration),
+    /// Decided a little early by the clock the aggregate reads (an expiry, an automatic
+    /// completion): run it again once it is due, without counting an attempt.
+    NotYet(chrono::DateTime<chrono::Utc>),
 }
 
 impl SagaCommand {
+    /// The newest command version this code reads. A command kind added later is stored
+    /// with a higher `version()`, and a dispatcher of an older release leaves it for one
+    /// that can read it (a rolling deploy) instead of burying it as unreadable.
+    pub const READABLE: i32 = 1;
+
+    /// The version a dispatcher needs to read this command.
+    pub fn version(&self) -> i32 {
+        1
+    }
+
     /// The deterministic id: the same decision always yields the same id.
     pub fn id(&self) -> String {
         match self {
@@ -238,11 +253,11 @@ impl SagaCommand {
                     .await
             }
             SagaCommand::RefundPayment { payment_id, .. } => {
-                self.on::<Payment>(write, payment_id, PaymentCommand::RefundPayment, payment)
+                self.transfer(write, payment_id, PaymentCommand::RefundPayment)
                     .await
             }
             SagaCommand::PayOutPayment { payment_id, .. } => {
-                self.on::<Payment>(write, payment_id, PaymentCommand::PayOutPayment, payment)
+                self.transfer(write, payment_id, PaymentCommand::PayOutPayment)
                     .await
             }
             SagaCommand::ReconcileCapture { payment_id, .. } => {
@@ -266,6 +281,40 @@ impl SagaCommand {
                 self.on::<Listing>(write, listing_id, command, refused)
                     .await
             }
+        }
+    }
+
+    /// Moves a payment's held money; a decline (recorded by the payment) is a dead letter
+    /// at once, saying what an operator can do.
+    async fn transfer(
+        &self,
+        write: &WriteSide,
+        payment_id: PaymentId,
+        command: PaymentCommand,
+    ) -> Result<(), Failure> {
+        let id = payment_id.to_string();
+        let after = match write
+            .execute_for::<Payment>(&id, command, self.metadata())
+            .await
+        {
+            Ok((_, after)) => after,
+            Err(CommandError::Refused(e)) => return Err(payment(&e)),
+            Err(CommandError::Contended) => return Err(Failure::Transient("contended".into())),
+            Err(CommandError::Failed(e)) => return Err(Failure::Transient(e.to_string())),
+        };
+        match after.declined_transfer() {
+            Some(declined) if after.status() == PaymentStatus::Captured => {
+                Err(Failure::Refused(format!(
+                    "the gateway declined the {} (attempt {}): {}; the money is held until an \
+                     operator retries it under a new attempt (POST \
+                     /admin/payments/{payment_id}/retry-transfer) or records it settled \
+                     outside Carrot (POST /admin/payments/{payment_id}/settle-outside)",
+                    declined.kind.name(),
+                    after.transfer_attempt(),
+                    declined.reason,
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -293,8 +342,14 @@ impl SagaCommand {
     }
 }
 
-/// A request that refuses moved on (accepted meanwhile, already closed...): nothing to do.
-fn moot<E: DomainError>(e: &E) -> Failure {
+/// A request that refuses moved on (accepted meanwhile, already closed...): nothing to do;
+/// unless the deadline the command acts on has not come yet by the aggregate's clock.
+fn moot<E: DomainError + std::any::Any>(e: &E) -> Failure {
+    if let Some(PurchaseRequestError::NotDue { due, .. }) =
+        (e as &dyn std::any::Any).downcast_ref::<PurchaseRequestError>()
+    {
+        return Failure::NotYet(*due);
+    }
     Failure::Moot(e.code().to_owned())
 }
 

@@ -1,15 +1,23 @@
 //! The dispatcher: leases due outbox commands, executes them through the aggregates (and so
-//! the payment gateway), and settles each row: done, retried with exponential backoff, or
-//! after `max_attempts` a dead letter. Any number of dispatchers may run.
+//! the payment gateway), and settles each row: done; retried with exponential backoff to a
+//! cap for as long as the failure lasts; or, refused for good, a dead letter at once. Any
+//! number of dispatchers may run.
+//!
+//! There is no attempt limit: a refund or payout the gateway could not answer, or that the
+//! breaker held back, is money that must still move once the gateway is back, however long
+//! the outage. An outage longer than `alert_after` is reported instead (a log line at error
+//! level per retry, `carrot_saga_commands_stuck`, readiness). Time is the injected clock's
+//! (the database's in production), so backoff and leases agree across processes.
 
 use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carrot_domain::Clock;
 use futures_util::future::join_all;
 
-use super::commands::Failure;
-use super::outbox::{self, Leased};
+use super::commands::{Failure, SagaCommand};
+use super::outbox::{self, Leased, Settlement};
 use crate::commands::WriteSide;
 use crate::runner::{Shutdown, Wakeups};
 
@@ -20,8 +28,8 @@ pub struct DispatcherConfig {
     pub batch: i64,
     /// How long a lease lasts: longer than any one command can take.
     pub lease: Duration,
-    /// Attempts before a failing command becomes a dead letter.
-    pub max_attempts: i32,
+    /// How long a command may keep failing before it is reported (it keeps being retried).
+    pub alert_after: Duration,
     /// The first retry's delay; each further one doubles, up to `retry_cap`.
     pub retry_base: Duration,
     /// The longest delay between attempts.
@@ -35,7 +43,7 @@ impl Default for DispatcherConfig {
         DispatcherConfig {
             batch: 32,
             lease: Duration::from_secs(30),
-            max_attempts: 10,
+            alert_after: Duration::from_secs(600),
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
@@ -48,22 +56,36 @@ impl Default for DispatcherConfig {
 pub struct Dispatcher {
     pool: Db,
     write: Arc<WriteSide>,
+    clock: Arc<dyn Clock>,
     config: DispatcherConfig,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `pool`, executing through `write`.
-    pub fn new(pool: Db, write: Arc<WriteSide>, config: DispatcherConfig) -> Self {
+    /// A dispatcher over `pool`, executing through `write`, telling time by `clock`.
+    pub fn new(
+        pool: Db,
+        write: Arc<WriteSide>,
+        clock: Arc<dyn Clock>,
+        config: DispatcherConfig,
+    ) -> Self {
         Dispatcher {
             pool,
             write,
+            clock,
             config,
         }
     }
 
     /// Leases one batch of due commands and settles each; returns how many it leased.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
-        let leased = outbox::claim(&self.pool, self.config.batch, self.config.lease).await?;
+        let leased = outbox::claim(
+            &self.pool,
+            self.clock.now(),
+            self.config.batch,
+            self.config.lease,
+            SagaCommand::READABLE,
+        )
+        .await?;
         let settled = join_all(leased.iter().map(|command| self.settle(command))).await;
         settled.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(leased.len())
@@ -81,45 +103,83 @@ impl Dispatcher {
     }
 
     async fn settle(&self, leased: &Leased) -> Result<(), sqlx::Error> {
-        let id = leased.command_id.as_str();
         let command = match &leased.command {
             Ok(command) => command,
-            Err(e) => return outbox::bury(&self.pool, id, &format!("unreadable: {e}")).await,
+            Err(e) => {
+                let why = format!("unreadable: {e}");
+                let now = self.clock.now();
+                outbox::settle(&self.pool, leased, now, Settlement::Dead(&why)).await?;
+                return Ok(());
+            }
         };
         let outcome = command.execute(&self.write).await;
         let label = match &outcome {
             Ok(()) => "applied",
             Err(Failure::Moot(_)) => "moot",
             Err(Failure::Refused(_)) => "dead",
-            Err(Failure::Transient(_)) if leased.attempts >= self.config.max_attempts => "dead",
             Err(Failure::Transient(_)) => "retry",
             Err(Failure::CircuitOpen(_)) => "circuit_open",
+            Err(Failure::NotYet(_)) => "not_yet",
         };
         let kind = crate::metrics::variant_name(command);
         crate::metrics::global().inc(
             "carrot_saga_commands_total",
             &[("command", &kind), ("outcome", label)],
         );
-        match outcome {
-            Ok(()) => outbox::done(&self.pool, id, "applied").await,
+        let now = self.clock.now();
+        let id = leased.command_id.as_str();
+        let moot;
+        let how = match &outcome {
+            Ok(()) => Settlement::Done("applied"),
             Err(Failure::Moot(code)) => {
-                outbox::done(&self.pool, id, &format!("moot: {code}")).await
+                moot = format!("moot: {code}");
+                Settlement::Done(&moot)
             }
-            Err(Failure::Refused(why)) => outbox::bury(&self.pool, id, &why).await,
-            Err(Failure::Transient(why)) if leased.attempts >= self.config.max_attempts => {
-                let why = format!("gave up after {} attempts: {why}", leased.attempts);
-                outbox::bury(&self.pool, id, &why).await
-            }
-            Err(Failure::Transient(why)) => {
-                tracing::warn!(command_id = id, attempt = leased.attempts, error = %why, "saga command failed; will retry");
-                let delay = self.backoff(leased.attempts);
-                outbox::retry_later(&self.pool, id, delay, &why, true).await
-            }
-            Err(Failure::CircuitOpen(wait)) => {
-                outbox::retry_later(&self.pool, id, wait, "payment gateway circuit open", false)
-                    .await
+            Err(Failure::Refused(why)) => Settlement::Dead(why),
+            Err(Failure::Transient(why)) => Settlement::Retry {
+                delay: self.backoff(leased.attempts),
+                error: why,
+                counted: true,
+            },
+            Err(Failure::CircuitOpen(wait)) => Settlement::Retry {
+                delay: *wait,
+                error: "payment gateway circuit open",
+                counted: false,
+            },
+            Err(Failure::NotYet(due)) => Settlement::Retry {
+                delay: (*due - now).to_std().unwrap_or_default() + Duration::from_millis(100),
+                error: "not due yet by the aggregate's clock",
+                counted: false,
+            },
+        };
+        let failing = matches!(
+            outcome,
+            Err(Failure::Transient(_) | Failure::CircuitOpen(_))
+        );
+        if let (true, Settlement::Retry { error, .. }) = (failing, &how) {
+            let failing_for = leased
+                .failing_since
+                .map(|since| (now - since).to_std().unwrap_or_default())
+                .unwrap_or_default();
+            if failing_for >= self.config.alert_after {
+                tracing::error!(
+                    command_id = id,
+                    attempt = leased.attempts,
+                    failing_secs = failing_for.as_secs(),
+                    error,
+                    "saga command still failing; its money waits and it will be retried"
+                );
+            } else {
+                tracing::warn!(
+                    command_id = id,
+                    attempt = leased.attempts,
+                    error,
+                    "saga command failed; will retry"
+                );
             }
         }
+        outbox::settle(&self.pool, leased, now, how).await?;
+        Ok(())
     }
 
     /// The delay before attempt `attempts + 1`: doubling from `retry_base`, capped, with

@@ -34,7 +34,7 @@ pub mod timer;
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
 use carrot_domain::payment::{Payment, PaymentEvent};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent};
+use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestEvent};
 use carrot_domain::{PaymentId, RequestId, Trade};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
@@ -60,10 +60,8 @@ pub const SETTLEMENT: &str = "settlement";
 /// The saga's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SagaConfig {
-    /// A request nobody answers expires after this (default 48 h).
-    pub request_ttl: Duration,
-    /// An accepted request nobody completes is completed after this (default 7 days).
-    pub completion_ttl: Duration,
+    /// When requests expire and complete: the same values the aggregate enforces.
+    pub deadlines: Deadlines,
     /// How long a listing may be held in a state that needs repair (a crash between two
     /// commands of one flow) before the saga repairs it.
     pub repair_after: Duration,
@@ -77,8 +75,7 @@ pub struct SagaConfig {
 impl Default for SagaConfig {
     fn default() -> Self {
         SagaConfig {
-            request_ttl: Duration::hours(48),
-            completion_ttl: Duration::days(7),
+            deadlines: Deadlines::default(),
             repair_after: Duration::seconds(10),
             orphan_after: Duration::seconds(15),
             reconcile_after: Duration::seconds(10),
@@ -116,6 +113,15 @@ impl SettlementSaga {
 impl Subscriber for SettlementSaga {
     fn name(&self) -> &'static str {
         SETTLEMENT
+    }
+
+    fn not_rebuildable(&self) -> Option<&'static str> {
+        Some(
+            "the saga is not a pure fold of the log: its state goes with an outbox of \
+             effects (refunds, payouts) already run, and with deadlines the timer already \
+             fired, neither of which a rebuild from the log can know; see docs/DESIGN.md, \
+             \"Rebuilding the saga\"",
+        )
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
@@ -267,7 +273,7 @@ impl Batch<'_> {
                 self.state.set_deadline(
                     request_id.as_uuid(),
                     "expire",
-                    requested_at + self.config.request_ttl,
+                    requested_at + self.config.deadlines.request_ttl,
                 );
                 // Placed after its listing stopped being available (a race with an
                 // accept, a sale or a withdrawal): it cannot be accepted any more.
@@ -292,8 +298,11 @@ impl Batch<'_> {
                 self.set_status(request_id, "accepted", at);
                 let id = request_id.as_uuid();
                 self.state.clear_deadline(id, "expire");
-                self.state
-                    .set_deadline(id, "complete", accepted_at + self.config.completion_ttl);
+                self.state.set_deadline(
+                    id,
+                    "complete",
+                    accepted_at + self.config.deadlines.completion_ttl,
+                );
                 // The listing is held for an accepted request: nothing to repair.
                 if self.holds(&trade) {
                     self.state.clear_deadline(id, "check_listing");

@@ -2,7 +2,7 @@
 //! deadline), aborted, discovered by reconciliation (refunded), captured or declined (the
 //! request must follow), unknown, refunded or paid out.
 
-use carrot_domain::payment::PaymentEvent;
+use carrot_domain::payment::{MovementKind, PaymentEvent};
 use carrot_domain::{PaymentId, Trade};
 use chrono::{DateTime, Utc};
 
@@ -81,6 +81,29 @@ impl Batch<'_> {
                     row.status = status.into();
                 }
             }
+            // The dispatcher dead-letters the declined command itself; the operator's
+            // answer comes as one of the two events below.
+            PaymentEvent::PaymentTransferDeclined { .. } => {}
+            // Retried under a new key: run the dead command again.
+            PaymentEvent::PaymentTransferRetried { kind, .. } => {
+                self.state.revive(transfer_command_id(kind, payment_id));
+            }
+            // Settled outside: the command is done, with the reference to show for it.
+            PaymentEvent::PaymentSettledOutside {
+                kind, reference, ..
+            } => {
+                let status = match kind {
+                    MovementKind::Payout => "paid_out",
+                    _ => "refunded",
+                };
+                if let Some(row) = self.state.payments.change(payment_id.as_uuid()) {
+                    row.status = status.into();
+                }
+                self.state.close(
+                    transfer_command_id(kind, payment_id),
+                    format!("settled outside Carrot: {reference}"),
+                );
+            }
         }
     }
 
@@ -122,4 +145,20 @@ impl Batch<'_> {
             at + self.config.orphan_after,
         );
     }
+}
+
+/// The id of the saga's command moving a payment's money `kind`'s way.
+fn transfer_command_id(kind: MovementKind, payment_id: PaymentId) -> String {
+    let request_id = carrot_domain::RequestId::default();
+    match kind {
+        MovementKind::Payout => SagaCommand::PayOutPayment {
+            request_id,
+            payment_id,
+        },
+        _ => SagaCommand::RefundPayment {
+            request_id,
+            payment_id,
+        },
+    }
+    .id()
 }

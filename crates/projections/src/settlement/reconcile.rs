@@ -387,6 +387,14 @@ fn judge(movement: &Movement, payment_id: PaymentId, payment: &Payment) -> Verdi
                     payment.amount().as_krw(),
                     party
                 )),
+                // An operator recorded it made outside Carrot, and the gateway made it too.
+                s if s == done && payment.settled_outside().is_some() => {
+                    Verdict::Mismatch(format!(
+                        "a {name} at the gateway for a payment an operator settled outside \
+                         Carrot ({}): the money moved twice",
+                        payment.settled_outside().unwrap_or_default()
+                    ))
+                }
                 s if s == done => Verdict::Matched,
                 // The gateway moved it and the log missed the answer: asking again under
                 // the same key records it and moves nothing.

@@ -99,6 +99,10 @@ pub struct State {
     deadlines: BTreeMap<(Uuid, &'static str), Option<DateTime<Utc>>>,
     /// Commands decided, in order.
     commands: Vec<SagaCommand>,
+    /// Dead commands to run again (an operator retried their transfer under a new attempt).
+    revived: Vec<String>,
+    /// Commands settled by other means, with why (an operator settled the money outside).
+    closed: Vec<(String, String)>,
 }
 
 impl State {
@@ -118,6 +122,8 @@ impl State {
             payments: Fold::load(&mut *tx, keys.payments).await?,
             deadlines: BTreeMap::new(),
             commands: Vec::new(),
+            revived: Vec::new(),
+            closed: Vec::new(),
         })
     }
 
@@ -136,6 +142,16 @@ impl State {
         self.commands.push(command);
     }
 
+    /// Runs a dead command again (a no-op unless it is dead).
+    pub fn revive(&mut self, command_id: String) {
+        self.revived.push(command_id);
+    }
+
+    /// Marks a command done without running it (a no-op once it is done).
+    pub fn close(&mut self, command_id: String, outcome: String) {
+        self.closed.push((command_id, outcome));
+    }
+
     /// Writes every change back: rows, deadlines, commands.
     pub async fn store(self, tx: &mut PgConnection) -> Result<(), ApplyError> {
         self.listings.store(&mut *tx).await?;
@@ -149,7 +165,7 @@ impl State {
             let (requests, kinds): (Vec<Uuid>, Vec<&str>) =
                 cleared.iter().map(|((r, k), _)| (*r, *k)).unzip();
             sqlx::query(
-                "DELETE FROM settlement.deadlines d
+                "DELETE FROM deadlines d
                   USING unnest($1::uuid[], $2::text[]) AS x(request_id, kind)
                   WHERE d.request_id = x.request_id AND d.kind = x.kind",
             )
@@ -170,7 +186,7 @@ impl State {
                 }
             }
             sqlx::query(
-                "INSERT INTO settlement.deadlines (request_id, kind, due_at)
+                "INSERT INTO deadlines (request_id, kind, due_at)
                  SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
                  ON CONFLICT (request_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
             )
@@ -181,6 +197,8 @@ impl State {
             .await?;
         }
         outbox::enqueue_all(tx, &self.commands).await?;
+        outbox::revive_all(tx, &self.revived).await?;
+        outbox::close_all(tx, &self.closed).await?;
         Ok(())
     }
 }

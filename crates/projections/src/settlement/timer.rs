@@ -1,4 +1,9 @@
-//! The saga's timer: fires due deadlines (in the injectable clock's time) into the outbox.
+//! The saga's timer: fires due deadlines (in the injectable clock's time: the database's in
+//! production, so one worker's clock stepping forward fires nothing early) into the outbox.
+//!
+//! A deadline that calls for nothing (the trade moved on) is only dropped; one whose
+//! command cannot be built from what the saga knows is dropped with a warning, never
+//! silently.
 //!
 //! A deadline is taken (deleted) and its command decided in one transaction, so any number
 //! of timers may run. What it decides depends on the saga's state at that moment; deciding
@@ -36,9 +41,13 @@ impl Timer {
     /// Fires one batch of due deadlines; returns how many.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // The saga's tables are named unqualified, as in its batches.
+        sqlx::query("SELECT set_config('search_path', 'settlement, public', true)")
+            .execute(&mut *tx)
+            .await?;
         let due: Vec<(Uuid, String)> = sqlx::query_as(
-            "DELETE FROM settlement.deadlines d
-              USING (SELECT request_id, kind FROM settlement.deadlines
+            "DELETE FROM deadlines d
+              USING (SELECT request_id, kind FROM deadlines
                       WHERE due_at <= $1 ORDER BY due_at LIMIT $2
                       FOR UPDATE SKIP LOCKED) due
               WHERE d.request_id = due.request_id AND d.kind = due.kind
@@ -91,7 +100,7 @@ async fn decide(
 ) -> Result<Option<SagaCommand>, sqlx::Error> {
     let trade: Option<(String, Uuid, Option<String>, Option<Uuid>)> = sqlx::query_as(
         "SELECT t.status, t.listing_id, l.status, l.holder
-           FROM settlement.trades t LEFT JOIN settlement.listings l USING (listing_id)
+           FROM trades t LEFT JOIN listings l USING (listing_id)
           WHERE t.request_id = $1",
     )
     .bind(request_id.as_uuid())
@@ -125,7 +134,7 @@ async fn decide(
         ("check_placement", None) => unplaced(tx, request_id).await?,
         ("reconcile", _) => {
             let unknown: Option<Uuid> = sqlx::query_scalar(
-                "SELECT payment_id FROM settlement.payments
+                "SELECT payment_id FROM payments
                   WHERE request_id = $1 AND status IN ('started', 'unknown')",
             )
             .bind(request_id.as_uuid())
@@ -150,7 +159,7 @@ async fn unplaced(
 ) -> Result<Option<SagaCommand>, sqlx::Error> {
     let row: Option<PaymentRow> = sqlx::query_as(
         "SELECT payment_id, listing_id, buyer_id, seller_id, amount, status, reason
-           FROM settlement.payments WHERE request_id = $1",
+           FROM payments WHERE request_id = $1",
     )
     .bind(request_id.as_uuid())
     .fetch_optional(&mut *tx)
@@ -165,8 +174,12 @@ async fn unplaced(
         seller_id: UserId::from_uuid(seller),
     };
     let payment_id = PaymentId::from_uuid(payment);
-    let Ok(price) = Price::parse(amount) else {
-        return Ok(None);
+    let price = match Price::parse(amount) {
+        Ok(price) => price,
+        Err(e) => {
+            tracing::warn!(%request_id, %payment, amount, error = %e, "a payment with no request cannot be settled by the saga: its amount is not a price; an operator must look");
+            return Ok(None);
+        }
     };
     Ok(match status.as_str() {
         "captured" => Some(SagaCommand::AbandonRequest {
@@ -180,6 +193,12 @@ async fn unplaced(
             payment_id,
             reason: reason.unwrap_or_else(|| "declined".into()),
         }),
-        _ => None,
+        // Its outcome is still unknown (the reconcile deadline settles it first), or no
+        // money is held any more.
+        "started" | "unknown" | "aborted" | "refunded" | "paid_out" => None,
+        other => {
+            tracing::warn!(%request_id, %payment, status = other, "a payment with no request is in a state the saga cannot act on; an operator must look");
+            None
+        }
     })
 }
