@@ -45,6 +45,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state over `pool`, calling the gateway through `breaker`.
+    #[allow(clippy::too_many_arguments)] // one call site (startup.rs), each part named there
     pub fn new(
         pool: Db,
         jwt: JwtKeys,

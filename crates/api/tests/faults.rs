@@ -9,13 +9,16 @@
 //! commands succeed again within 5 s of its return, with no restart of the service.
 //!
 //! Clients that give up mid-payment, a gateway that charges and then loses its answer, and
-//! SIGKILLs together (`client_chaos.rs`): no capture is ever left unaccounted for.
+//! SIGKILLs together (`client_chaos.rs`): no capture is ever left unaccounted for. A worker
+//! whose wall clock steps ten days forward fires nothing early (`clock_step.rs`).
 //!
 //! The load and the number of crashes grow with `CARROT_FAULT_SECONDS` (default 8 s: the
 //! CI run); `CARROT_FAULT_SECONDS=120 cargo nextest run --test faults` is the long run.
 
 #[path = "faults/client_chaos.rs"]
 mod client_chaos;
+#[path = "faults/clock_step.rs"]
+mod clock_step;
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

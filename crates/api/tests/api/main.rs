@@ -22,4 +22,5 @@ mod replay;
 mod requests;
 mod security;
 mod settlement;
+mod stranded;
 mod write_ahead;

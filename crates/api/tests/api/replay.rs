@@ -251,3 +251,76 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
     let missing = carrot(&["events", "--aggregate", "listing/nope"], &app.db.url);
     assert!(!missing.status.success());
 }
+
+#[tokio::test]
+async fn two_rebuilds_of_one_view_at_once_run_one_after_the_other_never_together() {
+    let app = spawn_app().await;
+    trades(&app, 0..20).await;
+    app.settle().await;
+    let views = carrot_projections::views();
+    let mypage = views.iter().find(|v| v.name() == "mypage").unwrap();
+    let (mut quiet, mut silent) = (|_| {}, |_| {});
+    let (first, second) = tokio::join!(
+        replay::rebuild(&app.db.pool, mypage.as_ref(), &mut quiet),
+        replay::rebuild(&app.db.pool, mypage.as_ref(), &mut silent),
+    );
+    // One of them holds the view; the other is refused, plainly, and changes nothing.
+    let refused = [&first, &second]
+        .iter()
+        .filter(|r| matches!(r, Err(replay::ReplayError::Busy("mypage"))))
+        .count();
+    let done = [&first, &second].iter().filter(|r| r.is_ok()).count();
+    assert_eq!((done, refused), (1, 1), "{first:?} / {second:?}");
+    // The one that ran left the view whole.
+    assert!(differences(&app).await.is_empty());
+    let cli = carrot(&["replay", "settlement"], &app.db.url);
+    assert!(!cli.status.success());
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        said.contains("settlement cannot be rebuilt by replay"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn the_replay_engine_refuses_the_saga_and_leaves_its_outbox_alone() {
+    let app = spawn_app().await;
+    trades(&app, 0..4).await;
+    app.settle().await;
+    let outbox = |app: &TestApp| {
+        let pool = app.db.pool.clone();
+        async move {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT command_id, status FROM settlement.outbox ORDER BY 1")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            rows
+        }
+    };
+    let before = outbox(&app).await;
+    assert!(!before.is_empty());
+    let saga = carrot_projections::settlement::SettlementSaga::default();
+    let refused = replay::rebuild(&app.db.pool, &saga, &mut |_| {}).await;
+    assert!(
+        matches!(
+            refused,
+            Err(replay::ReplayError::NotRebuildable {
+                view: "settlement",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(replay::verify(&app.db.pool, &saga, &mut |_| {})
+        .await
+        .is_err());
+    assert_eq!(outbox(&app).await, before, "nothing touched");
+    let shadows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'settlement\\_\\_%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(shadows, 0);
+}

@@ -128,6 +128,9 @@ pub struct Leased {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// A leased row as stored: id, lease, command, attempts, failing since.
+type LeasedRow = (String, Uuid, serde_json::Value, i32, Option<DateTime<Utc>>);
+
 /// Leases up to `limit` commands due at `now` for `lease`, of a version this code reads
 /// (`readable`); a newer command waits for a newer dispatcher.
 pub async fn claim(
@@ -137,7 +140,7 @@ pub async fn claim(
     lease: Duration,
     readable: i32,
 ) -> Result<Vec<Leased>, sqlx::Error> {
-    let rows: Vec<(String, Uuid, serde_json::Value, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<LeasedRow> = sqlx::query_as(
         "UPDATE settlement.outbox o
                 SET locked_until = $1 + make_interval(secs => $3), lease = gen_random_uuid(),
                     attempts = o.attempts + 1, updated_at = now()
