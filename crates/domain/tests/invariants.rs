@@ -667,8 +667,15 @@ impl Ledger {
                 if *succeeded {
                     self.money_moves += 1;
                     prop_assert_eq!(step.events.len(), 1, "money moved unrecorded");
+                } else if step.refused {
+                    prop_assert!(step.events.is_empty());
                 } else {
-                    prop_assert!(step.refused, "a failed transfer was not refused");
+                    // A decline is final for its key: recorded, the money still held.
+                    prop_assert!(
+                        matches!(step.events, [PaymentEvent::PaymentTransferDeclined { .. }]),
+                        "a failed transfer was neither refused nor recorded declined"
+                    );
+                    prop_assert_eq!(step.after.status(), PaymentStatus::Captured);
                 }
             }
             (PaymentCommand::ReconcileCapture, "resolve") => {}

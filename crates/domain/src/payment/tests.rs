@@ -11,7 +11,7 @@ use cqrs_es::test::{AggregateResultValidator, TestFramework};
 use uuid::Uuid;
 
 use super::*;
-use crate::{DomainError, ErrorKind, FixedClock, ListingId, RequestId, UserId};
+use crate::{Actor, DomainError, ErrorKind, FixedClock, ListingId, RequestId, UserId};
 
 const PAYMENT: PaymentId = PaymentId::from_uuid(Uuid::from_u128(0x9a1));
 const OTHER_PAYMENT: PaymentId = PaymentId::from_uuid(Uuid::from_u128(0x9a2));
@@ -362,12 +362,24 @@ fn unreachable_gateway() -> [(Answer, PaymentError); 3] {
     ]
 }
 
-/// The failures a refund or payout can meet at the gateway, and the error each becomes.
+/// The failures a refund or payout can meet at the gateway that prove nothing final, and
+/// the error each becomes (a decline is final, and recorded: see the tests below).
 fn transfer_failures() -> Vec<(Answer, PaymentError)> {
-    let refused = PaymentError::GatewayRefused("insufficient funds".into());
-    let mut failures = unreachable_gateway().to_vec();
-    failures.push((Answer::Declined, refused));
-    failures
+    unreachable_gateway().to_vec()
+}
+
+/// A refund or payout the gateway declined, at attempt 1.
+fn transfer_declined(kind: MovementKind) -> PaymentEvent {
+    PaymentEvent::PaymentTransferDeclined {
+        payment_id: PAYMENT,
+        trade: trade(),
+        amount: AMOUNT,
+        kind,
+        attempt: 1,
+        idempotency_key: gateway::transfer_key(kind, PAYMENT, 1),
+        reason: "insufficient funds".into(),
+        declined_at: now(),
+    }
 }
 
 /// Payments whose capture is settled: captured (at once or once reconciled), declined
@@ -837,6 +849,75 @@ fn a_refund_refused_by_an_open_circuit_says_when_to_retry() {
         (error.kind(), error.code(), error.retry_after_secs()),
         (ErrorKind::Unavailable, "payment_unavailable", Some(30))
     );
+}
+
+#[test]
+fn a_declined_refund_is_recorded_held_and_never_sent_again_under_the_same_key() {
+    let gateway = Arc::new(FakeGateway::new().refunding(&[Answer::Declined]));
+    when(&gateway, vec![captured()], PaymentCommand::RefundPayment)
+        .then_expect_events(vec![transfer_declined(MovementKind::Refund)]);
+    let held = vec![captured(), transfer_declined(MovementKind::Refund)];
+    assert_eq!(current(held.clone()).status(), PaymentStatus::Captured);
+    when(&gateway, held, PaymentCommand::RefundPayment).then_expect_events(vec![]);
+    assert_eq!(gateway.calls(), [refund_call()], "asked once");
+}
+
+#[test]
+fn an_operator_retries_a_declined_refund_under_a_new_key_or_settles_it_outside() {
+    let held = vec![captured(), transfer_declined(MovementKind::Refund)];
+    let operator = Actor::User(UserId::from_uuid(Uuid::from_u128(0xad)));
+    let retried = PaymentEvent::PaymentTransferRetried {
+        payment_id: PAYMENT,
+        trade: trade(),
+        amount: AMOUNT,
+        kind: MovementKind::Refund,
+        attempt: 2,
+        reason: "account re-opened".into(),
+        by: operator,
+        retried_at: now(),
+    };
+    when(
+        &ok_gateway(),
+        held.clone(),
+        PaymentCommand::RetryTransfer {
+            reason: "account re-opened".into(),
+            by: operator,
+        },
+    )
+    .then_expect_events(vec![retried.clone()]);
+    let after_retry = current([held.clone(), vec![retried]].concat());
+    assert_eq!(after_retry.transfer_attempt(), 2);
+    assert_eq!(after_retry.declined_transfer(), None);
+
+    let outside = PaymentEvent::PaymentSettledOutside {
+        payment_id: PAYMENT,
+        trade: trade(),
+        amount: AMOUNT,
+        kind: MovementKind::Refund,
+        reference: "bank-1".into(),
+        reason: "card closed".into(),
+        by: operator,
+        settled_at: now(),
+    };
+    let settle = PaymentCommand::SettleOutside {
+        reference: "bank-1".into(),
+        reason: "card closed".into(),
+        by: operator,
+    };
+    when(&ok_gateway(), held.clone(), settle.clone()).then_expect_events(vec![outside.clone()]);
+    let settled = [held, vec![outside]].concat();
+    assert_eq!(current(settled.clone()).status(), PaymentStatus::Refunded);
+    when(&ok_gateway(), settled, settle).then_expect_events(vec![]);
+    // Nothing declined: nothing for an operator to answer.
+    when(
+        &ok_gateway(),
+        vec![captured()],
+        PaymentCommand::RetryTransfer {
+            reason: "x".into(),
+            by: operator,
+        },
+    )
+    .then_expect_error(PaymentError::NoDeclinedTransfer);
 }
 
 // Pay out.
