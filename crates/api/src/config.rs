@@ -41,6 +41,8 @@ pub enum Command {
     /// The settlement saga, for operators.
     #[command(subcommand)]
     Saga(SagaCommand),
+    /// List the events a subscriber holds in quarantine, or ask its runners to retry them.
+    Quarantine(QuarantineArgs),
     /// Accounts, for operators.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -63,6 +65,20 @@ pub struct ReplayArgs {
     /// change nothing.
     #[arg(long)]
     pub verify: bool,
+}
+
+/// `carrot quarantine`.
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The subscriber (settlement, catalog, payments, mypage, timeline, notifications).
+    pub subscriber: String,
+    /// Ask its runners to apply its held events again (after deploying the code that reads
+    /// them, or mending a damaged event); they do at their next batch.
+    #[arg(long)]
+    pub retry: bool,
 }
 
 /// `carrot events`.

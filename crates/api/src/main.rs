@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
 use carrot_api::config::{
-    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, PaymentSimArgs, SagaCommand, ServeArgs,
+    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, PaymentSimArgs, QuarantineArgs,
+    SagaCommand, ServeArgs,
 };
 use carrot_api::database::Database;
 use carrot_api::ops::events::Selection;
@@ -74,6 +75,16 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.into()),
         },
+        Command::Quarantine(QuarantineArgs {
+            database,
+            subscriber,
+            retry,
+        }) => {
+            with_database(&database, |pool| async move {
+                ops::quarantine::run(&pool, &subscriber, retry).await
+            })
+            .await
+        }
         Command::PaymentSim(args) => payment_sim(args).await,
         Command::Openapi => print_openapi(),
         Command::Admin(AdminCommand::Grant { database, username }) => {

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use carrot_projections::metrics::{format_labels, global};
+use carrot_projections::runner::SubscriberStatus;
 use std::fmt::Write;
 
 use crate::payment::BreakerState;
@@ -150,6 +151,9 @@ async fn render(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// A gauge per item: its name, its help line, and its value for an item.
+type Gauge<T> = (&'static str, &'static str, fn(&T) -> f64);
+
 async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx::Error> {
     // Counted rows: shared with readiness, read at most once per refresh interval.
     let progress = state.progress.get(&state.pool).await?;
@@ -169,23 +173,29 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     .fetch_one(&state.pool)
     .await?;
     let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
-    let _ = writeln!(out, "# HELP carrot_subscription_lag_events Events in the log a subscriber has not applied yet.\n# TYPE carrot_subscription_lag_events gauge");
-    for s in subscribers {
-        let labels = format_labels(&[("subscriber", s.name.clone())], None);
-        let _ = writeln!(
-            out,
-            "carrot_subscription_lag_events{labels} {}",
-            s.lag_events
-        );
-    }
-    let _ = writeln!(out, "# HELP carrot_subscription_lag_seconds Age of the oldest event a subscriber has not applied.\n# TYPE carrot_subscription_lag_seconds gauge");
-    for s in subscribers {
-        let labels = format_labels(&[("subscriber", s.name.clone())], None);
-        let _ = writeln!(
-            out,
-            "carrot_subscription_lag_seconds{labels} {}",
-            s.lag_ms as f64 / 1000.0
-        );
+    let per_subscriber: [Gauge<SubscriberStatus>; 3] = [
+        (
+            "carrot_subscription_lag_events",
+            "Events in the log a subscriber has not applied yet.",
+            |s| s.lag_events as f64,
+        ),
+        (
+            "carrot_subscription_lag_seconds",
+            "Age of the oldest event a subscriber has not applied.",
+            |s| s.lag_ms as f64 / 1000.0,
+        ),
+        (
+            "carrot_subscription_quarantined_events",
+            "Events a subscriber holds in quarantine: poisons it cannot read and the later events of their aggregates.",
+            |s| s.quarantined as f64,
+        ),
+    ];
+    for (name, help, value) in per_subscriber {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in subscribers {
+            let labels = format_labels(&[("subscriber", s.name.clone())], None);
+            let _ = writeln!(out, "{name}{labels} {}", value(s));
+        }
     }
     let _ = writeln!(out, "# HELP carrot_log_horizon_age_seconds Age of the oldest open write transaction in the cluster: readers of the log wait for it.\n# TYPE carrot_log_horizon_age_seconds gauge\ncarrot_log_horizon_age_seconds {horizon}");
     let _ = writeln!(out, "# HELP carrot_saga_outbox_pending Saga commands waiting to run.\n# TYPE carrot_saga_outbox_pending gauge\ncarrot_saga_outbox_pending {pending}");

@@ -184,6 +184,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
         .merge(routes::notifications::router())
         .merge(routes::admin::router())
         .merge(routes::transfers::router())
+        .merge(routes::quarantine::router())
         .merge(routes::docs::router())
 }
 

@@ -16,11 +16,13 @@ pub mod notify;
 pub mod page;
 pub mod payments;
 pub mod postgres;
+pub mod quarantine;
 pub mod replay;
 pub mod runner;
 pub mod settlement;
 pub mod signals;
 pub mod store;
+pub mod subscriber;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod timeline;
@@ -42,4 +44,11 @@ pub fn views() -> Vec<Arc<dyn Subscriber>> {
         Arc::new(timeline::TimelineProjection),
         Arc::new(notifications::NotificationsProjection),
     ]
+}
+
+/// Every subscriber's name: the views', then the saga's.
+pub fn subscriber_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = views().iter().map(|v| v.name()).collect();
+    names.push(settlement::SETTLEMENT);
+    names
 }

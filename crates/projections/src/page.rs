@@ -48,12 +48,9 @@ impl PageCursor {
     }
 }
 
-/// Keeps `limit` of `items` (fetched with one extra) and the cursor of the next page.
-pub(crate) fn page<T>(
-    mut items: Vec<T>,
-    limit: i64,
-    key: impl Fn(&T) -> PageCursor,
-) -> (Vec<T>, Option<PageCursor>) {
+/// Keeps `limit` of `items` (fetched with one extra) and the cursor of the next page: the
+/// `key` of the last item kept, when more follow.
+pub fn page<T, K>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
     let limit = usize::try_from(limit).unwrap_or(0);
     if items.len() > limit {
         items.truncate(limit);

@@ -218,6 +218,11 @@ async fn rebuild_alone(
     .bind(i64::try_from(state.applied).unwrap_or(i64::MAX))
     .execute(&mut *tx)
     .await?;
+    // The rebuild applied every event, those the live view held in quarantine included.
+    sqlx::query("DELETE FROM public.subscription_quarantine WHERE subscriber = $1")
+        .bind(live)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     tracing::info!(
         view = live,

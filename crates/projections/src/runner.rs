@@ -5,78 +5,20 @@
 //! them, move the checkpoint, commit. View changes and the checkpoint move together, so any
 //! number of workers may run the same subscriber. Runners wake on `NOTIFY carrot_events`
 //! (sent by appending processes, see `notify.rs`) and also poll, so a lost notification only
-//! costs latency.
+//! costs latency. An event the subscriber cannot read does not stop it: its aggregate's
+//! stream is held aside from that event on and the rest goes on (`quarantine.rs`).
 
 use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
 use crate::checkpoint::{self, EnsureError, Found, MissingCheckpoint};
 use crate::log::{next_events_of_sql, Checkpoint, StoredEvent};
+use crate::quarantine;
 pub use crate::signals::{Shutdown, ShutdownTrigger, Wakeups};
-
-/// Why a subscriber could not apply a batch; the batch is rolled back and retried.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The subscriber's own tables refused the write.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A payload does not match the event type the subscriber expects.
-    #[error("event payload at {at}: {source}")]
-    Payload {
-        /// The event.
-        at: Checkpoint,
-        /// What did not match.
-        source: serde_json::Error,
-    },
-}
-
-impl ApplyError {
-    /// A payload of `event` that does not decode.
-    pub fn payload(event: &StoredEvent, source: serde_json::Error) -> Self {
-        ApplyError::Payload {
-            at: event.checkpoint,
-            source,
-        }
-    }
-}
-
-/// Something that reacts to the log: a projection or the saga.
-#[async_trait]
-pub trait Subscriber: Send + Sync + 'static {
-    /// Its name: the key of its checkpoint row and the name of the schema holding its tables.
-    fn name(&self) -> &'static str;
-
-    /// The aggregate types whose events it reads (`None`: all). Events of other types still
-    /// reach `apply`, with `null` payload and metadata: only their place in the log counts.
-    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        None
-    }
-
-    /// Whether applying events it has already applied changes nothing (a view whose keyed
-    /// rows carry a version guard, whose other rows are keyed by log position), so that a
-    /// lost checkpoint row can be re-created at the origin over its live state
-    /// (`checkpoint.rs`). False unless a subscriber says so.
-    fn replays_idempotently(&self) -> bool {
-        false
-    }
-
-    /// Why it cannot be rebuilt from the log by the replay engine, if it cannot: a
-    /// subscriber whose batches cause effects in the world (the saga's outbox) is not a
-    /// pure fold. `None` (the default): it can.
-    fn not_rebuildable(&self) -> Option<&'static str> {
-        None
-    }
-
-    /// Applies a batch of events, in log order, inside the batch transaction. Tables are
-    /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
-    /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one
-    /// read and one write of the rows they touch.
-    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError>;
-}
+pub use crate::subscriber::{ApplyError, Subscriber};
 
 /// Why a batch failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,12 +142,20 @@ impl Runner {
         // all in one statement and so under one snapshot. The batch commits without waiting
         // for its WAL to reach disk: what it writes is derived from the log and moves with
         // the checkpoint, so a crash that loses it loses both, and the batch is applied again.
+        // Two flags ride along (read once, not per event): whether any of its streams are
+        // held in quarantine, and whether a retry of them was asked for.
         let sql = format!(
             "WITH cp AS MATERIALIZED (
                  SELECT transaction_id, global_position FROM public.subscription_checkpoints
                   WHERE subscriber = $1 FOR UPDATE SKIP LOCKED)
              SELECT set_config('search_path', $3, true) AS search_path,
-                    set_config('synchronous_commit', 'off', true) AS synchronous_commit, ev.*
+                    set_config('synchronous_commit', 'off', true) AS synchronous_commit,
+                    cp.transaction_id::text AS at_transaction, cp.global_position AS at_position,
+                    EXISTS (SELECT 1 FROM public.subscription_quarantine q
+                             WHERE q.subscriber = $1) AS quarantined,
+                    EXISTS (SELECT 1 FROM public.subscription_quarantine q
+                             WHERE q.subscriber = $1 AND q.retry_requested) AS retry,
+                    ev.*
                FROM cp LEFT JOIN LATERAL ({}) ev ON true",
             next_events_of_sql(
                 "cp.transaction_id",
@@ -224,10 +174,19 @@ impl Runner {
             .bind(self.subscriber.aggregate_types().map(|t| t.to_vec()))
             .fetch_all(&mut *tx)
             .await?;
-        if rows.is_empty() {
+        let Some(head) = rows.first() else {
             tx.rollback().await?;
             return Ok(None);
-        }
+        };
+        let at = Checkpoint {
+            transaction_id: head
+                .try_get::<String, _>("at_transaction")?
+                .parse()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            global_position: head.try_get("at_position")?,
+        };
+        let (quarantined, retry): (bool, bool) =
+            (head.try_get("quarantined")?, head.try_get("retry")?);
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             if row
@@ -237,19 +196,71 @@ impl Runner {
                 events.push(StoredEvent::from_row(row)?);
             }
         }
-        let Some(last) = events.last().map(|e| e.checkpoint) else {
-            tx.rollback().await?;
-            return Ok(Some(Batch::Idle));
+        let failed = |source| RunnerError::Apply {
+            first: events.first().map_or(at, |e| e.checkpoint),
+            last: events.last().map_or(at, |e| e.checkpoint),
+            source,
         };
-        let first = events.first().map(|e| e.checkpoint).unwrap_or(last);
-        self.subscriber
-            .apply(&mut tx, &events)
-            .await
-            .map_err(|source| RunnerError::Apply {
-                first,
-                last,
-                source,
-            })?;
+        // Held events an operator (or this runner's start) asked to apply again come first:
+        // then this batch's events of a stream they release are not held behind them.
+        let retried = if retry {
+            quarantine::retry(&mut tx, self.subscriber.as_ref(), self.config.batch_size)
+                .await
+                .map_err(failed)?
+        } else {
+            0
+        };
+        let Some(last) = events.last().map(|e| e.checkpoint) else {
+            if retried == 0 && !retry {
+                tx.rollback().await?;
+                return Ok(Some(Batch::Idle));
+            }
+            self.advance(&mut tx, at, retried).await?;
+            tx.commit().await?;
+            return Ok(Some(Batch::Applied {
+                events: retried,
+                up_to: at,
+            }));
+        };
+        let mut held = if quarantined {
+            quarantine::held_streams(&mut tx, self.name()).await?
+        } else {
+            quarantine::Held::default()
+        };
+        let applied =
+            quarantine::apply_around(&mut tx, self.subscriber.as_ref(), &events, &mut held)
+                .await
+                .map_err(failed)?;
+        let parked = quarantine::park(&mut tx, self.name(), &events, &held).await?;
+        let applied_count = applied.len();
+        // The lag of what became visible: how long after its append each event arrived.
+        let recorded: Vec<_> = applied.iter().map(|e| e.recorded_at).collect();
+        drop(applied);
+        self.advance(&mut tx, last, applied_count + retried).await?;
+        tx.commit().await?;
+        let now = chrono::Utc::now();
+        let metrics = crate::metrics::global();
+        for recorded_at in recorded {
+            let lag = (now - recorded_at).to_std().unwrap_or_default();
+            metrics.observe(
+                "carrot_subscription_apply_lag_seconds",
+                &[("subscriber", self.name())],
+                lag,
+            );
+        }
+        Ok(Some(Batch::Applied {
+            events: applied_count + retried + parked,
+            up_to: last,
+        }))
+    }
+
+    /// Moves the checkpoint to `to`, counting `applied` more events.
+    async fn advance(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        to: Checkpoint,
+        applied: usize,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE public.subscription_checkpoints
                 SET transaction_id = $2::text::xid8, global_position = $3,
@@ -258,27 +269,12 @@ impl Runner {
               WHERE subscriber = $1",
         )
         .bind(self.name())
-        .bind(last.transaction_id.to_string())
-        .bind(last.global_position)
-        .bind(events.len() as i64)
+        .bind(to.transaction_id.to_string())
+        .bind(to.global_position)
+        .bind(applied as i64)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        // Commit to visible: how long after its append each event reached this subscriber.
-        let now = chrono::Utc::now();
-        let metrics = crate::metrics::global();
-        for event in &events {
-            let lag = (now - event.recorded_at).to_std().unwrap_or_default();
-            metrics.observe(
-                "carrot_subscription_apply_lag_seconds",
-                &[("subscriber", self.name())],
-                lag,
-            );
-        }
-        Ok(Some(Batch::Applied {
-            events: events.len(),
-            up_to: last,
-        }))
+        Ok(())
     }
 
     /// Applies batches until nothing is left below the horizon; returns how many events.
@@ -298,6 +294,20 @@ impl Runner {
     pub async fn run(self, mut wakeups: Wakeups, mut shutdown: Shutdown) {
         if let Err(e) = self.register().await {
             tracing::warn!(subscriber = self.name(), error = %e, "could not register checkpoint; will retry");
+        }
+        // New code may read what the old could not: held events are tried again at start.
+        match quarantine::request_retry(&self.pool, self.name()).await {
+            Ok(0) => {}
+            Ok(held) => {
+                tracing::warn!(
+                    subscriber = self.name(),
+                    held,
+                    "trying quarantined events again"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(subscriber = self.name(), error = %e, "could not ask for a retry of quarantined events")
+            }
         }
         let mut failures: u32 = 0;
         // After a wake-up the horizon may still be held by a transaction that commits
@@ -389,6 +399,9 @@ pub struct SubscriberStatus {
     pub updated_at: chrono::DateTime<chrono::Utc>,
     /// Why its last batch failed, if it did since.
     pub last_error: Option<String>,
+    /// Events it holds in quarantine: poisons it cannot apply, and the later events of
+    /// their streams (`GET /admin/subscriptions/{name}/quarantine`).
+    pub quarantined: i64,
 }
 
 /// Every subscriber's progress. It counts rows (up to 100,000 per subscriber): callers
@@ -406,7 +419,9 @@ pub async fn status(pool: &Db) -> Result<Vec<SubscriberStatus>, sqlx::Error> {
                 coalesce((SELECT (extract(epoch FROM now() - e.recorded_at) * 1000)::bigint
                             FROM public.events e
                            WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
-                           ORDER BY e.transaction_id, e.global_position LIMIT 1), 0) AS lag_ms
+                           ORDER BY e.transaction_id, e.global_position LIMIT 1), 0) AS lag_ms,
+                (SELECT count(*) FROM public.subscription_quarantine q
+                  WHERE q.subscriber = c.subscriber) AS quarantined
            FROM public.subscription_checkpoints c ORDER BY c.subscriber",
     )
     .fetch_all(pool)

@@ -1,9 +1,10 @@
 //! The operator commands of the CLI, one module each: rebuilding views, reading the log,
-//! the saga's dead letters, granting the admin role. Each prints for a person (or, asked,
-//! for a machine) and returns what went wrong, if anything.
+//! the saga's dead letters, quarantined events, granting the admin role. Each prints for a
+//! person (or, asked, for a machine) and returns what went wrong, if anything.
 
 pub mod accounts;
 pub mod events;
+pub mod quarantine;
 pub mod replay;
 pub mod saga;
 

@@ -38,12 +38,12 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct Page {
+pub(crate) struct Page {
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// How many (1 to 100, default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 /// A page of dead letters.
@@ -220,14 +220,9 @@ async fn dead_letters(
             "is not a cursor this endpoint returned",
         ));
     }
-    let mut items: Vec<DeadLetter> =
+    let items: Vec<DeadLetter> =
         outbox::dead_letters(&state.pool, limit + 1, page.cursor.as_deref()).await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.command_id.clone())
-    } else {
-        None
-    };
+    let (items, next) = carrot_projections::page::page(items, limit, |d| d.command_id.clone());
     Ok(Json(json!({ "items": items, "next_cursor": next })))
 }
 

@@ -23,7 +23,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::Problem;
 use crate::routes::{
-    admin, auth, health, listings, mypage, notifications, payments, requests, transfers,
+    admin, auth, health, listings, mypage, notifications, payments, quarantine, requests, transfers,
 };
 use crate::state::AppState;
 
@@ -110,6 +110,8 @@ async fn openapi_json(document: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::o
         admin::resolve_mismatch,
         transfers::retry_transfer,
         transfers::settle_outside,
+        quarantine::list,
+        quarantine::retry,
         health::live,
         health::ready,
         crate::metrics::render,

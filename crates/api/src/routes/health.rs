@@ -39,6 +39,10 @@ struct SubscriptionLag {
     /// Whether its last batch failed. Why is not shown here, to anyone: an error's text can
     /// name tables and data. It is in the logs and in `GET /admin/subscriptions`.
     failing: bool,
+    /// Events it holds in quarantine (poisons it cannot read, and the later events of
+    /// their aggregates); every other aggregate goes on. Informational: the instance stays
+    /// ready. Which, and why: `GET /admin/subscriptions/{name}/quarantine`.
+    quarantined: i64,
 }
 
 /// The settlement saga's backlog.
@@ -146,6 +150,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
                     "lag_events": s.lag_events,
                     "lag_ms": s.lag_ms,
                     "failing": s.last_error.is_some(),
+                    "quarantined": s.quarantined,
                 })
             })
             .collect();

@@ -8,6 +8,7 @@ pub mod listings;
 pub mod mypage;
 pub mod notifications;
 pub mod payments;
+pub mod quarantine;
 pub mod requests;
 pub mod transfers;
 

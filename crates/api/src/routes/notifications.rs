@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use carrot_domain::UserId;
 use carrot_projections::notifications::{self, NotificationView, NOTIFICATIONS};
+use carrot_projections::page::page;
 use carrot_projections::Checkpoint;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
@@ -95,13 +96,8 @@ async fn list(
         Some(raw) => Some(notification_id("cursor", raw)?),
     };
     let freshness = await_views(&state, &[NOTIFICATIONS], token).await?;
-    let mut items = notifications::newest(&state.pool, user.user_id, before, limit + 1).await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|n| n.id.clone())
-    } else {
-        None
-    };
+    let items = notifications::newest(&state.pool, user.user_id, before, limit + 1).await?;
+    let (items, next) = page(items, limit, |n| n.id.clone());
     Ok((
         freshness,
         Json(json!({ "items": items, "next_cursor": next })),

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, eventually, spawn_app_with, test_settings, Deal, TestApp, User,
+    assert_problem, carrot_cli, eventually, spawn_app_with, test_settings, Deal, TestApp, User,
 };
 
 /// An app whose dispatcher polls often.
@@ -50,15 +50,6 @@ async fn declined_refund(app: &TestApp) -> (Deal, User, String) {
     })
     .await;
     (deal, admin, command_id)
-}
-
-fn carrot(args: &[&str], database_url: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_carrot"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("CARROT_LOG", "error")
-        .output()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -101,7 +92,7 @@ async fn a_declined_refund_is_a_dead_letter_at_once_and_an_operator_retries_it_u
     assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
 
     // The CLI shows it too.
-    let listed = carrot(&["saga", "dead-letters"], &app.db.url);
+    let listed = carrot_cli(&["saga", "dead-letters"], &app.db.url);
     assert!(listed.status.success(), "{listed:?}");
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&command_id));
 
@@ -160,7 +151,7 @@ async fn a_declined_refund_is_a_dead_letter_at_once_and_an_operator_retries_it_u
         .filter(|(_, s)| s.operation == "refund" && s.outcome.is_ok())
         .collect();
     assert_eq!(moved.len(), 1, "refunded once: {moved:?}");
-    let listed = carrot(&["saga", "dead-letters"], &app.db.url);
+    let listed = carrot_cli(&["saga", "dead-letters"], &app.db.url);
     assert!(String::from_utf8_lossy(&listed.stdout).contains("no dead letters"));
     // Audited: who and why, in the trade's timeline.
     let retried = app
@@ -249,7 +240,7 @@ async fn a_declined_refund_an_operator_settled_outside_carrot_is_final_and_close
 async fn the_cli_grants_the_admin_role_and_retries_a_dead_letter() {
     let app = app_that_gives_up_fast().await;
     let user = app.signup("ops").await;
-    let granted = carrot(&["admin", "grant", &user.username], &app.db.url);
+    let granted = carrot_cli(&["admin", "grant", &user.username], &app.db.url);
     assert!(granted.status.success(), "{granted:?}");
     let role: String = sqlx::query_scalar("SELECT role FROM users WHERE username = $1")
         .bind(&user.username)
@@ -257,9 +248,9 @@ async fn the_cli_grants_the_admin_role_and_retries_a_dead_letter() {
         .await
         .unwrap();
     assert_eq!(role, "admin");
-    let missing = carrot(&["admin", "grant", "nobody_here"], &app.db.url);
+    let missing = carrot_cli(&["admin", "grant", "nobody_here"], &app.db.url);
     assert!(!missing.status.success());
-    let missing = carrot(
+    let missing = carrot_cli(
         &["saga", "dead-letters", "--retry", "refund:nothing"],
         &app.db.url,
     );

@@ -114,15 +114,7 @@ async fn refunds_wait_out_an_open_circuit_and_happen_once_after_recovery() {
 impl TestApp {
     /// The circuit's state as readiness reports it.
     async fn circuit(&self) -> String {
-        let body: serde_json::Value = self
-            .client
-            .get(self.url("/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = self.readiness().await;
         body["payment_gateway"]["circuit"]
             .as_str()
             .unwrap()

@@ -467,3 +467,42 @@ impl TestApp {
         response.json().await.unwrap()
     }
 }
+
+impl TestApp {
+    /// Another application over this one's database and gateway (an API replica or a
+    /// worker, by `settings.role`); it runs until the trigger is dropped.
+    pub async fn serve_also(&self, mut settings: Settings) -> (String, ShutdownTrigger) {
+        settings.gateway = self.gateway.clone();
+        let application = Application::build(settings, self.db.pool.clone())
+            .await
+            .unwrap();
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let (stop, shutdown) = Shutdown::new();
+        tokio::spawn(application.run_until_stopped(shutdown));
+        (address, stop)
+    }
+}
+
+/// Runs the `carrot` binary with `args` against `database_url`.
+pub fn carrot_cli(args: &[&str], database_url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_carrot"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("CARROT_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+impl TestApp {
+    /// Readiness's JSON detail, asked anonymously, whatever its status.
+    pub async fn readiness(&self) -> Value {
+        let response = self.client.get(self.url("/health/ready")).send().await;
+        response.unwrap().json().await.unwrap()
+    }
+
+    /// The `/metrics` page, asked anonymously.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response.unwrap().text().await.unwrap()
+    }
+}

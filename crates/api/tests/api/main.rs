@@ -15,6 +15,7 @@ mod invariants;
 mod listings;
 mod metrics;
 mod openapi;
+mod poison;
 mod races;
 mod reads;
 mod reconciliation;

@@ -858,6 +858,36 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
     )
     .await;
     for (user, path) in [
+        (&admin, "/admin/subscriptions/settlement/quarantine"),
+        (
+            &admin,
+            "/admin/subscriptions/catalog/quarantine?limit=2&cursor=1.2",
+        ),
+        (
+            &admin,
+            "/admin/subscriptions/settlement/quarantine?cursor=x",
+        ),
+        (&admin, "/admin/subscriptions/nobody/quarantine"),
+        (&buyer, "/admin/subscriptions/settlement/quarantine"),
+    ] {
+        let response = app.get(user, path).send().await.unwrap();
+        c.check("get", "/admin/subscriptions/{name}/quarantine", response)
+            .await;
+    }
+    for (user, path) in [
+        (&admin, "/admin/subscriptions/settlement/quarantine/retry"),
+        (&admin, "/admin/subscriptions/nobody/quarantine/retry"),
+        (&buyer, "/admin/subscriptions/settlement/quarantine/retry"),
+    ] {
+        let response = app.post(user, path).send().await.unwrap();
+        c.check(
+            "post",
+            "/admin/subscriptions/{name}/quarantine/retry",
+            response,
+        )
+        .await;
+    }
+    for (user, path) in [
         (&admin, "/admin/reconciliation/mismatches"),
         (&admin, "/admin/reconciliation/mismatches?limit=0"),
         (&buyer, "/admin/reconciliation/mismatches"),

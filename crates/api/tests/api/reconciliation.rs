@@ -207,15 +207,7 @@ async fn what_cannot_be_repaired_is_a_mismatch_an_operator_sees_once() {
         both_ways["detail"].as_str().unwrap().contains("both ways"),
         "{both_ways}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics
             .lines()

@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings, Deal, TestApp};
+use crate::helpers::{carrot_cli, spawn_app, spawn_app_with, test_settings, Deal, TestApp};
 
 /// One trade through HTTP, ending one of several ways (picked by `n`).
 async fn trade(app: &TestApp, n: usize) {
@@ -172,21 +172,12 @@ async fn a_worker_that_was_down_catches_up_and_settles_every_trade() {
     assert_eq!(differences(&app).await, Vec::<String>::new());
 }
 
-fn carrot(args: &[&str], database_url: &str) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_carrot"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("CARROT_LOG", "error")
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_finds_a_view_gone_wrong_and_a_replay_repairs_it() {
     let app = spawn_app().await;
     trades(&app, 0..7).await;
     app.settle().await;
-    let verified = carrot(&["replay", "--verify"], &app.db.url);
+    let verified = carrot_cli(&["replay", "--verify"], &app.db.url);
     assert!(verified.status.success(), "{verified:?}");
     assert!(String::from_utf8_lossy(&verified.stdout).contains("no differences"));
 
@@ -194,16 +185,16 @@ async fn the_cli_finds_a_view_gone_wrong_and_a_replay_repairs_it() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let verified = carrot(&["replay", "--verify", "mypage"], &app.db.url);
+    let verified = carrot_cli(&["replay", "--verify", "mypage"], &app.db.url);
     assert_eq!(verified.status.code(), Some(1));
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(report.contains("only in the live view"), "{report}");
     assert!(report.contains("only in the rebuild"), "{report}");
 
-    let replayed = carrot(&["replay", "mypage"], &app.db.url);
+    let replayed = carrot_cli(&["replay", "mypage"], &app.db.url);
     assert!(replayed.status.success(), "{replayed:?}");
     assert!(String::from_utf8_lossy(&replayed.stdout).contains("rebuilt and swapped in"));
-    let verified = carrot(&["replay", "--verify", "mypage"], &app.db.url);
+    let verified = carrot_cli(&["replay", "--verify", "mypage"], &app.db.url);
     assert!(verified.status.success(), "{verified:?}");
 }
 
@@ -215,7 +206,7 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
         .await;
     app.wait_payment(&seller, &placed.payment_id, "refunded")
         .await;
-    let printed = carrot(&["events", "--request", &placed.request_id], &app.db.url);
+    let printed = carrot_cli(&["events", "--request", &placed.request_id], &app.db.url);
     assert!(printed.status.success(), "{printed:?}");
     let text = String::from_utf8_lossy(&printed.stdout);
     let kinds: Vec<&str> = text
@@ -232,7 +223,7 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
             "PaymentRefunded"
         ]
     );
-    let json = carrot(
+    let json = carrot_cli(
         &[
             "events",
             "--aggregate",
@@ -248,7 +239,7 @@ async fn the_cli_prints_a_trades_events_in_order_for_people_and_machines() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2]["event_type"], "PaymentRefunded");
     assert_eq!(lines[2]["metadata"]["actor"], "system");
-    let missing = carrot(&["events", "--aggregate", "listing/nope"], &app.db.url);
+    let missing = carrot_cli(&["events", "--aggregate", "listing/nope"], &app.db.url);
     assert!(!missing.status.success());
 }
 
@@ -273,7 +264,7 @@ async fn two_rebuilds_of_one_view_at_once_run_one_after_the_other_never_together
     assert_eq!((done, refused), (1, 1), "{first:?} / {second:?}");
     // The one that ran left the view whole.
     assert!(differences(&app).await.is_empty());
-    let cli = carrot(&["replay", "settlement"], &app.db.url);
+    let cli = carrot_cli(&["replay", "settlement"], &app.db.url);
     assert!(!cli.status.success());
     let said = String::from_utf8_lossy(&cli.stderr);
     assert!(

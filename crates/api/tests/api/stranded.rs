@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::payment::SimulationProfile;
-use carrot_api::startup::{Application, ServeRole, Settings};
+use carrot_api::startup::{ServeRole, Settings};
 use carrot_domain::{Clock, FixedClock, RequestId};
 use carrot_projections::settlement::outbox::{self, Settlement};
 use carrot_projections::settlement::{DispatcherConfig, SagaCommand};
-use carrot_projections::Shutdown;
 use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::helpers::{assert_problem, eventually, spawn_app_with, test_settings, Deal, TestApp};
 
@@ -35,17 +33,6 @@ fn settings_at(clock: &FixedClock) -> Settings {
 async fn dead_letters(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM settlement.outbox WHERE status = 'dead'")
         .fetch_one(&app.db.pool)
-        .await
-        .unwrap()
-}
-
-async fn readiness(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
         .await
         .unwrap()
 }
@@ -109,20 +96,12 @@ async fn a_gateway_down_for_30_minutes_buries_nothing_and_every_transfer_happens
     assert_eq!(failing, 3, "all three wait, still pending");
     // Past the alert threshold: someone is told.
     let stuck = eventually("readiness to report the stuck transfers", || async {
-        let ready = readiness(&app).await;
+        let ready = app.readiness().await;
         (ready["saga"]["stuck"].as_i64()? >= 3).then_some(ready)
     })
     .await;
     assert_eq!(stuck["saga"]["dead_letters"], 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("carrot_saga_commands_stuck 3"),
         "{metrics}"
@@ -157,20 +136,7 @@ async fn a_gateway_down_for_30_minutes_buries_nothing_and_every_transfer_happens
     ticker.abort();
     assert_eq!(moved.len(), 3, "each transfer once: {moved:?}");
     assert_eq!(dead_letters(&app).await, 0);
-    assert_eq!(readiness(&app).await["saga"]["stuck"], 0);
-}
-
-/// An application over an existing database, in `role`.
-async fn serve(settings: Settings, app: &TestApp) -> (String, carrot_projections::ShutdownTrigger) {
-    let mut settings = settings;
-    settings.gateway = app.gateway.clone();
-    let application = Application::build(settings, app.db.pool.clone())
-        .await
-        .unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let (stop, shutdown) = Shutdown::new();
-    tokio::spawn(application.run_until_stopped(shutdown));
-    (address, stop)
+    assert_eq!(app.readiness().await["saga"]["stuck"], 0);
 }
 
 #[tokio::test]
@@ -210,7 +176,7 @@ async fn with_the_workers_down_for_8_days_late_answers_are_refused_and_the_deadl
     // The workers come back: the deadlines say expired (refund) and completed (payout).
     let mut worker = settings_at(&clock);
     worker.role = ServeRole::Worker;
-    let (_worker, _stop) = serve(worker, &app).await;
+    let (_worker, _stop) = app.serve_also(worker).await;
     app.wait_event(
         "purchase_request",
         &expired.placed.request_id,

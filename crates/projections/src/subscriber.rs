@@ -1,0 +1,67 @@
+//! What a subscriber is: something that reacts to the log in batches (a view, the saga),
+//! and how it says a batch could not be applied.
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+
+use crate::log::{Checkpoint, StoredEvent};
+
+/// Why a subscriber could not apply a batch; the batch is rolled back and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The subscriber's own tables refused the write.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A payload does not match the event type the subscriber expects.
+    #[error("event payload at {at}: {source}")]
+    Payload {
+        /// The event.
+        at: Checkpoint,
+        /// What did not match.
+        source: serde_json::Error,
+    },
+}
+
+impl ApplyError {
+    /// A payload of `event` that does not decode.
+    pub fn payload(event: &StoredEvent, source: serde_json::Error) -> Self {
+        ApplyError::Payload {
+            at: event.checkpoint,
+            source,
+        }
+    }
+}
+
+/// Something that reacts to the log: a projection or the saga.
+#[async_trait]
+pub trait Subscriber: Send + Sync + 'static {
+    /// Its name: the key of its checkpoint row and the name of the schema holding its tables.
+    fn name(&self) -> &'static str;
+
+    /// The aggregate types whose events it reads (`None`: all). Events of other types still
+    /// reach `apply`, with `null` payload and metadata: only their place in the log counts.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Whether applying events it has already applied changes nothing (a view whose keyed
+    /// rows carry a version guard, whose other rows are keyed by log position), so that a
+    /// lost checkpoint row can be re-created at the origin over its live state
+    /// (`checkpoint.rs`). False unless a subscriber says so.
+    fn replays_idempotently(&self) -> bool {
+        false
+    }
+
+    /// Why it cannot be rebuilt from the log by the replay engine, if it cannot: a
+    /// subscriber whose batches cause effects in the world (the saga's outbox) is not a
+    /// pure fold. `None` (the default): it can.
+    fn not_rebuildable(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Applies a batch of events, in log order, inside the batch transaction. Tables are
+    /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
+    /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one
+    /// read and one write of the rows they touch.
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError>;
+}
