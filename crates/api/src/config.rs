@@ -111,6 +111,19 @@ pub enum SagaCommand {
         #[arg(long, value_name = "COMMAND_ID")]
         retry: Option<String>,
     },
+    /// Recompute the saga's state from the log and list where the live saga differs (exit
+    /// 1 if it does); with --apply, repair it: nothing already decided runs again.
+    Recover {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The saga's deadlines (the same settings `carrot serve` uses).
+        #[command(flatten)]
+        saga: SagaArgs,
+        /// Repair the live state (it pauses the saga for the last events and the repair).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Match the gateway's movements since a time with the log, repair what is safe to
     /// repair and list every mismatch (exit 1 if any).
     Reconcile {

@@ -62,6 +62,16 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Saga(SagaCommand::Recover {
+            database,
+            saga,
+            apply,
+        }) => {
+            with_database(&database, |pool| async move {
+                ops::saga::recover(&pool, saga.saga(), apply).await
+            })
+            .await
+        }
         Command::Saga(SagaCommand::Reconcile {
             database,
             payment,

@@ -119,3 +119,26 @@ async fn holds_state(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::
     }
     Ok(false)
 }
+
+/// Sets `subscriber`'s checkpoint to `at`, with `applied` events behind it (a rebuild's swap,
+/// a recovery), and clears its last error.
+pub(crate) async fn set(
+    tx: &mut PgConnection,
+    subscriber: &str,
+    at: crate::log::Checkpoint,
+    applied: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE public.subscription_checkpoints
+            SET transaction_id = $2::text::xid8, global_position = $3, events_applied = $4,
+                updated_at = now(), last_error = NULL, last_error_at = NULL
+          WHERE subscriber = $1",
+    )
+    .bind(subscriber)
+    .bind(at.transaction_id.to_string())
+    .bind(at.global_position)
+    .bind(i64::try_from(applied).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

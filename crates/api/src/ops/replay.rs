@@ -72,20 +72,20 @@ pub async fn run(pool: &Db, views: &[Arc<dyn Subscriber>], verify: bool) -> Resu
 }
 
 /// Progress on stderr, summaries on stdout.
-struct Reporter {
+pub(crate) struct Reporter {
     terminal: bool,
     last: Instant,
 }
 
 impl Reporter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Reporter {
             terminal: std::io::stderr().is_terminal(),
             last: Instant::now(),
         }
     }
 
-    fn progress(&mut self, p: Progress) {
+    pub(crate) fn progress(&mut self, p: Progress) {
         let every = if self.terminal {
             Duration::from_millis(100)
         } else {

@@ -1,4 +1,5 @@
-//! `carrot saga dead-letters [--retry ID]` and `carrot saga reconcile --since T`.
+//! `carrot saga dead-letters [--retry ID]`, `carrot saga recover [--apply]` and
+//! `carrot saga reconcile --since T`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use carrot_domain::payment::PaymentGateway;
 use carrot_domain::SystemClock;
 use carrot_projections::commands::WriteSide;
 use carrot_projections::postgres::Db;
-use carrot_projections::settlement::{outbox, reconcile, ReconcileConfig, Reconciler};
+use carrot_projections::settlement::{
+    outbox, reconcile, recover, ReconcileConfig, Reconciler, SagaConfig, SettlementSaga,
+};
 
 use crate::config::PaymentArgs;
 use crate::payment::WithTimeout;
@@ -38,6 +41,50 @@ pub async fn dead_letters(pool: &Db, retry: Option<&str>) -> Result<(), OpsError
         );
     }
     Ok(())
+}
+
+/// Recomputes the saga's state from the log; prints where the live saga differs, and with
+/// `apply` repairs it. Differences left unrepaired fail the command (exit 1).
+pub async fn recover(pool: &Db, config: SagaConfig, apply: bool) -> Result<(), OpsError> {
+    let mut reporter = super::replay::Reporter::new();
+    let saga = SettlementSaga::new(config);
+    let found = recover::recover(pool, &saga, apply, &mut |p| reporter.progress(p)).await?;
+    println!(
+        "settlement: {} events folded, at {}",
+        found.events, found.checkpoint
+    );
+    if found.checkpoint_missing {
+        println!(
+            "  the checkpoint row is missing; restored at {}",
+            found.checkpoint
+        );
+    }
+    for difference in &found.state {
+        let side = match difference.side {
+            carrot_projections::replay::Side::LiveOnly => "live saga only:",
+            carrot_projections::replay::Side::RebuiltOnly => "log says:      ",
+        };
+        println!("  {} {side} {}", difference.table, difference.row);
+    }
+    for deadline in &found.deadlines {
+        println!("  deadline missing: {deadline}");
+    }
+    for command in &found.commands {
+        println!("  command never queued: {command}");
+    }
+    match (found.is_clean(), apply) {
+        (true, _) => {
+            println!("the live saga agrees with the log");
+            Ok(())
+        }
+        (false, true) => {
+            println!("repaired: the fold replaced, missing deadlines and commands queued");
+            Ok(())
+        }
+        (false, false) => Err(OpsError::Failed(
+            "the live saga differs from the log; `carrot saga recover --apply` repairs it".into(),
+        )),
+    }
 }
 
 /// One reconciliation pass from `since`; prints what it found, and every open mismatch.

@@ -470,16 +470,29 @@ impl TestApp {
 
 impl TestApp {
     /// Another application over this one's database and gateway (an API replica or a
-    /// worker, by `settings.role`); it runs until the trigger is dropped.
-    pub async fn serve_also(&self, mut settings: Settings) -> (String, ShutdownTrigger) {
+    /// worker, by `settings.role`); it runs until stopped or dropped.
+    pub async fn serve_also(&self, mut settings: Settings) -> Served {
         settings.gateway = self.gateway.clone();
         let application = Application::build(settings, self.db.pool.clone())
             .await
             .unwrap();
-        let address = format!("http://127.0.0.1:{}", application.port());
         let (stop, shutdown) = Shutdown::new();
-        tokio::spawn(application.run_until_stopped(shutdown));
-        (address, stop)
+        let running = tokio::spawn(application.run_until_stopped(shutdown));
+        Served { stop, running }
+    }
+}
+
+/// An application a test started with [`TestApp::serve_also`].
+pub struct Served {
+    stop: ShutdownTrigger,
+    running: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl Served {
+    /// Stops it and waits until every one of its tasks has finished.
+    pub async fn stop(self) {
+        self.stop.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.running).await;
     }
 }
 

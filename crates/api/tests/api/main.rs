@@ -21,6 +21,7 @@ mod reads;
 mod reconciliation;
 mod replay;
 mod requests;
+mod saga_recovery;
 mod security;
 mod settlement;
 mod stranded;

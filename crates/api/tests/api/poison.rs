@@ -88,7 +88,7 @@ async fn a_poison_event_is_held_the_rest_settles_and_once_mended_it_is_applied_o
 
     let mut worker = test_settings();
     worker.role = ServeRole::Worker;
-    let (_worker, _stop) = app.serve_also(worker).await;
+    let _worker = app.serve_also(worker).await;
 
     // Every other trade settles: the healthy one is refunded, the poisoned one waits.
     app.wait_event("payment", &healthy.placed.payment_id, "PaymentRefunded")

@@ -176,7 +176,7 @@ async fn with_the_workers_down_for_8_days_late_answers_are_refused_and_the_deadl
     // The workers come back: the deadlines say expired (refund) and completed (payout).
     let mut worker = settings_at(&clock);
     worker.role = ServeRole::Worker;
-    let (_worker, _stop) = app.serve_also(worker).await;
+    let _worker = app.serve_also(worker).await;
     app.wait_event(
         "purchase_request",
         &expired.placed.request_id,

@@ -28,6 +28,7 @@ pub mod dispatcher;
 mod money;
 pub mod outbox;
 pub mod reconcile;
+pub mod recover;
 mod state;
 pub mod timer;
 
@@ -119,8 +120,9 @@ impl Subscriber for SettlementSaga {
         Some(
             "the saga is not a pure fold of the log: its state goes with an outbox of \
              effects (refunds, payouts) already run, and with deadlines the timer already \
-             fired, neither of which a rebuild from the log can know; see docs/DESIGN.md, \
-             \"Rebuilding the saga\"",
+             fired, neither of which a rebuild from the log can know. `carrot saga recover` \
+             recomputes its state from the log and repairs it without running anything twice \
+             (docs/DESIGN.md, \"Rebuilding the saga\")",
         )
     }
 

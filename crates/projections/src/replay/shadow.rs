@@ -1,0 +1,168 @@
+//! The shadow a rebuild, a verification or the saga's recovery fills: a copy of a
+//! subscriber's tables in a schema of its own, filled from the log with the subscriber's
+//! own code, and the live checkpoint it is measured against.
+
+use sqlx::PgConnection;
+
+use super::{ReplayError, BATCH};
+use crate::log::{read_after, read_between, Checkpoint, StoredEvent};
+use crate::postgres::{quote_ident, Db};
+use crate::runner::Subscriber;
+
+/// How far a shadow has been filled.
+#[derive(Debug, Default)]
+pub(crate) struct Filled {
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) applied: u64,
+}
+
+/// A fresh shadow schema with the live view's tables (indexes and constraints included);
+/// returns the table names.
+pub(crate) async fn prepare(
+    pool: &Db,
+    live: &str,
+    shadow: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
+    )
+    .bind(live)
+    .fetch_all(pool)
+    .await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        quote_ident(shadow)
+    ))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(shadow)))
+        .execute(&mut *tx)
+        .await?;
+    for table in &tables {
+        sqlx::query(&format!(
+            "CREATE TABLE {s}.{t} (LIKE {l}.{t} INCLUDING ALL)",
+            s = quote_ident(shadow),
+            l = quote_ident(live),
+            t = quote_ident(table)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(tables)
+}
+
+pub(crate) async fn total_events(pool: &Db) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM public.events")
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) async fn live_checkpoint(pool: &Db, live: &str) -> Result<Checkpoint, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    live_checkpoint_in(&mut conn, live).await
+}
+
+pub(super) async fn live_checkpoint_in(
+    conn: &mut PgConnection,
+    live: &str,
+) -> Result<Checkpoint, sqlx::Error> {
+    Ok(stored_checkpoint(conn, live)
+        .await?
+        .unwrap_or(Checkpoint::ORIGIN))
+}
+
+/// The subscriber's checkpoint, `None` when it has no row.
+pub(crate) async fn stored_checkpoint(
+    conn: &mut PgConnection,
+    live: &str,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM public.subscription_checkpoints
+          WHERE subscriber = $1",
+    )
+    .bind(live)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| checkpoint_of(Some(row))).transpose()
+}
+
+/// Locks the view's checkpoint row (creating it at the origin for a view never run), so
+/// the live runner pauses; returns where the live view stands.
+pub(crate) async fn lock_checkpoint(
+    tx: &mut PgConnection,
+    live: &str,
+) -> Result<Checkpoint, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO public.subscription_checkpoints (subscriber) VALUES ($1)
+         ON CONFLICT (subscriber) DO NOTHING",
+    )
+    .bind(live)
+    .execute(&mut *tx)
+    .await?;
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM public.subscription_checkpoints
+          WHERE subscriber = $1 FOR UPDATE",
+    )
+    .bind(live)
+    .fetch_optional(&mut *tx)
+    .await?;
+    checkpoint_of(row)
+}
+
+fn checkpoint_of(row: Option<(String, i64)>) -> Result<Checkpoint, sqlx::Error> {
+    match row {
+        None => Ok(Checkpoint::ORIGIN),
+        Some((tx, pos)) => Ok(Checkpoint {
+            transaction_id: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            global_position: pos,
+        }),
+    }
+}
+
+/// Applies batches to the shadow, each in a transaction of its own, until the log (or
+/// `upto`) is exhausted.
+pub(crate) async fn fill(
+    pool: &Db,
+    view: &dyn Subscriber,
+    shadow: &str,
+    state: &mut Filled,
+    upto: Option<Checkpoint>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), ReplayError> {
+    loop {
+        let mut tx = pool.begin().await?;
+        let events = match upto {
+            Some(upto) => read_between(&mut tx, state.checkpoint, upto, BATCH).await?,
+            None => read_after(&mut tx, state.checkpoint, BATCH).await?,
+        };
+        if events.is_empty() {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        apply(&mut tx, view, shadow, &events, state).await?;
+        tx.commit().await?;
+        progress(state.applied);
+    }
+}
+
+pub(super) async fn apply(
+    tx: &mut PgConnection,
+    view: &dyn Subscriber,
+    shadow: &str,
+    events: &[StoredEvent],
+    state: &mut Filled,
+) -> Result<(), ReplayError> {
+    sqlx::query("SELECT set_config('search_path', $1, true)")
+        .bind(format!("{}, public", quote_ident(shadow)))
+        .execute(&mut *tx)
+        .await?;
+    view.apply(tx, events).await?;
+    if let Some(last) = events.last() {
+        state.checkpoint = last.checkpoint;
+    }
+    state.applied += events.len() as u64;
+    Ok(())
+}
