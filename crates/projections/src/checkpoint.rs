@@ -142,3 +142,30 @@ pub(crate) async fn set(
     .await?;
     Ok(())
 }
+
+/// A subscriber paused by an operator tool: its batches find their checkpoint "held" and
+/// wait. Unlike locking the checkpoint row, which pauses it too, this holds no transaction
+/// id (a session advisory lock on a connection of its own), so the log's horizon, and with
+/// it every other subscriber, moves on however long the pause lasts.
+pub struct Paused(PgConnection);
+
+impl Paused {
+    /// Pauses `subscriber` once its batch in progress, if any, has committed.
+    pub async fn take(pool: &Db, subscriber: &str) -> Result<Self, sqlx::Error> {
+        use sqlx::Connection;
+        let mut conn = PgConnection::connect_with(&pool.pool().connect_options()).await?;
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended('carrot_pause:' || $1, 0))")
+            .bind(subscriber)
+            .execute(&mut conn)
+            .await?;
+        Ok(Paused(conn))
+    }
+
+    /// Lets it go on (closing the session releases the lock, also if this process dies).
+    pub async fn release(self) {
+        use sqlx::Connection;
+        if let Err(e) = self.0.close().await {
+            tracing::warn!(error = %e, "closing the pause's connection failed");
+        }
+    }
+}

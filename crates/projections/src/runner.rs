@@ -143,11 +143,14 @@ impl Runner {
         // for its WAL to reach disk: what it writes is derived from the log and moves with
         // the checkpoint, so a crash that loses it loses both, and the batch is applied again.
         // Two flags ride along (read once, not per event): whether any of its streams are
-        // held in quarantine, and whether a retry of them was asked for.
+        // held in quarantine, and whether a retry of them was asked for. The shared pause
+        // lock is free unless an operator tool has paused the subscriber (`checkpoint.rs`).
         let sql = format!(
             "WITH cp AS MATERIALIZED (
                  SELECT transaction_id, global_position FROM public.subscription_checkpoints
-                  WHERE subscriber = $1 FOR UPDATE SKIP LOCKED)
+                  WHERE subscriber = $1
+                    AND pg_try_advisory_xact_lock_shared(hashtextextended('carrot_pause:' || $1, 0))
+                    FOR UPDATE SKIP LOCKED)
              SELECT set_config('search_path', $3, true) AS search_path,
                     set_config('synchronous_commit', 'off', true) AS synchronous_commit,
                     cp.transaction_id::text AS at_transaction, cp.global_position AS at_position,

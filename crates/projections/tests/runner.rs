@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use carrot_projections::checkpoint::Paused;
 use carrot_projections::runner::{ApplyError, Batch, RunnerError};
 use carrot_projections::testing::{append_raw, test_database};
 use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber, Wakeups};
@@ -149,6 +150,32 @@ async fn a_runner_skips_a_batch_while_another_holds_the_checkpoint() {
 
     assert_eq!(runner.catch_up().await.unwrap(), 1);
     assert_eq!(runner.run_once().await.unwrap(), Batch::Idle);
+}
+
+#[tokio::test]
+async fn a_paused_subscriber_waits_without_holding_back_the_horizon_and_resumes() {
+    let db = test_database().await;
+    counting_schema(&db.pool).await;
+    let runner = Runner::new(db.pool.clone(), Arc::new(Counting), small_batches());
+    runner.register().await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    append_raw(&mut conn, "test", "x", 1, json!({"Happened": {}}))
+        .await
+        .unwrap();
+
+    let paused = Paused::take(&db.pool, "counting").await.unwrap();
+    assert_eq!(runner.run_once().await.unwrap(), Batch::Busy);
+    // The pause holds no transaction id: nothing holds the log's horizon back.
+    let writers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(writers, 0);
+    paused.release().await;
+
+    assert_eq!(runner.catch_up().await.unwrap(), 1);
 }
 
 #[tokio::test]

@@ -50,8 +50,10 @@ pub async fn recover(pool: &Db, config: SagaConfig, apply: bool) -> Result<(), O
     let saga = SettlementSaga::new(config);
     let found = recover::recover(pool, &saga, apply, &mut |p| reporter.progress(p)).await?;
     println!(
-        "settlement: {} events folded, at {}",
-        found.events, found.checkpoint
+        "settlement: {} events folded, at {}; the saga paused {:.2} s",
+        found.events,
+        found.checkpoint,
+        found.paused_for.as_secs_f64()
     );
     if found.checkpoint_missing {
         println!(

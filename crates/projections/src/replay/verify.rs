@@ -7,10 +7,9 @@ use std::time::Instant;
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use super::shadow::{
-    fill, live_checkpoint, live_checkpoint_in, lock_checkpoint, prepare, total_events, Filled,
-};
+use super::shadow::{fill, live_checkpoint, live_checkpoint_in, prepare, total_events, Filled};
 use super::{Difference, Exclusive, Progress, Rebuilt, ReplayError, Side};
+use crate::checkpoint::Paused;
 use crate::postgres::{quote_ident, Db};
 use crate::runner::Subscriber;
 
@@ -63,21 +62,27 @@ async fn verify_alone(
         }
     }
     // Pause the live view only to bring the copy level with it, and take a snapshot in
-    // which both stand at one checkpoint; then let it go on. The comparison runs in that
-    // read-only snapshot, which holds no lock and no transaction id, so no subscriber (the
-    // saga included) waits for it.
-    let mut pause = pool.begin().await?;
-    let target = lock_checkpoint(&mut pause, live).await?;
-    fill(pool, view, &shadow, &mut state, Some(target), &mut |_| {}).await?;
-    let mut snapshot = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *snapshot)
-        .await?;
-    let seen = live_checkpoint_in(&mut snapshot, live).await?;
-    pause.rollback().await?;
+    // which both stand at one checkpoint; then let it go on. The pause holds no transaction
+    // id (`Paused`), and the comparison runs in that read-only snapshot, which holds no lock
+    // either, so no other subscriber (the saga included) waits at any point.
+    let pause = Paused::take(pool, live).await?;
+    let target = live_checkpoint(pool, live).await?;
+    let levelled = fill(pool, view, &shadow, &mut state, Some(target), &mut |_| {}).await;
+    let snapshot = async {
+        let mut snapshot = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *snapshot)
+            .await?;
+        let seen = live_checkpoint_in(&mut snapshot, live).await?;
+        Ok::<_, sqlx::Error>((snapshot, seen))
+    }
+    .await;
+    pause.release().await;
+    levelled?;
+    let (mut snapshot, seen) = snapshot?;
     if seen != target {
-        // Cannot happen while the pause holds the row; if it did, the comparison would
-        // report differences that are not there.
+        // Cannot happen while paused; if it did, the comparison would report differences
+        // that are not there.
         return Err(ReplayError::Moved { target, seen });
     }
     let mut differences = Vec::new();

@@ -6,11 +6,11 @@
 //! reconciler's tables record what no event says. But the part of its state that *is* a
 //! fold of the log can be recomputed, and its decisions are deterministic, each under a
 //! deterministic command id. So recovery folds the whole log into a shadow schema with the
-//! saga's own code (the shadow's outbox takes the decisions; nothing is executed), brings
-//! it to the live checkpoint while holding that checkpoint (the live saga pauses), and
-//! compares:
+//! saga's own code (the shadow's outbox takes the decisions; nothing is executed) while the
+//! saga runs, then pauses the saga (an advisory lock: no transaction id is held, so no
+//! other subscriber waits), folds the last events, and compares:
 //! - its fold (`trades`, `listings`, `payments`): rows that differ are reported, and with
-//!   `apply` the live rows are replaced by the recomputed ones;
+//!   `apply` those rows (only those) are replaced by the recomputed ones;
 //! - `deadlines` the log implies that the live saga lacks: added with `apply` (one that
 //!   already fired and found nothing to do shows here too; firing it again decides a
 //!   command under an id already taken, which changes nothing);
@@ -30,15 +30,20 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{SettlementSaga, SETTLEMENT};
+use crate::checkpoint::Paused;
 use crate::log::Checkpoint;
 use crate::postgres::{quote_ident, Db};
 use crate::replay::{
-    compare, fill, lock_checkpoint, prepare, stored_checkpoint, total_events, Difference,
-    Exclusive, Filled, Progress, ReplayError,
+    compare, fill, prepare, stored_checkpoint, total_events, Difference, Exclusive, Filled,
+    Progress, ReplayError, Side,
 };
 
-/// The saga's tables that are a pure fold of the log.
-const FOLD: [&str; 3] = ["trades", "listings", "payments"];
+/// The saga's tables that are a pure fold of the log, with their keys.
+const FOLD: [(&str, &str); 3] = [
+    ("trades", "request_id"),
+    ("listings", "listing_id"),
+    ("payments", "payment_id"),
+];
 /// Where the log is folded aside.
 const SHADOW: &str = "settlement__recover";
 
@@ -60,6 +65,8 @@ pub struct Recovery {
     pub commands: Vec<String>,
     /// Whether the repair was made.
     pub applied: bool,
+    /// How long the live saga was paused (the last events, the comparison, the repair).
+    pub paused_for: std::time::Duration,
 }
 
 impl Recovery {
@@ -105,8 +112,6 @@ async fn recover_alone(
     let started = std::time::Instant::now();
     prepare(pool, SETTLEMENT, SHADOW).await?;
     let total = total_events(pool).await?;
-    let live = stored_checkpoint(&mut *pool.acquire().await?, SETTLEMENT).await?;
-    let missing = live.is_none();
     let mut filled = Filled::default();
     let mut report = |applied| {
         progress(Progress {
@@ -116,20 +121,37 @@ async fn recover_alone(
             elapsed: started.elapsed(),
         })
     };
-    // Most of the log without holding anything, up to where the live saga stands now.
-    if let Some(now) = live {
+    // Most of the log while the saga runs, up to where it stands now.
+    if let Some(now) = stored_checkpoint(&mut *pool.acquire().await?, SETTLEMENT).await? {
         fill(pool, saga, SHADOW, &mut filled, Some(now), &mut report).await?;
     }
-    // The rest holding the checkpoint row (created here if missing: the live saga waits for
-    // it): the comparison and the repair see one state of the saga.
-    let mut tx = pool.begin().await?;
-    let target = lock_checkpoint(&mut tx, SETTLEMENT).await?;
-    let upto = (!missing).then_some(target);
-    fill(pool, saga, SHADOW, &mut filled, upto, &mut report).await?;
+    // Then the saga pauses, holding no transaction id (nothing else waits for it), so the
+    // last events, the comparison and the repair all see one state of it.
+    let paused = Paused::take(pool, SETTLEMENT).await?;
+    let pause_began = std::time::Instant::now();
+    let recovered = level_and_repair(pool, saga, apply, &mut filled, &mut report).await;
+    paused.release().await;
+    recovered.map(|recovery| Recovery {
+        paused_for: pause_began.elapsed(),
+        ..recovery
+    })
+}
 
+/// With the saga paused: folds the rest of the log, compares, and (applied) repairs.
+async fn level_and_repair(
+    pool: &Db,
+    saga: &SettlementSaga,
+    apply: bool,
+    filled: &mut Filled,
+    report: &mut dyn FnMut(u64),
+) -> Result<Recovery, ReplayError> {
+    let mut conn = pool.acquire().await?;
+    // A missing row: fold to the log's end, and put the row there.
+    let live = stored_checkpoint(&mut conn, SETTLEMENT).await?;
+    fill(pool, saga, SHADOW, filled, live, report).await?;
     let mut state = Vec::new();
-    for table in FOLD {
-        state.extend(compare(&mut tx, SETTLEMENT, SHADOW, table).await?);
+    for (table, _) in FOLD {
+        state.extend(compare(&mut conn, SETTLEMENT, SHADOW, table).await?);
     }
     let deadlines: Vec<Value> = sqlx::query_scalar(&format!(
         "SELECT to_jsonb(d) FROM {SHADOW}.deadlines d
@@ -137,25 +159,28 @@ async fn recover_alone(
                              WHERE l.request_id = d.request_id AND l.kind = d.kind)
           ORDER BY d.due_at, d.request_id, d.kind"
     ))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
     let commands: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT s.command_id FROM {SHADOW}.outbox s
           WHERE NOT EXISTS (SELECT 1 FROM settlement.outbox l WHERE l.command_id = s.command_id)
           ORDER BY s.command_id"
     ))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
+    drop(conn);
     let recovery = Recovery {
         checkpoint: filled.checkpoint,
         events: filled.applied,
-        checkpoint_missing: missing,
+        checkpoint_missing: live.is_none(),
         state,
         deadlines,
         commands,
         applied: apply,
+        paused_for: std::time::Duration::ZERO,
     };
     if apply {
+        let mut tx = pool.begin().await?;
         repair(&mut tx, &recovery).await?;
         tx.commit().await?;
         tracing::warn!(
@@ -165,37 +190,64 @@ async fn recover_alone(
             checkpoint = %recovery.checkpoint,
             "saga state recovered from the log"
         );
-    } else {
-        tx.rollback().await?;
     }
     Ok(recovery)
 }
 
-/// Makes the live saga what the log says, inside the transaction holding its checkpoint.
+/// Makes the live saga what the log says: only the rows found different, so the write is
+/// as short as the damage is small.
 async fn repair(tx: &mut PgConnection, recovery: &Recovery) -> Result<(), sqlx::Error> {
-    let mut statements: Vec<String> = Vec::new();
-    for table in FOLD {
-        statements.push(format!("DELETE FROM settlement.{table}"));
-        statements.push(format!(
-            "INSERT INTO settlement.{table} SELECT * FROM {SHADOW}.{table}"
-        ));
+    for (table, key) in FOLD {
+        let keys = |side: Side| -> Vec<String> {
+            recovery
+                .state
+                .iter()
+                .filter(|d| d.side == side && d.table == format!("{SETTLEMENT}.{table}"))
+                .filter_map(|d| d.row.get(key).and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        };
+        // A changed row is on both sides: out with the live one, in with the log's.
+        sqlx::query(&format!(
+            "DELETE FROM settlement.{table} WHERE {key} = ANY($1::text[]::uuid[])"
+        ))
+        .bind(keys(Side::LiveOnly))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO settlement.{table} SELECT * FROM {SHADOW}.{table}
+              WHERE {key} = ANY($1::text[]::uuid[])
+             ON CONFLICT ({key}) DO NOTHING"
+        ))
+        .bind(keys(Side::RebuiltOnly))
+        .execute(&mut *tx)
+        .await?;
     }
-    statements.push(format!(
+    sqlx::query(&format!(
         "INSERT INTO settlement.deadlines SELECT * FROM {SHADOW}.deadlines ON CONFLICT DO NOTHING"
-    ));
-    statements.push(format!(
-        "INSERT INTO settlement.outbox SELECT * FROM {SHADOW}.outbox
-         ON CONFLICT (command_id) DO NOTHING"
-    ));
-    statements.push("SELECT pg_notify('carrot_outbox', '')".to_owned());
-    for statement in statements {
-        sqlx::query(&statement).execute(&mut *tx).await?;
-    }
+    ))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!(
+        "WITH queued AS (
+             INSERT INTO settlement.outbox SELECT * FROM {SHADOW}.outbox
+              WHERE command_id = ANY($1) ON CONFLICT (command_id) DO NOTHING RETURNING 1)
+         SELECT pg_notify('carrot_outbox', '') WHERE EXISTS (SELECT 1 FROM queued)"
+    ))
+    .bind(&recovery.commands)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM public.subscription_quarantine WHERE subscriber = $1")
         .bind(SETTLEMENT)
         .execute(&mut *tx)
         .await?;
     if recovery.checkpoint_missing {
+        sqlx::query(
+            "INSERT INTO public.subscription_checkpoints (subscriber) VALUES ($1)
+             ON CONFLICT (subscriber) DO NOTHING",
+        )
+        .bind(SETTLEMENT)
+        .execute(&mut *tx)
+        .await?;
         crate::checkpoint::set(tx, SETTLEMENT, recovery.checkpoint, recovery.events).await?;
     }
     Ok(())
