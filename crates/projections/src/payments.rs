@@ -143,26 +143,18 @@ fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
             payment_id,
             refunded_at: at,
             ..
-        }
-        | PaymentEvent::PaymentPaidOut {
+        } => apply_newer(payments, payment_id, version, at, |row| {
+            row.status = "refunded".to_owned();
+            row.settled_at = Some(at);
+        }),
+        PaymentEvent::PaymentPaidOut {
             payment_id,
             paid_out_at: at,
             ..
-        } => {
-            let status = match event {
-                PaymentEvent::PaymentRefunded { .. } => "refunded",
-                _ => "paid_out",
-            };
-            if let Some(row) = payments
-                .change(payment_id.as_uuid())
-                .filter(|row| row.version < version)
-            {
-                row.status = status.to_owned();
-                row.settled_at = Some(at);
-                row.updated_at = at;
-                row.version = version;
-            }
-        }
+        } => apply_newer(payments, payment_id, version, at, |row| {
+            row.status = "paid_out".to_owned();
+            row.settled_at = Some(at);
+        }),
         // Still held; the reason says why and waits for an operator.
         PaymentEvent::PaymentTransferDeclined {
             payment_id,
@@ -170,52 +162,48 @@ fn fold(payments: &mut Fold<PaymentRow>, version: i64, event: PaymentEvent) {
             reason,
             declined_at: at,
             ..
-        } => {
-            if let Some(row) = payments
-                .change(payment_id.as_uuid())
-                .filter(|row| row.version < version)
-            {
-                row.reason = Some(format!("{} declined: {reason}", kind.name()));
-                row.updated_at = at;
-                row.version = version;
-            }
-        }
+        } => apply_newer(payments, payment_id, version, at, |row| {
+            row.reason = Some(format!("{} declined: {reason}", kind.name()));
+        }),
         PaymentEvent::PaymentTransferRetried {
             payment_id,
             retried_at: at,
             ..
-        } => {
-            if let Some(row) = payments
-                .change(payment_id.as_uuid())
-                .filter(|row| row.version < version)
-            {
-                row.reason = None;
-                row.updated_at = at;
-                row.version = version;
-            }
-        }
+        } => apply_newer(payments, payment_id, version, at, |row| row.reason = None),
         PaymentEvent::PaymentSettledOutside {
             payment_id,
             kind,
             reference,
             settled_at: at,
             ..
-        } => {
-            if let Some(row) = payments
-                .change(payment_id.as_uuid())
-                .filter(|row| row.version < version)
-            {
-                row.status = match kind {
-                    MovementKind::Payout => "paid_out",
-                    _ => "refunded",
-                }
-                .to_owned();
-                row.reason = Some(format!("settled outside Carrot: {reference}"));
-                row.settled_at = Some(at);
-                row.updated_at = at;
-                row.version = version;
+        } => apply_newer(payments, payment_id, version, at, |row| {
+            row.status = match kind {
+                MovementKind::Payout => "paid_out",
+                _ => "refunded",
             }
-        }
+            .to_owned();
+            row.reason = Some(format!("settled outside Carrot: {reference}"));
+            row.settled_at = Some(at);
+        }),
+    }
+}
+
+/// Changes an existing payment's row with an event at `version`, unless the row already
+/// reflects that event or a later one (a replay over the live view).
+fn apply_newer(
+    payments: &mut Fold<PaymentRow>,
+    payment_id: PaymentId,
+    version: i64,
+    at: DateTime<Utc>,
+    change: impl FnOnce(&mut PaymentRow),
+) {
+    if let Some(row) = payments
+        .change(payment_id.as_uuid())
+        .filter(|row| row.version < version)
+    {
+        change(row);
+        row.updated_at = at;
+        row.version = version;
     }
 }
 

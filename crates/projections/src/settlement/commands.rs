@@ -293,15 +293,10 @@ impl SagaCommand {
         command: PaymentCommand,
     ) -> Result<(), Failure> {
         let id = payment_id.to_string();
-        let after = match write
+        let (_, after) = write
             .execute_for::<Payment>(&id, command, self.metadata())
             .await
-        {
-            Ok((_, after)) => after,
-            Err(CommandError::Refused(e)) => return Err(payment(&e)),
-            Err(CommandError::Contended) => return Err(Failure::Transient("contended".into())),
-            Err(CommandError::Failed(e)) => return Err(Failure::Transient(e.to_string())),
-        };
+            .map_err(|e| failure(e, payment))?;
         match after.declined_transfer() {
             Some(declined) if after.status() == PaymentStatus::Captured => {
                 Err(Failure::Refused(format!(
@@ -330,15 +325,21 @@ impl SagaCommand {
         A: Routed,
         A::Error: DomainError + 'static,
     {
-        match write
+        write
             .execute::<A>(&id.to_string(), command, self.metadata())
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(CommandError::Refused(e)) => Err(refusal(&e)),
-            Err(CommandError::Contended) => Err(Failure::Transient("contended".into())),
-            Err(CommandError::Failed(e)) => Err(Failure::Transient(e.to_string())),
-        }
+            .map(|_| ())
+            .map_err(|e| failure(e, refusal))
+    }
+}
+
+/// What a failed command means to the dispatcher: a refusal as `refusal` classifies it;
+/// losing a race or the database failing is worth another try.
+fn failure<E: std::error::Error>(error: CommandError<E>, refusal: fn(&E) -> Failure) -> Failure {
+    match error {
+        CommandError::Refused(e) => refusal(&e),
+        CommandError::Contended => Failure::Transient("contended".into()),
+        CommandError::Failed(e) => Failure::Transient(e.to_string()),
     }
 }
 
