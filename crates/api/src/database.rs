@@ -1,11 +1,11 @@
 //! Opening the database: the one at `DATABASE_URL`, or an embedded cluster in the data
-//! directory; then migrations.
+//! directory; then migrations and the log's order.
 
 use carrot_projections::postgres::Db;
 use std::path::Path;
 
 use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedPostgres};
-use carrot_projections::postgres::{connect, ensure_database, migrate};
+use carrot_projections::postgres::{connect, ensure_database, prepare, PrepareError};
 
 use crate::config::DatabaseArgs;
 
@@ -18,9 +18,9 @@ pub enum DatabaseError {
     /// Connecting failed.
     #[error("connecting to PostgreSQL: {0}")]
     Connect(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("applying migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A migration failed, or the log's order could not be made safe.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
     /// The data directory is unusable.
     #[error("data directory {0}: {1}")]
     DataDir(String, std::io::Error),
@@ -37,7 +37,8 @@ pub struct Database {
 const EMBEDDED_DATABASE: &str = "carrot";
 
 impl Database {
-    /// Opens the configured database and applies pending migrations.
+    /// Opens the configured database, applies pending migrations and makes sure the log's
+    /// order is safe on this cluster (re-basing it after a restore elsewhere).
     pub async fn open(args: &DatabaseArgs) -> Result<Database, DatabaseError> {
         let (url, embedded) = match &args.database_url {
             Some(url) => (url.clone(), None),
@@ -48,7 +49,7 @@ impl Database {
             }
         };
         let pool = connect(&url, args.pool_size).await?;
-        migrate(&pool).await?;
+        prepare(&pool).await?;
         Ok(Database { pool, embedded })
     }
 

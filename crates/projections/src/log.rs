@@ -4,7 +4,10 @@
 //! skip an event whose transaction commits late. The reader orders by
 //! `(transaction_id, global_position)` and reads only below `pg_snapshot_xmin` of the
 //! statement's own snapshot: every transaction under that horizon has finished, so nothing
-//! can appear behind the reader later. No gap timeout, no skipping.
+//! can appear behind the reader later. No gap timeout, no skipping. Both the ids written
+//! and the horizon carry the database's offset (`log_transaction_id()`, `log_horizon()`),
+//! which keeps the order when the database moves to another cluster
+//! (`postgres/log_order.rs`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,7 +24,8 @@ use sqlx::{PgConnection, Row};
 /// a view whose checkpoint is at or past it reflects that event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Checkpoint {
-    /// The 64-bit id (`xid8`) of the transaction that appended the event.
+    /// The 64-bit id (`xid8`) of the transaction that appended the event, plus the
+    /// database's offset (`postgres/log_order.rs`).
     pub transaction_id: u64,
     /// The event's identity value.
     pub global_position: i64,
@@ -146,7 +150,7 @@ pub(crate) fn next_events_of_sql(tx: &str, pos: &str, limit: &str, types: Option
     format!(
         "SELECT {columns} FROM public.events e
           WHERE (e.transaction_id, e.global_position) > ({tx}, {pos})
-            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            AND e.transaction_id < public.log_horizon()
           ORDER BY e.transaction_id, e.global_position
           LIMIT {limit}"
     )

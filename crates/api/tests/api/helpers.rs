@@ -76,7 +76,16 @@ pub async fn spawn_app_over(
     adapter: Arc<dyn PaymentGateway>,
 ) -> TestApp {
     settings.gateway = adapter;
-    let db = test_database().await;
+    spawn_app_on(settings, gateway, test_database().await).await
+}
+
+/// Spawns the app with `settings` on the database `db` (a restored one, say), its gateway
+/// already in `settings`, which the test reads through `gateway`.
+pub async fn spawn_app_on(
+    settings: Settings,
+    gateway: Arc<SimulatedGateway>,
+    db: TestDatabase,
+) -> TestApp {
     let app = Application::build(settings, db.pool.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, shutdown) = Shutdown::new();

@@ -21,6 +21,7 @@ mod reads;
 mod reconciliation;
 mod replay;
 mod requests;
+mod restore;
 mod saga_recovery;
 mod security;
 mod settlement;

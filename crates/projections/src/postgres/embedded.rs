@@ -74,6 +74,12 @@ impl Binaries {
             |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
         if let Some(path) = path {
             if let Some(dir) = std::env::split_paths(&path).find(|d| has_server(d)) {
+                // A directory of links to the server (`/usr/local/bin/initdb` ->
+                // `/usr/lib/postgresql/15/bin/initdb`) may lack the other programs.
+                let dir = fs::canonicalize(dir.join("initdb"))
+                    .ok()
+                    .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
+                    .unwrap_or(dir);
                 return Ok(Self { dir });
             }
         }

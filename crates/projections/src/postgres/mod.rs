@@ -4,6 +4,7 @@
 mod clock;
 mod db;
 pub mod embedded;
+pub mod log_order;
 
 pub use clock::DatabaseClock;
 pub use db::{Conn, Db, Tx};
@@ -52,6 +53,24 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error>
 /// Applies every pending migration.
 pub async fn migrate(db: &Db) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(db.pool()).await
+}
+
+/// Why the database is not ready for Carrot.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// A migration failed.
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The log's order could not be made safe.
+    #[error(transparent)]
+    LogOrder(#[from] log_order::LogOrderError),
+}
+
+/// What every process does before using the database: applies pending migrations, then
+/// makes sure events written from now on order after the log (`log_order.rs`).
+pub async fn prepare(db: &Db) -> Result<log_order::LogOrder, PrepareError> {
+    migrate(db).await?;
+    Ok(log_order::ensure(db).await?)
 }
 
 /// Whether every embedded migration has been applied successfully to this database.
