@@ -341,3 +341,54 @@ async fn two_processes_starting_at_once_on_a_restored_database_re_base_it_once()
     assert_eq!(moves(&e).await, 1);
     carry_on(&e, &accepted, &requested, head_a).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_re_base_refuses_to_start_and_says_what_to_run() {
+    let dir = scratch();
+    let original = spawn_app().await;
+    trades(&original).await;
+    dump(&original.db.url, &dir.join("a.dump"));
+    let (cluster, url) = new_cluster(0).await;
+    restore(&dir.join("a.dump"), &url);
+    // An application role with every right on the data, but not the owner of its functions.
+    let owner = connect(&url, 1).await.unwrap();
+    for statement in [
+        "CREATE ROLE carrot_app LOGIN PASSWORD 'app-password'",
+        "GRANT USAGE, CREATE ON SCHEMA public TO carrot_app",
+        "GRANT ALL ON ALL TABLES IN SCHEMA public TO carrot_app",
+        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO carrot_app",
+    ] {
+        sqlx::query(statement).execute(&owner).await.unwrap();
+    }
+    let as_app = format!(
+        "postgres://carrot_app:app-password@127.0.0.1:{}/carrot",
+        cluster.port()
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_carrot"))
+        .arg("migrate")
+        .env("DATABASE_URL", &as_app)
+        .env("CARROT_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("behind the event log's head") && said.contains("as the database's owner"),
+        "{said}"
+    );
+    let untouched: i64 = sqlx::query_scalar("SELECT count(*) FROM log_moves")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(untouched, 0);
+    // The owner's `carrot migrate` re-bases; the application role then starts.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_carrot"))
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("CARROT_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    let app_pool = connect(&as_app, 1).await.unwrap();
+    assert_eq!(prepare(&app_pool).await.unwrap(), LogOrder::Safe);
+}
