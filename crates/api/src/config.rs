@@ -32,8 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API and run the projections.
     Serve(Box<ServeArgs>),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    /// Apply pending database migrations (as the schema's owner) and exit.
+    Migrate(MigrateArgs),
     /// Rebuild views from the event log while the service runs (or check them: --verify).
     Replay(ReplayArgs),
     /// Print the events of one trade or one aggregate.
@@ -65,6 +65,18 @@ pub struct ReplayArgs {
     /// change nothing.
     #[arg(long)]
     pub verify: bool,
+}
+
+/// `carrot migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The database, as the schema's owner.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The role `carrot serve` connects as: granted the rights the service needs (rows,
+    /// not schema) on every table, now and for what later migrations and rebuilds create.
+    #[arg(long, env = "CARROT_APP_ROLE")]
+    pub app_role: Option<String>,
 }
 
 /// `carrot quarantine`.
@@ -180,6 +192,11 @@ pub struct ServeArgs {
     /// What this process runs: the API and the workers, or one of them.
     #[arg(long, env = "CARROT_ROLE", value_enum, default_value_t = ServeRole::All)]
     pub role: ServeRole,
+    /// Apply pending migrations at start (needs the schema owner's rights). Off: start only
+    /// if none is missing (`carrot migrate` runs them as a step of its own). The embedded
+    /// database always migrates.
+    #[arg(long, env = "CARROT_MIGRATE")]
+    pub migrate: bool,
     /// The JWT signing secret (at least 32 bytes). Unset: one is generated once and kept in
     /// the data directory. Replicas must share it.
     #[arg(long, env = "CARROT_JWT_SECRET", hide_env_values = true)]
@@ -362,6 +379,10 @@ pub struct PaymentArgs {
     /// in-process simulated gateway.
     #[arg(long, env = "CARROT_PAYMENT_URL")]
     pub payment_url: Option<String>,
+    /// For an `https://` gateway whose certificate a private CA signed: that CA's
+    /// certificate(s), PEM. The system's roots are trusted either way.
+    #[arg(long, env = "CARROT_PAYMENT_CA_FILE")]
+    pub payment_ca_file: Option<PathBuf>,
     /// How long a gateway call may take before its outcome counts as unknown, in ms.
     #[arg(long, env = "CARROT_PAYMENT_TIMEOUT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -402,9 +423,18 @@ impl PaymentArgs {
     /// The adapter: HTTP when a URL is given, else the in-process simulation.
     pub fn gateway(&self) -> Result<Arc<dyn PaymentGateway>, String> {
         match &self.payment_url {
-            Some(url) => HttpGateway::new(url)
-                .map(|g| Arc::new(g) as Arc<dyn PaymentGateway>)
-                .map_err(|e| format!("CARROT_PAYMENT_URL: {e}")),
+            Some(url) => {
+                let ca =
+                    match &self.payment_ca_file {
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            format!("CARROT_PAYMENT_CA_FILE {}: {e}", path.display())
+                        })?),
+                        None => None,
+                    };
+                HttpGateway::trusting(url, ca.as_deref())
+                    .map(|g| Arc::new(g) as Arc<dyn PaymentGateway>)
+                    .map_err(|e| format!("CARROT_PAYMENT_URL: {e}"))
+            }
             None => Ok(Arc::new(SimulatedGateway::new(self.profile()))),
         }
     }

@@ -5,7 +5,7 @@ use carrot_projections::postgres::Db;
 use std::path::Path;
 
 use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedPostgres};
-use carrot_projections::postgres::{connect, ensure_database, prepare, PrepareError};
+use carrot_projections::postgres::{connect, ensure_database, prepare, PrepareError, Schema};
 
 use crate::config::DatabaseArgs;
 
@@ -37,19 +37,28 @@ pub struct Database {
 const EMBEDDED_DATABASE: &str = "carrot";
 
 impl Database {
-    /// Opens the configured database, applies pending migrations and makes sure the log's
+    /// Opens the configured database, applies pending migrations (with
+    /// [`Schema::Migrate`], or always on the embedded cluster, which is this process's
+    /// own; [`Schema::Require`] only checks that none is missing) and makes sure the log's
     /// order is safe on this cluster (re-basing it after a restore elsewhere).
-    pub async fn open(args: &DatabaseArgs) -> Result<Database, DatabaseError> {
-        let (url, embedded) = match &args.database_url {
-            Some(url) => (url.clone(), None),
-            None => {
-                let cluster = start_embedded(&args.data_dir).await?;
-                ensure_database(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
-                (cluster.url(EMBEDDED_DATABASE), Some(cluster))
-            }
+    pub async fn open(args: &DatabaseArgs, schema: Schema) -> Result<Database, DatabaseError> {
+        let (url, embedded, own) = match &args.database_url {
+            Some(url) => (url.clone(), None, false),
+            // A `carrot serve` already runs the embedded cluster: use it, never a second
+            // server on the same files (the operator commands beside the README's first
+            // command).
+            None => match EmbeddedPostgres::running(&args.data_dir.join("pg"), EMBEDDED_DATABASE) {
+                Some(url) => (url, None, true),
+                None => {
+                    let cluster = start_embedded(&args.data_dir).await?;
+                    ensure_database(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
+                    (cluster.url(EMBEDDED_DATABASE), Some(cluster), true)
+                }
+            },
         };
         let pool = connect(&url, args.pool_size).await?;
-        prepare(&pool).await?;
+        let schema = if own { Schema::Migrate } else { schema };
+        prepare(&pool, schema).await?;
         Ok(Database { pool, embedded })
     }
 

@@ -1,14 +1,14 @@
 //! The `carrot` binary: `serve`, `migrate`, and the operator commands.
 
-use carrot_projections::postgres::{DatabaseClock, Db};
+use carrot_projections::postgres::{roles, DatabaseClock, Db, Schema};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_api::auth::JwtKeys;
 use carrot_api::config::{
-    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, PaymentSimArgs, QuarantineArgs,
-    SagaCommand, ServeArgs,
+    AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, MigrateArgs, PaymentSimArgs,
+    QuarantineArgs, SagaCommand, ServeArgs,
 };
 use carrot_api::database::Database;
 use carrot_api::ops::events::Selection;
@@ -30,13 +30,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
-        Command::Migrate(args) => {
-            with_database(&args, |_| async {
-                eprintln!("carrot: migrations applied");
-                Ok(())
-            })
-            .await
-        }
+        Command::Migrate(args) => migrate(args).await,
         Command::Replay(args) => match ops::replay::select(&args.views) {
             Ok(views) => {
                 with_database(&args.database, |pool| async move {
@@ -127,7 +121,8 @@ fn selection(args: &EventsArgs) -> Result<Selection, Box<dyn std::error::Error>>
     }
 }
 
-/// Opens the database (migrating it), runs `work` on it, and closes it whatever happened.
+/// Opens the database (checking its schema), runs `work` on it, and closes it whatever
+/// happened.
 async fn with_database<F, Fut>(
     args: &DatabaseArgs,
     work: F,
@@ -136,15 +131,42 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: std::future::Future<Output = Result<(), ops::OpsError>>,
 {
-    let db = Database::open(args).await?;
+    // Operator commands never change the schema (a newer binary looking at production
+    // must not migrate it), except on the embedded database, which is their own.
+    let db = Database::open(args, Schema::Require).await?;
     let done = work(db.pool.clone()).await;
     db.close().await;
     Ok(done?)
 }
 
+/// `carrot migrate`: the schema, the log's order, and the service role's rights.
+async fn migrate(args: MigrateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let db = Database::open(&args.database, Schema::Migrate).await?;
+    let granted = match &args.app_role {
+        Some(role) => {
+            let schemas = carrot_projections::subscriber_names();
+            roles::grant_service_rights(&db.pool, role, &schemas)
+                .await
+                .map(|()| Some(role))
+        }
+        None => Ok(None),
+    };
+    db.close().await;
+    match granted? {
+        Some(role) => eprintln!("carrot: migrations applied; {role} may read and write rows"),
+        None => eprintln!("carrot: migrations applied"),
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let secret = secret::resolve(args.jwt_secret.as_deref(), &args.database.data_dir)?;
-    let db = Database::open(&args.database).await?;
+    let schema = if args.migrate {
+        Schema::Migrate
+    } else {
+        Schema::Require
+    };
+    let db = Database::open(&args.database, schema).await?;
     let settings = Settings {
         bind: args.bind,
         role: args.role,

@@ -11,6 +11,13 @@ pub enum SecretError {
     /// Too short to resist brute force.
     #[error("CARROT_JWT_SECRET must be at least 32 bytes long")]
     TooShort,
+    /// A placeholder from a file or a document: anyone who read it could mint tokens,
+    /// admin ones included.
+    #[error(
+        "CARROT_JWT_SECRET is a placeholder, not a secret (anyone who read it could sign \
+         admin tokens); set a random one: openssl rand -hex 32"
+    )]
+    Placeholder,
     /// The kept secret could not be read or written.
     #[error("the JWT secret file {0}: {1}")]
     File(String, std::io::Error),
@@ -23,6 +30,9 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, Sec
     if let Some(secret) = configured {
         if secret.len() < 32 {
             return Err(SecretError::TooShort);
+        }
+        if is_placeholder(secret) {
+            return Err(SecretError::Placeholder);
         }
         return Ok(secret.as_bytes().to_vec());
     }
@@ -38,6 +48,12 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, Sec
         Ok(mut file) => {
             let secret = carrot_projections::postgres::embedded::random_hex(32).map_err(fail)?;
             file.write_all(secret.as_bytes()).map_err(fail)?;
+            // On disk before any token is signed with it: a crash must not lose the secret
+            // and with it every session.
+            file.sync_all().map_err(fail)?;
+            std::fs::File::open(data_dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(fail)?;
             Ok(secret.into_bytes())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -49,5 +65,56 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, Sec
             Ok(secret.as_bytes().to_vec())
         }
         Err(e) => Err(fail(e)),
+    }
+}
+
+/// Whether `secret` reads like a placeholder someone was meant to replace: words that say
+/// so (the repository's own examples among them), or too few different characters to be
+/// random.
+pub fn is_placeholder(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    let says_so = [
+        "replace",
+        "change-me",
+        "change_me",
+        "changeme",
+        "placeholder",
+        "example",
+        "your-secret",
+        "your_secret",
+        "secret-of",
+        "not-a-secret",
+        "validation-only",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    let distinct = secret
+        .bytes()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    says_so || distinct < 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_refused_and_random_secrets_pass() {
+        for placeholder in [
+            "REPLACE_ME_WITH_A_LONG_RANDOM_SECRET_OF_32_BYTES_OR_MORE",
+            "change-me-to-a-long-random-secret-of-32-bytes-or-more",
+            "validation-only-secret-of-at-least-32-bytes",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert!(is_placeholder(placeholder), "{placeholder}");
+            assert!(matches!(
+                resolve(Some(placeholder), Path::new("/nonexistent")),
+                Err(SecretError::Placeholder)
+            ));
+        }
+        let random = "9f2c4e71b0d85a3e6c1f7b9d2a4e8c0f5b3d7a1e9c2f4b6d8a0e3c5f7b9d1a2e";
+        assert!(!is_placeholder(random));
+        assert!(resolve(Some(random), Path::new("/nonexistent")).is_ok());
     }
 }

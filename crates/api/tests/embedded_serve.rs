@@ -93,17 +93,17 @@ fn postmaster_running(data_dir: &Path) -> bool {
     !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists()
 }
 
-#[tokio::test]
-async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
-    let data_dir =
-        std::env::temp_dir().join(format!("carrot-serve-{}", uuid::Uuid::new_v4().simple()));
-    let client = reqwest::Client::new();
-    let port = free_port();
-
-    let carrot = start(&data_dir, port);
+/// Signs `username` up on `carrot` and registers a listing titled `title`; the token, the
+/// listing's id and the registration's consistency token.
+async fn signup_and_list(
+    client: &reqwest::Client,
+    carrot: &Carrot,
+    username: &str,
+    title: &str,
+) -> (String, String, String) {
     let signup: Value = client
         .post(format!("{}/auth/signup", carrot.address))
-        .json(&json!({"username": "restart_test", "password": "correct horse"}))
+        .json(&json!({"username": username, "password": "correct horse"}))
         .send()
         .await
         .unwrap()
@@ -114,16 +114,29 @@ async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
     let created: Value = client
         .post(format!("{}/listings", carrot.address))
         .bearer_auth(&token)
-        .json(&json!({"title": "Survives restarts", "description": "", "price": 1000}))
+        .json(&json!({"title": title, "description": "", "price": 1000}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let listing_id = created["listing_id"].as_str().unwrap().to_owned();
-    // A log position: still good after a restart, when the catalog may be catching up.
+    let listing = created["listing_id"].as_str().unwrap().to_owned();
     let written = created["consistency_token"].as_str().unwrap().to_owned();
+    (token, listing, written)
+}
+
+#[tokio::test]
+async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
+    let data_dir =
+        std::env::temp_dir().join(format!("carrot-serve-{}", uuid::Uuid::new_v4().simple()));
+    let client = reqwest::Client::new();
+    let port = free_port();
+
+    let carrot = start(&data_dir, port);
+    // A log position: still good after a restart, when the catalog may be catching up.
+    let (token, listing_id, written) =
+        signup_and_list(&client, &carrot, "restart_test", "Survives restarts").await;
     stop(carrot);
     assert!(
         !postmaster_running(&data_dir),
@@ -144,6 +157,72 @@ async fn serve_runs_its_own_postgres_and_keeps_the_data_across_a_restart() {
     assert_eq!(read.status(), reqwest::StatusCode::OK);
     let listing: Value = read.json().await.unwrap();
     assert_eq!(listing["title"], "Survives restarts");
+    stop(carrot);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `carrot <args>` beside a running `carrot serve` on the same data directory.
+fn beside(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_carrot"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("CARROT_DATA_DIR", data_dir)
+        .env("CARROT_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_operator_commands_use_the_running_embedded_server() {
+    let data_dir =
+        std::env::temp_dir().join(format!("carrot-beside-{}", uuid::Uuid::new_v4().simple()));
+    let client = reqwest::Client::new();
+    let carrot = start(&data_dir, free_port());
+    let (_, listing, _) =
+        signup_and_list(&client, &carrot, "operator_beside", "Seen by the CLI").await;
+
+    let aggregate = format!("listing/{listing}");
+    for args in [
+        vec!["admin", "grant", "operator_beside"],
+        vec!["replay", "catalog"],
+        vec!["replay", "--verify"],
+        vec!["events", "--aggregate", aggregate.as_str()],
+        vec!["saga", "dead-letters"],
+        vec!["quarantine", "settlement"],
+    ] {
+        let out = beside(&data_dir, &args);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "carrot {args:?}:\n{said}");
+        assert!(
+            !said.contains("postmaster.pid") && !said.contains("embedded PostgreSQL on"),
+            "carrot {args:?} started a server of its own:\n{said}"
+        );
+        if args[0] == "events" {
+            assert!(said.contains("ListingRegistered"), "{said}");
+        }
+    }
+    // The grant took: the role rides in the next login's token.
+    let login: Value = client
+        .post(format!("{}/auth/login", carrot.address))
+        .json(&json!({"username": "operator_beside", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = login["token"].as_str().unwrap();
+    let subscriptions = client
+        .get(format!("{}/admin/subscriptions", carrot.address))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.status(), reqwest::StatusCode::OK);
     stop(carrot);
     let _ = std::fs::remove_dir_all(&data_dir);
 }

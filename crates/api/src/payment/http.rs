@@ -65,11 +65,22 @@ impl HttpGateway {
     /// A client of the gateway at `base` (`http://payment-sim:9090`). The caller adds the
     /// time limit (`WithTimeout`); this client's own is a backstop.
     pub fn new(base: &str) -> Result<Self, reqwest::Error> {
+        Self::trusting(base, None)
+    }
+
+    /// A client of the gateway at `base` that, over `https://`, trusts the system's roots
+    /// and, if given, the certificates in `ca_pem` (a private CA's).
+    pub fn trusting(base: &str, ca_pem: Option<&[u8]>) -> Result<Self, reqwest::Error> {
+        let mut builder = Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(60));
+        if let Some(pem) = ca_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
         Ok(HttpGateway {
-            client: Client::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            client: builder.build()?,
             base: base.trim_end_matches('/').to_owned(),
         })
     }

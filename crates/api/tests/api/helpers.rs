@@ -528,3 +528,17 @@ impl TestApp {
         response.unwrap().text().await.unwrap()
     }
 }
+
+/// A PostgreSQL cluster of its own, started from the test cluster's template (so its
+/// transaction counter starts where the test cluster's did); stopped when dropped.
+pub async fn throwaway_cluster() -> carrot_projections::postgres::embedded::EmbeddedPostgres {
+    use carrot_projections::postgres::embedded::{Binaries, EmbeddedPostgres};
+    let bin = Binaries::locate().unwrap();
+    let base = std::env::temp_dir()
+        .join("carrot-test-pg")
+        .join(bin.fingerprint());
+    tokio::task::spawn_blocking(move || EmbeddedPostgres::start_throwaway(&bin, &base))
+        .await
+        .unwrap()
+        .unwrap()
+}

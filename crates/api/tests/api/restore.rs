@@ -10,27 +10,21 @@ use std::sync::Arc;
 use carrot_api::payment::{SimulatedGateway, SimulationProfile};
 use carrot_projections::postgres::embedded::{Binaries, EmbeddedPostgres};
 use carrot_projections::postgres::log_order::LogOrder;
-use carrot_projections::postgres::{connect, ensure_database, prepare};
+use carrot_projections::postgres::{connect, ensure_database, prepare, Schema};
 use carrot_projections::replay;
 use carrot_projections::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_on, test_settings, Deal, TestApp, User};
+use crate::helpers::{
+    spawn_app, spawn_app_on, test_settings, throwaway_cluster, Deal, TestApp, User,
+};
 
 /// A cluster of its own, started from the same template as the test cluster (so its
 /// transaction counter starts behind a log written there), with `burn` transaction ids
 /// used up first (a busy cluster, far ahead).
 async fn new_cluster(burn: u32) -> (EmbeddedPostgres, String) {
-    let bin = Binaries::locate().unwrap();
-    let base = std::env::temp_dir()
-        .join("carrot-test-pg")
-        .join(bin.fingerprint());
-    let cluster =
-        tokio::task::spawn_blocking(move || EmbeddedPostgres::start_throwaway(&bin, &base))
-            .await
-            .unwrap()
-            .unwrap();
+    let cluster = throwaway_cluster().await;
     ensure_database(&cluster.url("postgres"), "carrot")
         .await
         .unwrap();
@@ -96,7 +90,7 @@ fn restore(file: &Path, url: &str) {
 /// The app over the restored database at `url`, prepared as `carrot serve` prepares it.
 async fn serve_restored(url: &str) -> (TestApp, LogOrder) {
     let pool = connect(url, 20).await.unwrap();
-    let order = prepare(&pool).await.unwrap();
+    let order = prepare(&pool, Schema::Migrate).await.unwrap();
     let gateway = Arc::new(SimulatedGateway::new(SimulationProfile::default()));
     let mut settings = test_settings();
     settings.gateway = gateway.clone();
@@ -254,7 +248,7 @@ async fn restored_behind_the_log_and_then_again_new_events_order_after_old_ones(
         .await;
     assert_eq!(listing["status"], "reserved");
     carry_on(&b, &accepted, &requested, head_a).await;
-    let again = prepare(&b.db.pool).await.unwrap();
+    let again = prepare(&b.db.pool, Schema::Require).await.unwrap();
     assert_eq!(again, LogOrder::Safe, "a second start changes nothing");
 
     // A second restore on top of the first: re-based again, from where the first left it.
@@ -390,5 +384,8 @@ async fn a_role_that_cannot_re_base_refuses_to_start_and_says_what_to_run() {
         .unwrap();
     assert!(migrated.status.success(), "{migrated:?}");
     let app_pool = connect(&as_app, 1).await.unwrap();
-    assert_eq!(prepare(&app_pool).await.unwrap(), LogOrder::Safe);
+    assert_eq!(
+        prepare(&app_pool, Schema::Require).await.unwrap(),
+        LogOrder::Safe
+    );
 }

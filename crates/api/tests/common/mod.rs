@@ -153,6 +153,8 @@ pub fn service_env(
         ("CARROT_BIND", "127.0.0.1:0".to_owned()),
         ("CARROT_POLL_INTERVAL_MS", "100".to_owned()),
         ("CARROT_LOG", "warn".to_owned()),
+        // One machine's deployment: the service migrates its own database.
+        ("CARROT_MIGRATE", "true".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env

@@ -44,6 +44,8 @@ impl Service {
             .env("CARROT_BIND", format!("127.0.0.1:{api_port}"))
             .env("CARROT_PAYMENT_URL", &payment_sim)
             .env("CARROT_LOG", "warn")
+            // A fresh cluster of its own: the service migrates it.
+            .env("CARROT_MIGRATE", "true")
             // The load comes from one address and a few users, far over any sane limit.
             .env("CARROT_RATE_LIMIT_USER_PER_SECOND", "0")
             .env("CARROT_RATE_LIMIT_ADDRESS_PER_SECOND", "0")

@@ -400,6 +400,26 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
         Ok(cluster)
     }
 
+    /// The URL of `database` on a cluster another process (a `carrot serve`) runs on
+    /// `data_dir`, if one is up: its `postmaster.pid` names a live process, says "ready",
+    /// and gives the port; the superuser password is kept beside the data directory. The
+    /// CLI uses it instead of starting a second server on the same files.
+    pub fn running(data_dir: &Path, database: &str) -> Option<String> {
+        let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = pid_file.lines().map(str::trim).collect();
+        let pid: u32 = lines.first()?.parse().ok()?;
+        let port: u16 = lines.get(3)?.parse().ok()?;
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        if !alive || lines.get(7) != Some(&"ready") {
+            return None;
+        }
+        let password = fs::read_to_string(password_file(data_dir)).ok()?;
+        Some(format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{port}/{database}",
+            password.trim()
+        ))
+    }
+
     fn wait_until_accepting(&self, pid: Option<u32>, log: &Path) -> Result<(), EmbeddedError> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let pid_file = self.data_dir.join("postmaster.pid");

@@ -5,6 +5,7 @@ mod clock;
 mod db;
 pub mod embedded;
 pub mod log_order;
+pub mod roles;
 
 pub use clock::DatabaseClock;
 pub use db::{Conn, Db, Tx};
@@ -55,34 +56,79 @@ pub async fn migrate(db: &Db) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(db.pool()).await
 }
 
+/// How a process treats the database's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (`carrot migrate`, `carrot serve --migrate`, the embedded
+    /// default). Needs the rights of the schema's owner.
+    Migrate,
+    /// Never change the schema; refuse if a migration this version needs is missing. A
+    /// schema a newer version migrated further is fine: migrations only add.
+    Require,
+}
+
 /// Why the database is not ready for Carrot.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     /// A migration failed.
     #[error("applying migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Reading which migrations are applied failed.
+    #[error("reading the applied migrations: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations this version needs are not applied, and this process may not apply them.
+    #[error(
+        "the database lacks {} migration(s) this version needs (the first: {}); run `carrot \
+         migrate` as the schema's owner first (or `carrot serve --migrate`)",
+        .0.len(), .0.first().copied().unwrap_or_default()
+    )]
+    Behind(Vec<i64>),
     /// The log's order could not be made safe.
     #[error(transparent)]
     LogOrder(#[from] log_order::LogOrderError),
 }
 
-/// What every process does before using the database: applies pending migrations, then
-/// makes sure events written from now on order after the log (`log_order.rs`).
-pub async fn prepare(db: &Db) -> Result<log_order::LogOrder, PrepareError> {
-    migrate(db).await?;
+/// What every process does before using the database: applies pending migrations (or,
+/// with [`Schema::Require`], checks that none is missing), then makes sure events written
+/// from now on order after the log (`log_order.rs`).
+pub async fn prepare(db: &Db, schema: Schema) -> Result<log_order::LogOrder, PrepareError> {
+    match schema {
+        Schema::Migrate => migrate(db).await?,
+        Schema::Require => {
+            let missing = missing_migrations(db).await?;
+            if !missing.is_empty() {
+                return Err(PrepareError::Behind(missing));
+            }
+        }
+    }
     Ok(log_order::ensure(db).await?)
+}
+
+/// The versions of this binary's migrations the database has not applied (all of them on
+/// a database never migrated).
+pub async fn missing_migrations(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(db)
+            .await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(db)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .filter(|v| applied.binary_search(v).is_err())
+        .collect())
 }
 
 /// Whether every embedded migration has been applied successfully to this database.
 pub async fn migrations_applied(pool: &Db) -> Result<bool, sqlx::Error> {
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await?;
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .all(|m| applied.binary_search(&m.version).is_ok()))
+    Ok(missing_migrations(pool).await?.is_empty())
 }
 
 /// Creates `database` on the server behind `admin_url` unless it exists.
