@@ -10,7 +10,7 @@ use carrot_api::config::{
     AdminCommand, Cli, Command, DatabaseArgs, EventsArgs, MigrateArgs, PaymentSimArgs,
     QuarantineArgs, SagaCommand, ServeArgs,
 };
-use carrot_api::database::Database;
+use carrot_api::database::{Database, Embedded};
 use carrot_api::ops::events::Selection;
 use carrot_api::payment::{sim_server, SimulatedGateway};
 use carrot_api::startup::{Application, Settings};
@@ -133,7 +133,7 @@ where
 {
     // Operator commands never change the schema (a newer binary looking at production
     // must not migrate it), except on the embedded database, which is their own.
-    let db = Database::open(args, Schema::Require).await?;
+    let db = Database::open(args, Schema::Require, Embedded::Share).await?;
     let done = work(db.pool.clone()).await;
     db.close().await;
     Ok(done?)
@@ -141,7 +141,7 @@ where
 
 /// `carrot migrate`: the schema, the log's order, and the service role's rights.
 async fn migrate(args: MigrateArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let db = Database::open(&args.database, Schema::Migrate).await?;
+    let db = Database::open(&args.database, Schema::Migrate, Embedded::Share).await?;
     let granted = match &args.app_role {
         Some(role) => {
             let schemas = carrot_projections::subscriber_names();
@@ -166,7 +166,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Schema::Require
     };
-    let db = Database::open(&args.database, schema).await?;
+    let db = Database::open(&args.database, schema, Embedded::Own).await?;
     let settings = Settings {
         bind: args.bind,
         role: args.role,

@@ -226,3 +226,74 @@ async fn the_operator_commands_use_the_running_embedded_server() {
     stop(carrot);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn two_first_starts_on_one_data_directory_cannot_race_and_the_loser_says_why() {
+    let data_dir =
+        std::env::temp_dir().join(format!("carrot-race-{}", uuid::Uuid::new_v4().simple()));
+    let spawn = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_carrot"))
+            .arg("serve")
+            .env_remove("DATABASE_URL")
+            .env_remove("CARROT_JWT_SECRET")
+            .env("CARROT_DATA_DIR", &data_dir)
+            .env("CARROT_BIND", format!("127.0.0.1:{}", free_port()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = said.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut said = sink.lock().unwrap();
+                said.push_str(&line);
+                said.push('\n');
+            }
+        });
+        (child, said)
+    };
+    let mut both = [spawn(), spawn()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut winner, mut loser) = (None, None);
+    while (winner.is_none() || loser.is_none()) && Instant::now() < deadline {
+        for (i, (child, said)) in both.iter_mut().enumerate() {
+            if winner.is_none() && said.lock().unwrap().contains("listening on") {
+                winner = Some(i);
+            }
+            if loser.is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(!status.success(), "{}", said.lock().unwrap());
+                    loser = Some(i);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (winner, loser) = (
+        winner.expect("one comes up"),
+        loser.expect("the other stops"),
+    );
+    assert_ne!(winner, loser);
+    let said = both[loser].1.lock().unwrap().clone();
+    assert!(
+        said.contains("another carrot serve runs the embedded PostgreSQL"),
+        "{said}"
+    );
+    assert!(!said.contains("postmaster.pid"), "{said}");
+    let (mut child, _) = std::mem::replace(&mut both[winner], spawn_noop());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!postmaster_running(&data_dir));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A finished child, to take another's place in an array.
+fn spawn_noop() -> (Child, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = Command::new("true").spawn().unwrap();
+    let _ = child.wait();
+    (child, Default::default())
+}

@@ -43,15 +43,62 @@ where
             .ok_or(ApiError::Unauthenticated(
                 "the Authorization header must be `Bearer <token>`",
             ))?;
-        let keys = Arc::<JwtKeys>::from_ref(state);
-        let claims = keys
-            .verify(token)
-            .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
-        let user_id = UserId::from_uuid(claims.sub);
-        Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
-        Ok(AuthUser {
-            user_id,
-            role: claims.role,
-        })
+        authenticate(token, state)
+    }
+}
+
+/// The caller a valid `token` names, counted against its rate limit.
+fn authenticate<S>(token: &str, state: &S) -> Result<AuthUser, ApiError>
+where
+    Arc<JwtKeys>: FromRef<S>,
+    Arc<RateLimits>: FromRef<S>,
+{
+    let keys = Arc::<JwtKeys>::from_ref(state);
+    let claims = keys
+        .verify(token)
+        .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
+    let user_id = UserId::from_uuid(claims.sub);
+    Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
+    Ok(AuthUser {
+        user_id,
+        role: claims.role,
+    })
+}
+
+/// The caller of the notification stream: the Bearer header, or, for a browser's
+/// `EventSource` (which cannot send headers), `?access_token=<JWT>`. Only the stream takes
+/// a token in its URL: a URL ends up in proxies' logs and browsers' history, so every other
+/// route requires the header (Carrot's own logs record the path, never the query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamUser(pub AuthUser);
+
+/// The longest `access_token` read (a JWT of Carrot's is about 300 bytes).
+const MAX_QUERY_TOKEN: usize = 4096;
+
+impl<S> FromRequestParts<S> for StreamUser
+where
+    Arc<JwtKeys>: FromRef<S>,
+    Arc<RateLimits>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return AuthUser::from_request_parts(parts, state)
+                .await
+                .map(StreamUser);
+        }
+        let token = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("access_token="))
+            .filter(|t| !t.is_empty() && t.len() <= MAX_QUERY_TOKEN)
+            .ok_or(ApiError::Unauthenticated(
+                "an Authorization: Bearer token (or, for this stream only, ?access_token=) is required",
+            ))?;
+        authenticate(token, state).map(StreamUser)
     }
 }

@@ -8,7 +8,7 @@ pub mod json;
 pub mod metadata;
 
 pub use admin::AdminUser;
-pub use auth::AuthUser;
+pub use auth::{AuthUser, StreamUser};
 pub use consistency::ConsistencyToken;
 pub use id::PathId;
 pub use json::{Json, OptionalJson};

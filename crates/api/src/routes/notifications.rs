@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{AuthUser, ConsistencyToken};
+use crate::extract::{AuthUser, ConsistencyToken, StreamUser};
 use crate::live::Wake;
 use crate::routes::docs::{ConsistencyHeader, Unauthenticated};
 use crate::routes::{await_views, page_limit, Freshness};
@@ -113,9 +113,15 @@ async fn list(
     tag = "notifications",
     operation_id = "stream_notifications",
     summary = "The caller's notifications as they happen (server-sent events).",
-    params(("Last-Event-ID" = Option<String>, Header, description = "The id of the last \
+    params(
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last \
         notification received: the stream resumes after it (browsers send it when they \
-        reconnect). Without it, the stream starts with what happens next.")),
+        reconnect; `0.0` replays every notification kept). Without it, the stream starts \
+        with what happens next."),
+        ("access_token" = Option<String>, Query, description = "The access token, for a \
+        browser's `EventSource`, which cannot send an Authorization header. This route \
+        only; prefer the header wherever it can be sent (a URL may be logged by proxies)."),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Server-sent events, one per notification: \
@@ -131,7 +137,7 @@ async fn list(
 #[tracing::instrument(skip_all, fields(user = %user.user_id))]
 async fn stream_route(
     State(state): State<AppState>,
-    user: AuthUser,
+    StreamUser(user): StreamUser,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = headers

@@ -337,6 +337,44 @@ async fn a_subscribed_buyer_receives_the_acceptance_live_and_can_resume_after_a_
 }
 
 #[tokio::test]
+async fn a_browser_opens_the_stream_with_a_token_in_its_url_and_replays_what_it_missed() {
+    let app = spawn_app().await;
+    let Deal {
+        seller,
+        buyer,
+        placed,
+        ..
+    } = app.pending_deal("Kayak", 90_000).await;
+    app.act_ok(&seller, &placed.request_id, "accept", "accepted")
+        .await;
+    app.settle().await;
+    // What an EventSource can do: no header, the token in the URL; `0.0` replays all kept.
+    let url = app.url(&format!(
+        "/notifications/stream?access_token={}",
+        buyer.token
+    ));
+    let mut stream = app
+        .client
+        .get(&url)
+        .header("last-event-id", "0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let accepted = next_notification(&mut stream, "request_accepted").await;
+    assert_eq!(accepted["request_id"], placed.request_id.as_str());
+    // A bad token in the URL is refused; and only the stream reads one from a URL.
+    for path in [
+        "/notifications/stream?access_token=not-a-token".to_owned(),
+        format!("/notifications?access_token={}", buyer.token),
+        format!("/mypage?access_token={}", buyer.token),
+    ] {
+        let response = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+}
+
+#[tokio::test]
 async fn operators_see_every_subscribers_progress() {
     let app = spawn_app().await;
     let Deal { seller, .. } = app.pending_deal("Clock", 5_000).await;

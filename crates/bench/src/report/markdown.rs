@@ -45,7 +45,7 @@ pub fn render(f: &Figures) -> String {
     let _ = writeln!(
         md,
         "\n## PostgreSQL's ceiling\n\n\
-         pgbench `-n -M prepared -j 2 -c 32`, scripts of `perf/REFERENCE.md` (the two-event script \
+         pgbench `-n -M prepared -j 2 -c 32`, scripts from the design measurements (the two-event script \
          writes two events of one aggregate in one transaction, one INSERT each), against a table \
          shaped like postgres-es's `events` in its own database of the same cluster.\n\n\
          | workload | tps at c=32 |\n|---|---|"

@@ -1,5 +1,5 @@
 //! PostgreSQL's own ceiling on this machine: pgbench's one-event, two-event and `SELECT 1`
-//! workloads (scripts from `perf/REFERENCE.md`), against a table shaped like the event
+//! workloads (scripts from the design measurements), against a table shaped like the event
 //! store of the stock stack, on the same cluster Carrot then runs on.
 
 use std::path::{Path, PathBuf};

@@ -231,7 +231,7 @@ impl EmbeddedPostgres {
         let run_as = RunAs::detect()?;
         // Inside the retry: a failed start of a cluster removed on stop removes its files.
         retrying(|| {
-            let password = Self::init_with(bin, run_as, &options.data_dir)?;
+            let password = Self::init_with(bin, run_as, &options.data_dir, options.durable)?;
             Self::spawn(bin, run_as, options, password)
         })
     }
@@ -248,7 +248,7 @@ impl EmbeddedPostgres {
             let lock = fs::File::create(base.join("template.lock"))
                 .map_err(step("creating the template lock"))?;
             lock.lock().map_err(step("locking the template"))?;
-            Self::init_with(bin, run_as, &template)?;
+            Self::init_with(bin, run_as, &template, false)?;
         }
         // A failed start removes its copy (it is a throwaway cluster): retry from a new one.
         retrying(|| {
@@ -266,7 +266,7 @@ impl EmbeddedPostgres {
                 remove_on_stop: true,
                 port: None,
             };
-            let password = Self::init_with(bin, run_as, &options.data_dir)?;
+            let password = Self::init_with(bin, run_as, &options.data_dir, false)?;
             Self::spawn(bin, run_as, &options, password)
         })
     }
@@ -274,10 +274,17 @@ impl EmbeddedPostgres {
     /// Prepares a data directory with initdb unless it holds a cluster already; returns the
     /// superuser password kept beside the data directory.
     pub fn init_if_needed(bin: &Binaries, data_dir: &Path) -> Result<String, EmbeddedError> {
-        Self::init_with(bin, RunAs::detect()?, data_dir)
+        Self::init_with(bin, RunAs::detect()?, data_dir, true)
     }
 
-    fn init_with(bin: &Binaries, run_as: RunAs, data_dir: &Path) -> Result<String, EmbeddedError> {
+    /// initdb into `data_dir` unless a cluster is there. `durable`: every file synced
+    /// before the cluster is moved into place (`--no-sync` only for throwaway clusters).
+    fn init_with(
+        bin: &Binaries,
+        run_as: RunAs,
+        data_dir: &Path,
+        durable: bool,
+    ) -> Result<String, EmbeddedError> {
         let password_file = password_file(data_dir);
         if data_dir.join("PG_VERSION").is_file() {
             return fs::read_to_string(&password_file)
@@ -313,17 +320,28 @@ impl EmbeddedPostgres {
                 "--locale=C",
             ])
             .arg(format!("--pwfile={}", pwfile.display()))
-            .args(["--no-sync", "--no-instructions"]);
+            .arg("--no-instructions");
+        if !durable {
+            initdb.arg("--no-sync");
+        }
         let result = run(initdb, "initdb");
         let _ = fs::remove_file(&pwfile);
         result?;
-        // Move the fresh cluster into place only once it is complete, so a crash during
-        // initdb never leaves a half-made data directory that looks usable.
-        let _ = fs::remove_dir(data_dir);
-        fs::rename(&scratch, data_dir).map_err(step("moving the new cluster into place"))?;
+        // The password first, synced: a cluster in place always has its password beside it
+        // (a crash before the move below only makes the next start run initdb again).
         write_private(&password_file, &password).map_err(step(
             "keeping the superuser password beside the data directory",
         ))?;
+        // Move the fresh cluster into place only once it is complete, so a crash during
+        // initdb never leaves a half-made data directory that looks usable; then sync the
+        // directory holding it, so the move survives a crash too.
+        let _ = fs::remove_dir(data_dir);
+        fs::rename(&scratch, data_dir).map_err(step("moving the new cluster into place"))?;
+        if let Some(parent) = data_dir.parent() {
+            fs::File::open(parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(step("syncing the data directory's parent"))?;
+        }
         Ok(password)
     }
 
@@ -523,7 +541,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(contents.as_bytes())
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
 }
 
 /// Hex of `bytes` random bytes from the kernel.
