@@ -12,10 +12,12 @@
 //! payment started or `unknown` for the reconciler, which settles it whether or not this
 //! process survives (docs/DESIGN.md, "Write-ahead capture").
 
-use carrot_domain::listing::{Listing, ListingStatus};
+use carrot_domain::listing::{Listing, ListingError, QuoteRefusal};
 use carrot_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError, PaymentStatus};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
-use carrot_domain::{ErrorKind, ListingId, PaymentId, Price, RequestId, Trade};
+use carrot_domain::purchase_request::{
+    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError,
+};
+use carrot_domain::{ListingId, PaymentId, Price, RequestId, Trade};
 use serde::Serialize;
 
 use super::slots;
@@ -49,37 +51,18 @@ pub async fn place(
     }
     let buyer_id = ctx.user.user_id;
     let listing = state.load::<Listing>(&listing_id.to_string()).await?;
-    let asking = match (listing.status(), listing.price()) {
-        (ListingStatus::Unregistered, _) | (_, None) => return Err(ApiError::NotFound),
-        (_, Some(_)) if listing.seller_id() == buyer_id => {
-            return Err(domain(
-                ErrorKind::Invalid,
-                "own_listing",
-                "you cannot request your own listing",
-            ))
-        }
-        (ListingStatus::Available, Some(price)) => price,
-        (other, _) => {
-            return Err(domain(
-                ErrorKind::Conflict,
-                "listing_not_available",
-                &format!("the listing is not available (it is {})", other.name()),
-            ))
-        }
-    };
-    let price = match offer {
-        Some(offer) if offer > asking => {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "price",
-                format!(
-                    "an offer may not exceed the asking price of {} KRW",
-                    asking.as_krw()
-                ),
-            )]))
-        }
-        Some(offer) => offer,
-        None => asking,
-    };
+    let price = listing
+        .quote(buyer_id, offer)
+        .map_err(|refusal| match refusal {
+            QuoteRefusal::NotFound => ApiError::NotFound,
+            QuoteRefusal::OwnListing => ApiError::refused(&PurchaseRequestError::OwnListing),
+            QuoteRefusal::NotAvailable(status) => {
+                ApiError::refused(&ListingError::NotAvailable(status))
+            }
+            QuoteRefusal::AboveAsking(_) => {
+                ApiError::Validation(vec![FieldError::new("price", refusal.to_string())])
+            }
+        })?;
     let trade = Trade {
         request_id: RequestId::from_uuid(ctx.new_id("purchase_request")),
         listing_id,
@@ -213,12 +196,4 @@ async fn record(
             .execute::<PurchaseRequest>(&id, command, metadata)
             .await?
     })
-}
-
-fn domain(kind: ErrorKind, code: &'static str, detail: &str) -> ApiError {
-    ApiError::Domain {
-        kind,
-        code,
-        detail: detail.to_owned(),
-    }
 }

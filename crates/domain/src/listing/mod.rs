@@ -8,6 +8,7 @@ mod commands;
 mod error;
 mod events;
 pub mod fields;
+mod quote;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use commands::ListingCommand;
 pub use error::ListingError;
 pub use events::ListingEvent;
+pub use quote::QuoteRefusal;
 
 use crate::{Clock, ListingId, Price, RequestId, UserId};
 use fields::{Description, ListingTitle};
