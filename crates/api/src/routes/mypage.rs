@@ -165,7 +165,7 @@ fn page(params: PageQuery) -> Result<(Option<PageCursor>, i64), ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's summary.", body = MyPageSummary,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
           `X-Consistency-Token` was sent."))),
         (status = 401, response = Unauthenticated),
         (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
@@ -195,10 +195,10 @@ async fn summary(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the caller's requests.", body = PurchasePage,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
           `X-Consistency-Token` was sent."))),
         (status = 401, response = Unauthenticated),
-        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \\
+        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \
          or a malformed `X-Consistency-Token`).",
          body = Problem, content_type = "application/problem+json"),
     ),
@@ -230,10 +230,10 @@ async fn purchases(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the caller's listings.", body = SalePage,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
           `X-Consistency-Token` was sent."))),
         (status = 401, response = Unauthenticated),
-        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \\
+        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \
          or a malformed `X-Consistency-Token`).",
          body = Problem, content_type = "application/problem+json"),
     ),

@@ -74,10 +74,10 @@ fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
     responses(
         (status = 200, description = "A page of the caller's notifications.",
          body = NotificationPage,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
           `X-Consistency-Token` was sent."))),
         (status = 401, response = Unauthenticated),
-        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \\
+        (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \
          or a malformed `X-Consistency-Token`).",
          body = Problem, content_type = "application/problem+json"),
     ),

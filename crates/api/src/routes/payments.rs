@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The payment.", body = PaymentView,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \\
+         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
           `X-Consistency-Token` was sent."))),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),

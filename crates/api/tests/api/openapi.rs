@@ -986,3 +986,23 @@ async fn every_answer_of_a_whole_trade_matches_the_documented_schemas() {
     let missed: Vec<_> = documented.difference(&check.seen).collect();
     assert!(missed.is_empty(), "never called here: {missed:?}");
 }
+
+#[test]
+fn no_description_carries_a_stray_line_continuation() {
+    fn walk(value: &Value, at: &str, found: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.contains("\\\n") => found.push(at.to_owned()),
+            Value::Object(map) => map
+                .iter()
+                .for_each(|(k, v)| walk(v, &format!("{at}/{k}"), found)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, &format!("{at}/{i}"), found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&committed(), "", &mut found);
+    assert!(found.is_empty(), "a `\\\\` then a newline in: {found:?}");
+}
