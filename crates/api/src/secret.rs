@@ -39,33 +39,37 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>, Sec
     let path = data_dir.join(FILE);
     let fail = |e| SecretError::File(path.display().to_string(), e);
     std::fs::create_dir_all(data_dir).map_err(fail)?;
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path);
-    match created {
-        Ok(mut file) => {
-            let secret = carrot_projections::postgres::embedded::random_hex(32).map_err(fail)?;
-            file.write_all(secret.as_bytes()).map_err(fail)?;
-            // On disk before any token is signed with it: a crash must not lose the secret
-            // and with it every session.
-            file.sync_all().map_err(fail)?;
-            std::fs::File::open(data_dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(fail)?;
-            Ok(secret.into_bytes())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let secret = std::fs::read_to_string(&path).map_err(fail)?;
-            let secret = secret.trim();
-            if secret.len() < 32 {
-                return Err(SecretError::TooShort);
+    if !path.exists() {
+        // Written whole and synced under a name of its own, then linked into place: a
+        // crash or a second process never sees a half-written secret, and of two first
+        // starts one link wins and both read the same secret.
+        let fresh = data_dir.join(format!("{FILE}.{}", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&fresh)?;
+            let secret = carrot_projections::postgres::embedded::random_hex(32)?;
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            match std::fs::hard_link(&fresh, &path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
             }
-            Ok(secret.as_bytes().to_vec())
-        }
-        Err(e) => Err(fail(e)),
+            std::fs::File::open(data_dir)?.sync_all()
+        })();
+        let _ = std::fs::remove_file(&fresh);
+        written.map_err(fail)?;
     }
+    let secret = std::fs::read_to_string(&path).map_err(fail)?;
+    let secret = secret.trim();
+    if secret.len() < 32 {
+        return Err(SecretError::TooShort);
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// Whether `secret` reads like a placeholder someone was meant to replace: words that say

@@ -12,8 +12,9 @@
 //!
 //! Held events are applied again, in log order, when an operator asks
 //! (`POST /admin/subscriptions/{name}/quarantine/retry`, `carrot quarantine --retry`) and
-//! when a runner starts (new code deployed may read them), inside a batch transaction that
-//! holds the checkpoint lock, so once. A row leaves only once its event is applied; an
+//! at each runner's first batch (new code deployed may read them; each runner tries once,
+//! so an older one that still cannot read them does not use up a newer one's try), inside
+//! a batch transaction that holds the checkpoint lock, so once. A row leaves only once its event is applied; an
 //! event still unreadable stays, with its new error. The count is in readiness, in
 //! `/metrics` (`carrot_subscription_quarantined_events`) and in `GET /admin/subscriptions`.
 
@@ -183,22 +184,44 @@ pub(crate) async fn retry(
     tx: &mut PgConnection,
     subscriber: &dyn Subscriber,
     limit: i64,
+    all: bool,
 ) -> Result<usize, ApplyError> {
     let name = subscriber.name();
+    // A held row whose event is gone (deleted by hand) can never be applied: stop asking
+    // for it, loudly, rather than trying it at every batch.
+    let dangling = sqlx::query(
+        "UPDATE public.subscription_quarantine q SET retry_requested = false
+          WHERE q.subscriber = $1 AND q.retry_requested
+            AND NOT EXISTS (SELECT 1 FROM public.events e
+                             WHERE e.transaction_id = q.transaction_id
+                               AND e.global_position = q.global_position)",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if dangling > 0 {
+        tracing::warn!(
+            subscriber = name,
+            dangling,
+            "held events no longer in the log; they stay held until removed by hand"
+        );
+    }
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS}
            FROM public.subscription_quarantine q
            JOIN public.events e
              ON e.transaction_id = q.transaction_id AND e.global_position = q.global_position
           WHERE q.subscriber = $1
-            AND (q.aggregate_type, q.aggregate_id) IN (
+            AND ($3 OR (q.aggregate_type, q.aggregate_id) IN (
                 SELECT aggregate_type, aggregate_id FROM public.subscription_quarantine
-                 WHERE subscriber = $1 AND retry_requested)
+                 WHERE subscriber = $1 AND retry_requested))
           ORDER BY e.transaction_id, e.global_position
           LIMIT $2"
     ))
     .bind(name)
     .bind(limit)
+    .bind(all)
     .fetch_all(&mut *tx)
     .await?;
     let events = rows
@@ -277,6 +300,22 @@ pub(crate) async fn retry(
         );
     }
     Ok(applied.len())
+}
+
+/// Withdraws every retry asked for `subscriber` (one that failed for a reason other than
+/// a poison: the runner logged why).
+pub(crate) async fn stop_asking(
+    tx: &mut PgConnection,
+    subscriber: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE public.subscription_quarantine SET retry_requested = false, last_attempt_at = now()
+          WHERE subscriber = $1 AND retry_requested",
+    )
+    .bind(subscriber)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Asks the runners of `subscriber` to apply its held events again, and wakes them.

@@ -9,6 +9,7 @@
 //! stream is held aside from that event on and the rest goes on (`quarantine.rs`).
 
 use crate::postgres::Db;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +97,10 @@ pub struct Runner {
     pool: Db,
     subscriber: Arc<dyn Subscriber>,
     config: RunnerConfig,
+    /// Whether this runner has tried the subscriber's held events since it started: new
+    /// code may read what the old could not, so each runner tries once, whatever another
+    /// (older) runner found.
+    tried_held: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -105,6 +110,7 @@ impl Runner {
             pool,
             subscriber,
             config,
+            tried_held: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -204,12 +210,13 @@ impl Runner {
             last: events.last().map_or(at, |e| e.checkpoint),
             source,
         };
-        // Held events an operator (or this runner's start) asked to apply again come first:
-        // then this batch's events of a stream they release are not held behind them.
+        // Held events an operator asked to apply again (or all of them, at this runner's
+        // first batch) come first: then this batch's events of a stream they release are
+        // not held behind them.
+        let at_start = quarantined && !self.tried_held.load(Ordering::Relaxed);
+        let retry = retry || at_start;
         let retried = if retry {
-            quarantine::retry(&mut tx, self.subscriber.as_ref(), self.config.batch_size)
-                .await
-                .map_err(failed)?
+            self.retry_held(&mut tx, at_start).await?
         } else {
             0
         };
@@ -220,6 +227,7 @@ impl Runner {
             }
             self.advance(&mut tx, at, retried).await?;
             tx.commit().await?;
+            self.tried_held.store(true, Ordering::Relaxed);
             return Ok(Some(Batch::Applied {
                 events: retried,
                 up_to: at,
@@ -241,6 +249,7 @@ impl Runner {
         drop(applied);
         self.advance(&mut tx, last, applied_count + retried).await?;
         tx.commit().await?;
+        self.tried_held.store(true, Ordering::Relaxed);
         let now = chrono::Utc::now();
         let metrics = crate::metrics::global();
         for recorded_at in recorded {
@@ -255,6 +264,37 @@ impl Runner {
             events: applied_count + retried + parked,
             up_to: last,
         }))
+    }
+
+    /// Tries held events again (`all`: every held stream, else those a retry was asked
+    /// for) under a savepoint: a failure that is not a poison's (which the retry records
+    /// itself) is logged and undone, and the batch goes on without it.
+    async fn retry_held(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        all: bool,
+    ) -> Result<usize, RunnerError> {
+        sqlx::query("SAVEPOINT retry_held")
+            .execute(&mut *tx)
+            .await?;
+        match quarantine::retry(
+            &mut *tx,
+            self.subscriber.as_ref(),
+            self.config.batch_size,
+            all,
+        )
+        .await
+        {
+            Ok(applied) => Ok(applied),
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT retry_held")
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::error!(subscriber = self.name(), error = %e, "retrying quarantined events failed; they stay held");
+                quarantine::stop_asking(&mut *tx, self.name()).await?;
+                Ok(0)
+            }
+        }
     }
 
     /// Moves the checkpoint to `to`, counting `applied` more events.
@@ -297,20 +337,6 @@ impl Runner {
     pub async fn run(self, mut wakeups: Wakeups, mut shutdown: Shutdown) {
         if let Err(e) = self.register().await {
             tracing::warn!(subscriber = self.name(), error = %e, "could not register checkpoint; will retry");
-        }
-        // New code may read what the old could not: held events are tried again at start.
-        match quarantine::request_retry(&self.pool, self.name()).await {
-            Ok(0) => {}
-            Ok(held) => {
-                tracing::warn!(
-                    subscriber = self.name(),
-                    held,
-                    "trying quarantined events again"
-                )
-            }
-            Err(e) => {
-                tracing::warn!(subscriber = self.name(), error = %e, "could not ask for a retry of quarantined events")
-            }
         }
         let mut failures: u32 = 0;
         // After a wake-up the horizon may still be held by a transaction that commits

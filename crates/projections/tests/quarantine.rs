@@ -205,3 +205,33 @@ async fn a_second_poison_further_down_a_stream_keeps_the_rest_held_after_applyin
     assert!(holding[0].1.is_some(), "the new poison carries its error");
     assert_eq!((holding[1].0, holding[1].1.as_deref()), (5, None));
 }
+
+#[tokio::test]
+async fn a_runner_tries_held_events_at_its_first_batch_whatever_an_older_one_found() {
+    let db = test_database().await;
+    schema(&db.pool).await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    append_raw(&mut conn, "test", "a", 1, json!({"Disputed": {"n": 1}}))
+        .await
+        .unwrap();
+    let old = runner(&db.pool);
+    old.catch_up().await.unwrap();
+    assert_eq!(held(&db.pool).await.len(), 1);
+    // The older runner's own first try cannot use up the newer one's: after the fix is
+    // deployed (here: the row mended), a runner just started applies it unasked.
+    mend_stream_a(&db.pool).await;
+    old.catch_up().await.unwrap();
+    assert_eq!(
+        held(&db.pool).await.len(),
+        1,
+        "the old runner does not try again unasked"
+    );
+    let new = runner(&db.pool);
+    new.run_once().await.unwrap();
+    assert!(held(&db.pool).await.is_empty());
+    assert_eq!(applied(&db.pool, "a").await, [1]);
+}
+
+async fn mend_stream_a(pool: &Db) {
+    mend(pool, 1).await;
+}

@@ -56,8 +56,13 @@ pub async fn recover(pool: &Db, config: SagaConfig, apply: bool) -> Result<(), O
         found.paused_for.as_secs_f64()
     );
     if found.checkpoint_missing {
+        let done = if apply {
+            "restored"
+        } else {
+            "it would be restored"
+        };
         println!(
-            "  the checkpoint row is missing; restored at {}",
+            "  the checkpoint row is missing; {done} at {}",
             found.checkpoint
         );
     }

@@ -43,11 +43,14 @@ async fn the_service_runs_as_a_role_that_reads_and_writes_rows_and_nothing_else(
     let url = with(&owner.url, Some((&role, "app-password")), None);
     let pool = connect(&url, 20).await.unwrap();
     prepare(&pool, Schema::Require).await.unwrap();
-    // It cannot change the schema, by mistake or by attack.
+    // It cannot change the schema, nor rewrite the log, by mistake or by attack.
     for statement in [
         "CREATE TABLE public.intruder (x int)",
         "DROP TABLE public.events",
         "ALTER TABLE catalog.listings ADD COLUMN x int",
+        "UPDATE public.events SET payload = payload",
+        "DELETE FROM public.events",
+        "DELETE FROM public._sqlx_migrations",
     ] {
         assert!(
             sqlx::query(statement).execute(&pool).await.is_err(),

@@ -212,3 +212,30 @@ async fn a_lost_saga_checkpoint_is_restored_where_the_log_leaves_it_and_settleme
         .iter()
         .all(|(_, calls)| *calls == 1));
 }
+
+#[tokio::test]
+async fn recovery_is_not_applied_while_the_saga_holds_events_in_quarantine() {
+    let app = spawn_app_with(test_settings()).await;
+    let deal = app.pending_deal("Tent", 80_000).await;
+    app.settle().await;
+    // A held event (as a poison leaves it): it may revive or close an outbox command,
+    // which a recovery does not replay.
+    sqlx::query(
+        "INSERT INTO subscription_quarantine
+             (subscriber, transaction_id, global_position, aggregate_type, aggregate_id,
+              sequence, event_type, error)
+         SELECT 'settlement', transaction_id, global_position, aggregate_type, aggregate_id,
+                sequence, event_type, 'held for the test'
+           FROM events WHERE aggregate_type = 'purchase_request' AND aggregate_id = $1",
+    )
+    .bind(&deal.placed.request_id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let refused = carrot_cli(&["saga", "recover", "--apply"], &app.db.url);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in quarantine"),
+        "{refused:?}"
+    );
+}

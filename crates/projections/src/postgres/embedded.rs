@@ -427,7 +427,10 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
         let lines: Vec<&str> = pid_file.lines().map(str::trim).collect();
         let pid: u32 = lines.first()?.parse().ok()?;
         let port: u16 = lines.get(3)?.parse().ok()?;
-        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        // A pid left behind by a crash may name another process now (or a thread): only a
+        // live postgres counts.
+        let alive = fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"));
         if !alive || lines.get(7) != Some(&"ready") {
             return None;
         }

@@ -59,6 +59,24 @@ pub enum LogOrder {
     },
 }
 
+/// Where the cluster's next transaction stands against the log's head, and the offset that
+/// puts every transaction still running, and every later one, after it (from the oldest
+/// running transaction: one that began before the re-base may append after it). The
+/// arithmetic is the database's: ids are 64-bit unsigned.
+const BEHIND: &str = "SELECT next_xid::text, offset_now::text, head::text, head_position,
+                head IS NOT NULL AND next_xid + offset_now <= head AS behind,
+                (head + 1 - oldest)::text AS offset_after
+           FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::numeric AS next_xid,
+                        pg_snapshot_xmin(pg_current_snapshot())::text::numeric AS oldest,
+                        public.log_offset() AS offset_now,
+                        h.transaction_id::text::numeric AS head,
+                        h.global_position AS head_position
+                   FROM (SELECT 1) one
+                   LEFT JOIN LATERAL (
+                        SELECT transaction_id, global_position FROM public.events
+                         ORDER BY transaction_id DESC, global_position DESC LIMIT 1) h
+                     ON true) s";
+
 /// The advisory lock key (`hashtext('carrot_log_order')`, fixed).
 const LOCK: &str = "carrot_log_order";
 
@@ -72,22 +90,18 @@ pub async fn ensure(db: &Db) -> Result<LogOrder, LogOrderError> {
         .await?;
     // Read after the lock: a process that re-based meanwhile has committed its offset.
     // The arithmetic is the database's (numeric): ids are 64-bit unsigned.
-    let row = sqlx::query(
-        "SELECT next_xid::text, offset_now::text, head::text, head_position,
-                head IS NOT NULL AND next_xid + offset_now <= head AS behind,
-                (head + 1 - next_xid)::text AS offset_after
-           FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::numeric AS next_xid,
-                        public.log_offset() AS offset_now,
-                        h.transaction_id::text::numeric AS head,
-                        h.global_position AS head_position
-                   FROM (SELECT 1) one
-                   LEFT JOIN LATERAL (
-                        SELECT transaction_id, global_position FROM public.events
-                         ORDER BY transaction_id DESC, global_position DESC LIMIT 1) h
-                     ON true) s",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = sqlx::query(BEHIND).fetch_one(&mut *tx).await?;
+    if !row.try_get::<bool, _>("behind")? {
+        tx.rollback().await?;
+        return Ok(LogOrder::Safe);
+    }
+    // Behind: wait for every transaction that may still append (a process already
+    // connected to this database) and keep new ones out until the new offset is in place,
+    // then measure again: an id handed out before the lock must not land below the head.
+    sqlx::query("LOCK TABLE public.events IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query(BEHIND).fetch_one(&mut *tx).await?;
     if !row.try_get::<bool, _>("behind")? {
         tx.rollback().await?;
         return Ok(LogOrder::Safe);

@@ -3,7 +3,8 @@
 //! nothing else (`carrot migrate` with `CARROT_APP_ROLE` grants it that).
 //!
 //! The service's role gets, on the public schema and every subscriber's schema: usage,
-//! the four row rights on every table, and the use of every sequence. Default privileges
+//! the four row rights on every table (but only reading and appending on the event log, and
+//! only reading on the migrations' and moves' records), and the use of every sequence. Default privileges
 //! give it the same on what the owner creates later: a new migration's tables, and the
 //! schemas and tables a rebuild swaps in. It cannot create, alter or drop anything, so a
 //! serving process can never change the schema, by mistake or by attack.
@@ -56,7 +57,14 @@ pub async fn grant_service_rights(db: &Db, role: &str, schemas: &[&str]) -> Resu
             sqlx::query(&statement).execute(&mut *tx).await?;
         }
     }
+    // The log is append-only, and the migrations' and moves' records are the owner's to
+    // write: the service may add events, never change or remove one.
     for statement in [
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON public.events FROM {role}"),
+        format!(
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public._sqlx_migrations, \
+             public.log_moves FROM {role}"
+        ),
         format!(
             "ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}"
         ),

@@ -65,6 +65,13 @@ pub enum ReplayError {
         /// Where the snapshot saw it.
         seen: Checkpoint,
     },
+    /// The saga holds events in quarantine, which a recovery cannot apply for it.
+    #[error(
+        "the saga holds {0} event(s) in quarantine, which may revive or close outbox commands \
+         that a recovery does not replay; apply them first (`carrot quarantine settlement \
+         --retry`, after the fix), then recover"
+    )]
+    Held(i64),
     /// The subscriber is not a pure fold of the log.
     #[error("{view} cannot be rebuilt by replay: {why}")]
     NotRebuildable {

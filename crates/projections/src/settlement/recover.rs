@@ -90,7 +90,7 @@ pub async fn recover(
 ) -> Result<Recovery, ReplayError> {
     let exclusive = Exclusive::take_any(pool, SETTLEMENT).await?;
     let recovered = recover_alone(pool, saga, apply, progress).await;
-    exclusive.release().await;
+    // Dropped while still exclusive: a recovery starting next cannot lose its own shadow.
     let dropped = sqlx::query(&format!(
         "DROP SCHEMA IF EXISTS {} CASCADE",
         quote_ident(SHADOW)
@@ -100,6 +100,7 @@ pub async fn recover(
     if let Err(e) = dropped {
         tracing::warn!(error = %e, "could not drop the recovery's shadow schema");
     }
+    exclusive.release().await;
     recovered
 }
 
@@ -180,7 +181,30 @@ async fn level_and_repair(
         paused_for: std::time::Duration::ZERO,
     };
     if apply {
+        // Events the saga holds in quarantine may revive or close outbox commands (a
+        // transfer retried or settled outside), which the repair does not replay: let them
+        // be applied first.
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM public.subscription_quarantine WHERE subscriber = $1",
+        )
+        .bind(SETTLEMENT)
+        .fetch_one(pool)
+        .await?;
+        if held > 0 {
+            return Err(ReplayError::Held(held));
+        }
         let mut tx = pool.begin().await?;
+        // The pause is a session lock: if its connection dropped, the saga may have moved
+        // on, and repairing from an older fold would take it back.
+        if let Some(at) = live {
+            let now = crate::replay::lock_checkpoint(&mut tx, SETTLEMENT).await?;
+            if now != at {
+                return Err(ReplayError::Moved {
+                    target: at,
+                    seen: now,
+                });
+            }
+        }
         repair(&mut tx, &recovery).await?;
         tx.commit().await?;
         tracing::warn!(
