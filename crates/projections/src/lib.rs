@@ -21,6 +21,7 @@ pub mod replay;
 pub mod runner;
 pub mod settlement;
 pub mod signals;
+pub mod status;
 pub mod store;
 pub mod subscriber;
 #[cfg(feature = "test-support")]

@@ -5,9 +5,10 @@
 //! and the rest are refused. If the process dies between the reservation and the request's
 //! acceptance, a retry of the same accept finishes it (both steps are idempotent).
 
-use carrot_domain::listing::{Listing, ListingCommand};
+use carrot_domain::listing::{Listing, ListingCommand, ListingError};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
 use carrot_domain::{Actor, RequestId};
+use carrot_projections::commands::CommandError;
 
 use super::Outcome;
 use crate::error::ApiError;
@@ -30,21 +31,23 @@ async fn run_request(
         .await?)
 }
 
+/// Runs `command` on the request's listing; the listing's own refusal, typed, for the
+/// caller to answer as its flow needs.
 async fn run_listing(
     state: &AppState,
     ctx: &CommandContext,
     request: &PurchaseRequest,
     command: ListingCommand,
-) -> Result<carrot_projections::Checkpoint, ApiError> {
+) -> Result<carrot_projections::Checkpoint, CommandError<ListingError>> {
     let trade = request.trade();
-    Ok(state
+    state
         .write
         .execute::<Listing>(
             &trade.listing_id.to_string(),
             command,
             ctx.metadata(Some(trade.request_id.to_string())),
         )
-        .await?)
+        .await
 }
 
 /// Loads a request and checks `command` against it before anything is written.
@@ -80,14 +83,12 @@ pub async fn accept(
     )
     .await
     .map_err(|e| match e {
-        ApiError::Domain {
-            code: "listing_not_available",
-            ..
-        } => ApiError::Conflict {
+        // Said from the accepting seller's side: another request holds it, or it is gone.
+        CommandError::Refused(ListingError::NotAvailable(_)) => ApiError::Conflict {
             code: "listing_not_available",
             detail: "the listing is reserved or sold for another request, or withdrawn".into(),
         },
-        other => other,
+        other => ApiError::from(other),
     })?;
     match run_request(state, ctx, request_id, command).await {
         Ok(accepted) => Ok(Outcome::new(request_id, "accepted", &[reserved, accepted])),
@@ -150,7 +151,8 @@ pub async fn complete(
         &request,
         ListingCommand::MarkListingSold { request_id },
     )
-    .await?;
+    .await
+    .map_err(ApiError::from)?;
     Ok(Outcome::new(request_id, "completed", &[completed, sold]))
 }
 
@@ -176,7 +178,8 @@ pub async fn cancel(
         &request,
         ListingCommand::ReleaseListing { request_id },
     )
-    .await?;
+    .await
+    .map_err(ApiError::from)?;
     Ok(Outcome::new(
         request_id,
         "cancelled",
