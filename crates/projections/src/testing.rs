@@ -40,11 +40,7 @@ fn server() -> &'static Server {
                 _cluster: None,
             });
         }
-        let bin = Binaries::locate().map_err(|e| e.to_string())?;
-        let base = std::env::temp_dir()
-            .join("carrot-test-pg")
-            .join(bin.fingerprint());
-        let cluster = EmbeddedPostgres::start_throwaway(&bin, &base).map_err(|e| e.to_string())?;
+        let cluster = throwaway_cluster().map_err(|e| e.to_string())?;
         let admin = connect_options(&cluster.url("postgres")).map_err(|e| e.to_string())?;
         let password_url = cluster.url("");
         Ok(Server {
@@ -57,6 +53,17 @@ fn server() -> &'static Server {
         Ok(server) => server,
         Err(e) => panic!("cannot provide a test database: {e}"),
     }
+}
+
+/// A PostgreSQL cluster of this test process's own, copied from the template every test
+/// process shares (so its transaction counter starts where theirs did); stopped when
+/// dropped.
+pub fn throwaway_cluster() -> Result<EmbeddedPostgres, crate::postgres::embedded::EmbeddedError> {
+    let bin = Binaries::locate()?;
+    let base = std::env::temp_dir()
+        .join("carrot-test-pg")
+        .join(bin.fingerprint());
+    EmbeddedPostgres::start_throwaway(&bin, &base)
 }
 
 /// A fresh, migrated database for one test.

@@ -396,6 +396,11 @@ impl TestApp {
             .execute(&self.db.pool)
             .await
             .unwrap();
+        self.log_in(user).await
+    }
+
+    /// Logs `user` in again; the user with the new token.
+    pub async fn log_in(&self, user: &User) -> User {
         let response = self
             .client
             .post(self.url("/auth/login"))
@@ -532,12 +537,7 @@ impl TestApp {
 /// A PostgreSQL cluster of its own, started from the test cluster's template (so its
 /// transaction counter starts where the test cluster's did); stopped when dropped.
 pub async fn throwaway_cluster() -> carrot_projections::postgres::embedded::EmbeddedPostgres {
-    use carrot_projections::postgres::embedded::{Binaries, EmbeddedPostgres};
-    let bin = Binaries::locate().unwrap();
-    let base = std::env::temp_dir()
-        .join("carrot-test-pg")
-        .join(bin.fingerprint());
-    tokio::task::spawn_blocking(move || EmbeddedPostgres::start_throwaway(&bin, &base))
+    tokio::task::spawn_blocking(carrot_projections::testing::throwaway_cluster)
         .await
         .unwrap()
         .unwrap()

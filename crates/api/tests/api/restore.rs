@@ -13,12 +13,8 @@ use carrot_projections::postgres::log_order::LogOrder;
 use carrot_projections::postgres::{connect, ensure_database, prepare, Schema};
 use carrot_projections::replay;
 use carrot_projections::testing::TestDatabase;
-use reqwest::StatusCode;
-use serde_json::{json, Value};
 
-use crate::helpers::{
-    spawn_app, spawn_app_on, test_settings, throwaway_cluster, Deal, TestApp, User,
-};
+use crate::helpers::{spawn_app, spawn_app_on, test_settings, throwaway_cluster, Deal, TestApp};
 
 /// A cluster of its own, started from the same template as the test cluster (so its
 /// transaction counter starts behind a log written there), with `burn` transaction ids
@@ -144,28 +140,11 @@ async fn trades_with_token(app: &TestApp) -> (Deal, Deal, String) {
     (accepted, requested, token)
 }
 
-/// Logs `user` in again on `app` (an old account on the restored database).
-async fn log_in(app: &TestApp, user: &User) -> User {
-    let response = app
-        .client
-        .post(app.url("/auth/login"))
-        .json(&json!({"username": user.username, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    User {
-        token: body["token"].as_str().unwrap().to_owned(),
-        ..user.clone()
-    }
-}
-
 /// New commands on restored aggregates: the accepted request completed (its escrow paid
 /// out by the saga), the open one accepted. Then every check of the issue.
 async fn carry_on(app: &TestApp, accepted: &Deal, requested: &Deal, restored_head: (String, i64)) {
-    let buyer = log_in(app, &accepted.buyer).await;
-    let seller = log_in(app, &requested.seller).await;
+    let buyer = app.log_in(&accepted.buyer).await;
+    let seller = app.log_in(&requested.seller).await;
     app.act_ok(&buyer, &accepted.placed.request_id, "complete", "completed")
         .await;
     app.act_ok(&seller, &requested.placed.request_id, "accept", "accepted")

@@ -423,32 +423,26 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
     /// and gives the port; the superuser password is kept beside the data directory. The
     /// CLI uses it instead of starting a second server on the same files.
     pub fn running(data_dir: &Path, database: &str) -> Option<String> {
-        let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-        let lines: Vec<&str> = pid_file.lines().map(str::trim).collect();
-        let pid: u32 = lines.first()?.parse().ok()?;
-        let port: u16 = lines.get(3)?.parse().ok()?;
+        let server = PidFile::read(data_dir)?;
         // A pid left behind by a crash may name another process now (or a thread): only a
         // live postgres counts.
-        let alive = fs::read_to_string(format!("/proc/{pid}/comm"))
+        let alive = fs::read_to_string(format!("/proc/{}/comm", server.pid))
             .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"));
-        if !alive || lines.get(7) != Some(&"ready") {
+        if !alive || !server.ready {
             return None;
         }
         let password = fs::read_to_string(password_file(data_dir)).ok()?;
         Some(format!(
-            "postgres://{SUPERUSER}:{}@127.0.0.1:{port}/{database}",
-            password.trim()
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            password.trim(),
+            server.port
         ))
     }
 
     fn wait_until_accepting(&self, pid: Option<u32>, log: &Path) -> Result<(), EmbeddedError> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let pid_file = self.data_dir.join("postmaster.pid");
         loop {
-            // postmaster.pid's 8th line is the server status; "ready" means it accepts.
-            let ready = fs::read_to_string(&pid_file)
-                .map(|s| s.lines().nth(7).map(str::trim) == Some("ready"))
-                .unwrap_or(false);
+            let ready = PidFile::read(&self.data_dir).is_some_and(|server| server.ready);
             if ready && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
@@ -523,6 +517,26 @@ fn retrying<T>(mut attempt: impl FnMut() -> Result<T, EmbeddedError>) -> Result<
         step: "starting PostgreSQL",
         detail: "no attempt made".into(),
     }))
+}
+
+/// What a server's `postmaster.pid` says: its pid, its port, and whether it accepts
+/// connections (the 8th line, its status, reads "ready").
+struct PidFile {
+    pid: u32,
+    port: u16,
+    ready: bool,
+}
+
+impl PidFile {
+    fn read(data_dir: &Path) -> Option<PidFile> {
+        let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        Some(PidFile {
+            pid: lines.first()?.parse().ok()?,
+            port: lines.get(3)?.parse().ok()?,
+            ready: lines.get(7) == Some(&"ready"),
+        })
+    }
 }
 
 fn password_file(data_dir: &Path) -> PathBuf {

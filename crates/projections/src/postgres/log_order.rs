@@ -82,7 +82,6 @@ const LOCK: &str = "carrot_log_order";
 
 /// Checks that the next transaction orders after the log's head; re-bases the order if not.
 pub async fn ensure(db: &Db) -> Result<LogOrder, LogOrderError> {
-    let system = system_identifier(db).await;
     let mut tx = db.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(LOCK)
@@ -119,7 +118,9 @@ pub async fn ensure(db: &Db) -> Result<LogOrder, LogOrderError> {
             .and_then(|o| o.parse::<i128>().ok())
             .map(|o| o.to_string())
             .unwrap_or_default(),
-        system,
+        // For the record only, and only when moving: read outside the transaction, where a
+        // role without the right to read it would abort it.
+        system: system_identifier(db).await,
     };
     if let Err(cause) = rebase(&mut tx, &move_).await {
         return Err(LogOrderError::CannotRebase {
