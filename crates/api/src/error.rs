@@ -36,6 +36,9 @@ impl FieldError {
     }
 }
 
+/// The largest request body accepted (64 KiB); larger ones get 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
 /// The body of every error (`application/problem+json`, RFC 9457) for the OpenAPI document:
 /// the shape [`ApiError`]'s `IntoResponse` writes (the API tests check answers against it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -83,7 +86,7 @@ pub enum ApiError {
     #[error("the request body must be sent as application/json")]
     UnsupportedMediaType,
     /// The body is over the limit.
-    #[error("the request body is larger than {limit} bytes", limit = crate::startup::BODY_LIMIT_BYTES)]
+    #[error("the request body is larger than {limit} bytes", limit = BODY_LIMIT_BYTES)]
     PayloadTooLarge,
     /// Valid JSON (or query) that breaks the rules.
     #[error("the request breaks {} rule(s)", .0.len())]

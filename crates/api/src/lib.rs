@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod payment;
 pub mod progress;

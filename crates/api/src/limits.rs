@@ -95,8 +95,8 @@ pub async fn per_address(
     let path = request.uri().path();
     let exempt = path.starts_with("/health")
         || path == "/metrics"
-        || path == crate::routes::docs::DOCUMENT_PATH
-        || path.starts_with(crate::routes::docs::UI_PATH);
+        || path == crate::openapi::vocabulary::DOCUMENT_PATH
+        || path.starts_with(crate::openapi::vocabulary::UI_PATH);
     if let (false, Some(limiter)) = (exempt, limits.per_address.as_ref()) {
         if let Some(address) = client_address(&request, limits.trust_forwarded_for) {
             if let Err(refused) = check(Some(limiter), address) {

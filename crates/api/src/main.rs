@@ -229,7 +229,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// `carrot openapi`: the document on stdout (`> docs/openapi.json` to update the committed one).
 fn print_openapi() -> Result<(), Box<dyn std::error::Error>> {
-    let json = carrot_api::routes::docs::document().to_pretty_json()?;
+    let json = carrot_api::openapi::document().to_pretty_json()?;
     println!("{json}");
     Ok(())
 }

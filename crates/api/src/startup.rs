@@ -21,16 +21,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::JwtKeys;
-use crate::error::ApiError;
+use crate::error::{ApiError, BODY_LIMIT_BYTES};
 use crate::limits::{LimitConfig, RateLimits};
 use crate::payment::{BreakerConfig, CircuitBreaker, WithTimeout};
 use crate::progress::ProgressCache;
 use crate::routes;
 use crate::state::AppState;
 use crate::workers::{self, WorkerConfig};
-
-/// The largest request body accepted (64 KiB); larger ones get 413.
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -1,7 +1,7 @@
 //! The catalog view: every listing with its current status, for browsing and for
 //! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema.
 
-use crate::page::{page, PageCursor};
+use crate::page::{Page, PageCursor};
 use crate::postgres::Db;
 use async_trait::async_trait;
 use carrot_domain::listing::{Listing, ListingEvent};
@@ -144,7 +144,8 @@ pub struct ListingView {
     pub price: i64,
     /// Its category, if any.
     pub category: Option<String>,
-    /// `available`, `reserved`, `sold` or `withdrawn`.
+    /// Its status.
+    #[schema(value_type = crate::statuses::ListingStatus)]
     pub status: String,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
@@ -181,10 +182,7 @@ pub struct CatalogQuery {
 
 /// One page of the catalog, newest first, and the cursor of the next page if there is one.
 #[tracing::instrument(skip(pool))]
-pub async fn list(
-    pool: &Db,
-    query: &CatalogQuery,
-) -> Result<(Vec<ListingView>, Option<PageCursor>), sqlx::Error> {
+pub async fn list(pool: &Db, query: &CatalogQuery) -> Result<Page<ListingView>, sqlx::Error> {
     let pattern = query
         .text
         .as_deref()
@@ -204,10 +202,9 @@ pub async fn list(
     .bind(query.limit + 1)
     .fetch_all(pool)
     .await?;
-    let (items, next) = page(items, query.limit, |l| {
-        PageCursor::after(l.created_at, l.listing_id)
-    });
-    Ok((items, next))
+    Ok(Page::cut(items, query.limit, |l| {
+        PageCursor::after(l.created_at, l.listing_id).encode()
+    }))
 }
 
 fn escape_like(text: &str) -> String {

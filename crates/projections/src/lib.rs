@@ -22,6 +22,7 @@ pub mod runner;
 pub mod settlement;
 pub mod signals;
 pub mod status;
+pub mod statuses;
 pub mod store;
 pub mod subscriber;
 #[cfg(feature = "test-support")]

@@ -1,8 +1,41 @@
-//! Keyset pagination of the newest-first lists (the catalog, MyPage): a page ends at its
+//! Pages of every list the API answers (`Page<T>`: items and the next page's cursor), and
+//! the keyset cursor of the newest-first lists (the catalog, MyPage): a page ends at its
 //! last item's `(created_at, id)`, and the next one starts strictly after it.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// In the list's order (newest first, or log order for the log's lists).
+    pub items: Vec<T>,
+    /// Pass it as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A whole list, in one answer (short by nature: every subscriber, the open mismatches).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    /// In the list's order.
+    pub items: Vec<T>,
+}
+
+impl<T> Page<T> {
+    /// Keeps `limit` of `items` (fetched with one extra) and the cursor of the next page:
+    /// the `cursor` of the last item kept, when more follow.
+    pub fn cut(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
 
 /// The earliest `timestamptz` PostgreSQL holds (4714-11-24 BC, 00:00 UTC), in microseconds
 /// since the Unix epoch. chrono goes back further (to 262144 BC), and such a time sent to the
@@ -45,19 +78,6 @@ impl PageCursor {
             created_at: DateTime::from_timestamp_micros(micros)?,
             id: Uuid::try_parse(id).ok()?,
         })
-    }
-}
-
-/// Keeps `limit` of `items` (fetched with one extra) and the cursor of the next page: the
-/// `key` of the last item kept, when more follow.
-pub fn page<T, K>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    if items.len() > limit {
-        items.truncate(limit);
-        let next = items.last().map(key);
-        (items, next)
-    } else {
-        (items, None)
     }
 }
 

@@ -222,7 +222,8 @@ pub struct PaymentView {
     pub seller_id: Uuid,
     /// The amount in KRW.
     pub amount: i64,
-    /// `captured` (held in escrow), `refunded`, `paid_out` or `failed`.
+    /// Its status.
+    #[schema(value_type = crate::statuses::PaymentStatus)]
     pub status: String,
     /// Why it failed, why its refund or payout waits (declined by the gateway), or how it
     /// was settled outside Carrot.

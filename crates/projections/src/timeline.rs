@@ -13,6 +13,7 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -108,9 +109,47 @@ fn entry(event: &StoredEvent) -> Result<Option<Entry>, ApplyError> {
     }))
 }
 
-/// A trade's timeline, in log order: `[{event, at, actor, ...detail}]`.
+/// One step of a trade, in log order: the event's name and time, who caused it, and the
+/// event's own fields (for example `by` and `after_acceptance` of a cancellation, `reason` of
+/// a rejection, `amount` of a payment).
+#[derive(Debug, Clone, PartialEq, utoipa::ToSchema)]
+pub struct TimelineEntry {
+    /// The event (`PaymentCaptured`, `PurchaseRequested`, `ListingReserved`,
+    /// `PurchaseRequestAccepted`...).
+    #[schema(example = "PurchaseRequested")]
+    pub event: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The user who caused it, if a user did.
+    pub actor: Option<String>,
+    /// The event's own fields, beside the three above.
+    #[serde(flatten)]
+    pub detail: BTreeMap<String, Value>,
+}
+
+/// One flat object, keys in order (the event's fields beside `event`, `at` and `actor`), as
+/// entries have always been written.
+impl Serialize for TimelineEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let at = self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut entry: BTreeMap<&str, Value> = self
+            .detail
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        entry.insert("event", Value::String(self.event.clone()));
+        entry.insert("at", Value::String(at));
+        entry.insert(
+            "actor",
+            self.actor.clone().map_or(Value::Null, Value::String),
+        );
+        entry.serialize(serializer)
+    }
+}
+
+/// A trade's timeline, in log order.
 #[tracing::instrument(skip(pool))]
-pub async fn timeline(pool: &Db, request_id: RequestId) -> Result<Vec<Value>, sqlx::Error> {
+pub async fn timeline(pool: &Db, request_id: RequestId) -> Result<Vec<TimelineEntry>, sqlx::Error> {
     let rows: Vec<(String, DateTime<Utc>, Option<String>, Value)> = sqlx::query_as(
         "SELECT event, at, actor, detail FROM timeline.entries WHERE request_id = $1
           ORDER BY transaction_id, global_position",
@@ -120,18 +159,14 @@ pub async fn timeline(pool: &Db, request_id: RequestId) -> Result<Vec<Value>, sq
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(event, at, actor, detail)| {
-            let mut entry = detail.as_object().cloned().unwrap_or_default();
-            entry.insert("event".into(), Value::String(event));
-            entry.insert(
-                "at".into(),
-                Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-            );
-            entry.insert(
-                "actor".into(),
-                actor.map(Value::String).unwrap_or(Value::Null),
-            );
-            Value::Object(entry)
+        .map(|(event, at, actor, detail)| TimelineEntry {
+            event,
+            at,
+            actor,
+            detail: match detail {
+                Value::Object(fields) => fields.into_iter().collect(),
+                _ => BTreeMap::new(),
+            },
         })
         .collect())
 }

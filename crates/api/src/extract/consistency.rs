@@ -1,10 +1,14 @@
-//! The `X-Consistency-Token` a client sends back to read its own writes.
+//! The `X-Consistency-Token` a client sends back to read its own writes, the wait for the
+//! views to reach it, and the `X-Consistency` header that says whether they did.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponseParts, ResponseParts};
 use carrot_projections::Checkpoint;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The header's name.
 pub const HEADER: &str = "x-consistency-token";
@@ -31,4 +35,49 @@ impl<S: Send + Sync> FromRequestParts<S> for ConsistencyToken {
                 )
             })
     }
+}
+
+/// Whether a read waited for, and reached, the client's consistency token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// No token was sent.
+    Unasked,
+    /// The views had reached the token.
+    Consistent,
+    /// The wait ran out; the answer may predate the client's write.
+    Stale,
+}
+
+impl IntoResponseParts for Freshness {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        let value = match self {
+            Freshness::Unasked => return Ok(res),
+            Freshness::Consistent => "consistent",
+            Freshness::Stale => "stale",
+        };
+        res.headers_mut()
+            .insert("x-consistency", HeaderValue::from_static(value));
+        Ok(res)
+    }
+}
+
+/// Waits (bounded) until every view in `views` has applied the event the token names.
+pub async fn await_views(
+    state: &AppState,
+    views: &[&str],
+    token: ConsistencyToken,
+) -> Result<Freshness, ApiError> {
+    let Some(token) = token.0 else {
+        return Ok(Freshness::Unasked);
+    };
+    let reached =
+        carrot_projections::consistency::wait_for(&state.pool, views, token, state.consistency)
+            .await?;
+    Ok(if reached {
+        Freshness::Consistent
+    } else {
+        Freshness::Stale
+    })
 }

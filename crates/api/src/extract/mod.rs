@@ -1,4 +1,5 @@
-//! Request extractors: who is calling, the JSON body, the consistency token, command metadata.
+//! Request extractors: who is calling, the JSON body, the consistency token, the page of a
+//! list, command metadata.
 
 pub mod admin;
 pub mod auth;
@@ -6,10 +7,12 @@ pub mod consistency;
 pub mod id;
 pub mod json;
 pub mod metadata;
+pub mod page;
 
 pub use admin::AdminUser;
 pub use auth::{AuthUser, StreamUser};
-pub use consistency::ConsistencyToken;
+pub use consistency::{await_views, ConsistencyToken, Freshness};
 pub use id::PathId;
 pub use json::{Json, OptionalJson};
 pub use metadata::CommandContext;
+pub use page::{Cursor, PageParams, Paging};

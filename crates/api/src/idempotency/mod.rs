@@ -42,8 +42,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError, Transient};
-use crate::startup::BODY_LIMIT_BYTES;
+use crate::error::{ApiError, FieldError, Transient, BODY_LIMIT_BYTES};
 use crate::state::AppState;
 use store::Stored;
 pub use store::{purge_expired, KEPT_FOR};

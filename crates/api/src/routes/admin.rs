@@ -4,17 +4,17 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use carrot_projections::page::{Items, Page};
+use carrot_projections::runner::SubscriberStatus;
 use carrot_projections::settlement::outbox::{self, DeadLetter};
 use carrot_projections::settlement::reconcile::{self, Mismatch};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::extract::page::{self, Cursor, PageParams, Paging};
 use crate::extract::{AdminUser, Json as JsonBody};
-use crate::routes::docs::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
-use crate::routes::page_limit;
+use crate::openapi::vocabulary::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::state::AppState;
-use carrot_projections::runner::SubscriberStatus;
 
 /// Whether `id` could be one of Carrot's ids of a saga command or a movement
 /// (`refund:<payment id>`...): visible ASCII, at most 200 bytes. Anything else names
@@ -36,43 +36,24 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct Page {
-    /// The `next_cursor` of the previous page.
-    pub(crate) cursor: Option<String>,
-    /// How many (1 to 100, default 20).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    pub(crate) limit: Option<String>,
-}
+/// A dead letter's `command_id` sent back as a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CommandId(String);
 
-/// A page of dead letters.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `dead_letters` writes the same two fields
-struct DeadLetterPage {
-    /// Most recent first.
-    items: Vec<DeadLetter>,
-    /// Pass it as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
+impl Cursor for CommandId {
+    fn parse(raw: &str) -> Option<Self> {
+        is_plain_id(raw).then(|| CommandId(raw.to_owned()))
+    }
 }
 
 /// A dead letter put back in line.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `retry` writes these fields
+#[derive(Serialize, utoipa::ToSchema)]
 struct Retried {
     /// The saga command.
     command_id: String,
     /// Always `pending`: a dispatcher runs it again.
     #[schema(example = "pending")]
-    status: String,
-}
-
-/// The open mismatches.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `mismatches` writes the same field
-struct Mismatches {
-    /// Oldest first.
-    items: Vec<Mismatch>,
+    status: &'static str,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -95,7 +76,8 @@ struct Limit {
     params(Limit),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The oldest open mismatches.", body = Mismatches),
+        (status = 200, description = "The oldest open mismatches, oldest first.",
+         body = Items<Mismatch>),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 422, description = "`validation_failed` (with `errors`: limit, query).",
@@ -107,11 +89,13 @@ async fn mismatches(
     State(state): State<AppState>,
     _admin: AdminUser,
     query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Items<Mismatch>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = page_limit(query.limit.as_deref())?;
+    let mut errors = Vec::new();
+    let limit = page::limit(query.limit.as_deref(), &mut errors);
+    page::refuse(errors)?;
     let items = reconcile::open_mismatches(&state.pool, limit).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 /// How an operator settled a mismatch.
@@ -123,14 +107,13 @@ struct Resolution {
 }
 
 /// A mismatch closed.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `resolve_mismatch` writes these fields
+#[derive(Serialize, utoipa::ToSchema)]
 struct Resolved {
     /// The mismatch's key.
     idempotency_key: String,
     /// Always `resolved`.
     #[schema(example = "resolved")]
-    status: String,
+    status: &'static str,
 }
 
 /// Closes an open mismatch once an operator has dealt with it (reconciliation never
@@ -145,8 +128,8 @@ struct Resolved {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Closed.", body = Resolved),
-        (status = 400, response = crate::routes::docs::MalformedJson),
-        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),
@@ -163,7 +146,7 @@ async fn resolve_mismatch(
     AdminUser(admin): AdminUser,
     Path(key): Path<String>,
     JsonBody(body): JsonBody<Resolution>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resolved>, ApiError> {
     let resolution = body.resolution.trim();
     if !(1..=1000).contains(&resolution.chars().count()) || resolution.contains('\0') {
         return Err(ApiError::invalid(
@@ -177,17 +160,10 @@ async fn resolve_mismatch(
         return Err(ApiError::NotFound);
     }
     tracing::info!(key = %key, by = %admin.user_id, resolution, "reconciliation mismatch resolved by an operator");
-    Ok(Json(
-        json!({ "idempotency_key": key, "status": "resolved" }),
-    ))
-}
-
-/// Every subscriber's progress.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `subscriptions` writes this field
-struct Subscriptions {
-    /// One per subscriber, by name.
-    items: Vec<SubscriberStatus>,
+    Ok(Json(Resolved {
+        idempotency_key: key,
+        status: "resolved",
+    }))
 }
 
 /// Saga commands that gave up, most recent first.
@@ -196,10 +172,11 @@ struct Subscriptions {
     path = "/admin/dead-letters",
     tag = "admin",
     operation_id = "list_dead_letters",
-    params(Page),
+    params(PageParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
+        (status = 200, description = "A page of dead letters, most recent first.",
+         body = Page<DeadLetter>),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 422, description = "`validation_failed` (with `errors`: limit, query).",
@@ -210,20 +187,11 @@ struct Subscriptions {
 async fn dead_letters(
     State(state): State<AppState>,
     _admin: AdminUser,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(page) = page.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = page_limit(page.limit.as_deref())?;
-    if page.cursor.as_deref().is_some_and(|c| !is_plain_id(c)) {
-        return Err(ApiError::invalid(
-            "cursor",
-            "is not a cursor this endpoint returned",
-        ));
-    }
-    let items: Vec<DeadLetter> =
-        outbox::dead_letters(&state.pool, limit + 1, page.cursor.as_deref()).await?;
-    let (items, next) = carrot_projections::page::page(items, limit, |d| d.command_id.clone());
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    page: Paging<CommandId>,
+) -> Result<Json<Page<DeadLetter>>, ApiError> {
+    let after = page.cursor.as_ref().map(|c| c.0.as_str());
+    let items = outbox::dead_letters(&state.pool, page.limit + 1, after).await?;
+    Ok(Json(Page::cut(items, page.limit, |d| d.command_id.clone())))
 }
 
 /// Puts a dead letter back in line, attempts reset.
@@ -250,12 +218,15 @@ async fn retry(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Retried>, ApiError> {
     if !is_plain_id(&id) || !outbox::revive(&state.pool, &id).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!(command_id = %id, by = %admin.user_id, "dead letter retried by an operator");
-    Ok(Json(json!({ "command_id": id, "status": "pending" })))
+    Ok(Json(Retried {
+        command_id: id,
+        status: "pending",
+    }))
 }
 
 /// Every subscriber's progress.
@@ -269,7 +240,8 @@ async fn retry(
     operation_id = "list_subscriptions",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every subscriber's progress.", body = Subscriptions),
+        (status = 200, description = "Every subscriber's progress, by name.",
+         body = Items<SubscriberStatus>),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
     ),
@@ -278,7 +250,7 @@ async fn retry(
 async fn subscriptions(
     State(state): State<AppState>,
     _admin: AdminUser,
-) -> Result<Json<Value>, ApiError> {
-    let rows = carrot_projections::runner::status(&state.pool).await?;
-    Ok(Json(json!({ "items": rows })))
+) -> Result<Json<Items<SubscriberStatus>>, ApiError> {
+    let items = carrot_projections::runner::status(&state.pool).await?;
+    Ok(Json(Items { items }))
 }

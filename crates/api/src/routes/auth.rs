@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::{password, Role};
 use crate::error::{is_unique_violation, ApiError, FieldError, Problem};
 use crate::extract::Json;
-use crate::routes::docs::IdempotencyHeader;
+use crate::openapi::vocabulary::IdempotencyHeader;
 use crate::state::AppState;
 
 /// The account routes.
@@ -106,12 +106,12 @@ fn check_display_name(name: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
     request_body = SignupBody,
     responses(
         (status = 201, description = "The account exists; its token.", body = TokenResponse),
-        (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
         (status = 409, description = "`username_taken` (also the answer to a retried signup: \
          `/auth` answers are not kept under an `Idempotency-Key`).",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, response = crate::routes::docs::PayloadTooLarge),
-        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 413, response = crate::openapi::vocabulary::PayloadTooLarge),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
         (status = 422, description = "`validation_failed` (with `errors`: username, password, \
          display_name).",
          body = Problem, content_type = "application/problem+json"),
@@ -176,11 +176,11 @@ async fn signup(
     request_body = LoginBody,
     responses(
         (status = 200, description = "Signed in; the token.", body = TokenResponse),
-        (status = 400, response = crate::routes::docs::MalformedJson),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
         (status = 401, description = "`invalid_credentials`: unknown username or wrong password \
          (the same answer for both).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, response = crate::routes::docs::PayloadTooLarge),
-        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 413, response = crate::openapi::vocabulary::PayloadTooLarge),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
         (status = 422, description = "`validation_failed`: a field is missing or of the wrong \
          type.",
          body = Problem, content_type = "application/problem+json"),

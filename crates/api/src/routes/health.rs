@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use crate::payment::BreakerState;
 use crate::state::AppState;
 
 /// The health routes (no authentication).
@@ -17,28 +18,29 @@ pub fn router() -> Router<AppState> {
         .route("/health/ready", get(ready))
 }
 
+// The answers' fields are in alphabetical order: they were first written as JSON maps, whose
+// keys serde_json sorts.
+
 /// Liveness.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `live` writes this field
+#[derive(Serialize, utoipa::ToSchema)]
 struct Liveness {
     /// Always `live`.
     #[schema(example = "live")]
-    status: String,
+    status: &'static str,
 }
 
 /// One subscriber's lag.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `ready` writes these fields
+#[derive(Serialize, utoipa::ToSchema)]
 struct SubscriptionLag {
-    /// The subscriber (`catalog`, `payments`, `mypage`, `timeline`, `notifications`...).
-    name: String,
+    /// Whether its last batch failed. Why is not shown here, to anyone: an error's text can
+    /// name tables and data. It is in the logs and in `GET /admin/subscriptions`.
+    failing: bool,
     /// Events in the log it has not applied yet.
     lag_events: i64,
     /// The age of the oldest of them, in milliseconds.
     lag_ms: i64,
-    /// Whether its last batch failed. Why is not shown here, to anyone: an error's text can
-    /// name tables and data. It is in the logs and in `GET /admin/subscriptions`.
-    failing: bool,
+    /// The subscriber (`catalog`, `payments`, `mypage`, `timeline`, `notifications`...).
+    name: String,
     /// Events it holds in quarantine (poisons it cannot read, and the later events of
     /// their aggregates); every other aggregate goes on. Informational: the instance stays
     /// ready. Which, and why: `GET /admin/subscriptions/{name}/quarantine`.
@@ -46,63 +48,47 @@ struct SubscriptionLag {
 }
 
 /// The settlement saga's backlog.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
+#[derive(Serialize, utoipa::ToSchema)]
 struct SagaDepth {
-    /// Commands waiting to run.
-    outbox_pending: i64,
     /// Commands that gave up (see `GET /admin/dead-letters`).
     dead_letters: i64,
+    /// Commands waiting to run.
+    outbox_pending: i64,
     /// Commands (refunds, payouts...) failing for longer than `CARROT_SAGA_ALERT_AFTER_SECONDS`:
     /// money waiting out an outage. They are still retried; someone should look.
     stuck: i64,
 }
 
-/// The payment gateway's circuit breaker state.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // documentation only
-enum CircuitState {
-    /// Calls go through.
-    Closed,
-    /// Calls fail fast (purchase requests answer 503 `payment_unavailable`).
-    Open,
-    /// A few trial calls go through.
-    HalfOpen,
-}
-
 /// The payment gateway, as this process sees it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
+#[derive(Serialize, utoipa::ToSchema)]
 struct GatewayHealth {
     /// The circuit breaker's state.
-    circuit: CircuitState,
+    circuit: BreakerState,
 }
 
 /// Readiness, and why not.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `ready` writes these fields
+#[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
-    /// `ready`, or `not_ready`.
-    #[schema(example = "ready")]
-    status: String,
-    /// `up`, `down` or `timeout`.
-    #[schema(example = "up")]
-    database: String,
-    /// `applied`, `pending`, or `unknown` when the database did not answer.
-    #[schema(example = "applied")]
-    migrations: String,
     /// `false` once shutting down (draining).
     accepting_traffic: bool,
-    /// Each subscriber's lag (read at most once per `CARROT_PROGRESS_REFRESH_MS`, so up to
-    /// that old); `null` when the database did not answer.
-    subscriptions: Option<Vec<SubscriptionLag>>,
-    /// The saga's backlog (as old as `subscriptions`); `null` when the database did not
-    /// answer.
-    saga: Option<SagaDepth>,
+    /// `up`, `down` or `timeout`.
+    #[schema(example = "up")]
+    database: &'static str,
+    /// `applied`, `pending`, or `unknown` when the database did not answer.
+    #[schema(example = "applied")]
+    migrations: &'static str,
     /// Informational: an open circuit fails purchase requests fast, but the instance still
     /// serves everything else, so it stays ready.
     payment_gateway: GatewayHealth,
+    /// The saga's backlog (as old as `subscriptions`); `null` when the database did not
+    /// answer.
+    saga: Option<SagaDepth>,
+    /// `ready`, or `not_ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// Each subscriber's lag (read at most once per `CARROT_PROGRESS_REFRESH_MS`, so up to
+    /// that old); `null` when the database did not answer.
+    subscriptions: Option<Vec<SubscriptionLag>>,
 }
 
 /// Liveness: 200 while the process runs.
@@ -113,8 +99,8 @@ struct Readiness {
     operation_id = "health_live",
     responses((status = 200, description = "The process runs.", body = Liveness)),
 )]
-async fn live() -> Json<Value> {
-    Json(json!({ "status": "live" }))
+async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "live" })
 }
 
 /// Readiness.
@@ -134,45 +120,42 @@ async fn live() -> Json<Value> {
          pending, or the process is shutting down. The same JSON detail.", body = Readiness),
     ),
 )]
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let check = async {
         // Per probe: the database answers, and the migrations (a small table).
         sqlx::query("SELECT 1").execute(&state.pool).await?;
         let migrated = carrot_projections::postgres::migrations_applied(&state.pool).await?;
         // Shared by every probe and scrape within the refresh interval.
         let progress = state.progress.get(&state.pool).await?;
-        let lag: Vec<Value> = progress
+        let lag = progress
             .subscribers
             .iter()
-            .map(|s| {
-                json!({
-                    "name": s.name,
-                    "lag_events": s.lag_events,
-                    "lag_ms": s.lag_ms,
-                    "failing": s.last_error.is_some(),
-                    "quarantined": s.quarantined,
-                })
+            .map(|s| SubscriptionLag {
+                failing: s.last_error.is_some(),
+                lag_events: s.lag_events,
+                lag_ms: s.lag_ms,
+                name: s.name.clone(),
+                quarantined: s.quarantined,
             })
             .collect();
-        let lag = Value::Array(lag);
-        let saga = json!({
-            "outbox_pending": progress.outbox_pending,
-            "dead_letters": progress.dead_letters,
-            "stuck": progress.stuck,
-        });
+        let saga = SagaDepth {
+            dead_letters: progress.dead_letters,
+            outbox_pending: progress.outbox_pending,
+            stuck: progress.stuck,
+        };
         Ok::<_, sqlx::Error>((migrated, lag, saga))
     };
     let (database, migrations, subscriptions, saga) =
         match tokio::time::timeout(Duration::from_secs(2), check).await {
             Ok(Ok((migrated, lag, saga))) => {
                 let migrations = if migrated { "applied" } else { "pending" };
-                ("up", migrations, lag, saga)
+                ("up", migrations, Some(lag), Some(saga))
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                ("down", "unknown", Value::Null, Value::Null)
+                ("down", "unknown", None, None)
             }
-            Err(_) => ("timeout", "unknown", Value::Null, Value::Null),
+            Err(_) => ("timeout", "unknown", None, None),
         };
     let accepting = state.is_accepting();
     let ready = database == "up" && migrations == "applied" && accepting;
@@ -181,18 +164,16 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "database": database,
-            "migrations": migrations,
-            "accepting_traffic": accepting,
-            "subscriptions": subscriptions,
-            "saga": saga,
-            // Informational: an open circuit fails purchase requests fast, but the instance
-            // still serves everything else, so it stays ready.
-            "payment_gateway": { "circuit": state.breaker.state().name() },
-        })),
-    )
+    let readiness = Readiness {
+        accepting_traffic: accepting,
+        database,
+        migrations,
+        payment_gateway: GatewayHealth {
+            circuit: state.breaker.state(),
+        },
+        saga,
+        status: if ready { "ready" } else { "not_ready" },
+        subscriptions,
+    };
+    (status, Json(readiness))
 }

@@ -1,27 +1,28 @@
 //! Listings: register one (a command), read one or browse the catalog (the catalog view).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use carrot_domain::listing::fields::{Category, Description, InvalidField, ListingTitle};
+use carrot_domain::listing::ListingStatus as DomainStatus;
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::{ListingId, Price};
 use carrot_projections::catalog::{self, CatalogQuery, ListingView, CATALOG};
-use carrot_projections::page::PageCursor;
+use carrot_projections::page::{Page, PageCursor};
 use carrot_projections::Checkpoint;
-
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{CommandContext, ConsistencyToken, Json, PathId};
-use crate::routes::docs::{
-    ConsistencyHeader, IdempotencyHeader, ListingStatus, MalformedJson, NotFound, NotJson,
-    PayloadTooLarge, Unauthenticated,
+use crate::extract::{
+    await_views, CommandContext, ConsistencyToken, Freshness, Json, PageParams, Paging, PathId,
 };
-use crate::routes::{await_views, Freshness};
+use crate::openapi::vocabulary::{
+    IdempotencyHeader, ListingStatus, MalformedJson, NotFound, NotJson, PayloadTooLarge,
+    Unauthenticated,
+};
 use crate::state::AppState;
 
 /// The listing routes.
@@ -169,7 +170,7 @@ async fn register(
         [(header::LOCATION, format!("/listings/{listing_id}"))],
         axum::Json(Registered {
             listing_id,
-            status: "available",
+            status: DomainStatus::Available.name(),
             consistency_token: token.to_string(),
         }),
     ))
@@ -181,12 +182,10 @@ async fn register(
     path = "/listings/{id}",
     tag = "listings",
     operation_id = "read_listing",
-    params(("id" = uuid::Uuid, Path, description = "The listing."), ConsistencyHeader),
+    params(("id" = uuid::Uuid, Path, description = "The listing.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The listing.", body = ListingView,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
-          `X-Consistency-Token` was sent."))),
+        (status = 200, description = "The listing.", body = ListingView),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
@@ -216,49 +215,25 @@ struct BrowseParams {
     /// Text to look for in titles and descriptions (at most 200 characters).
     #[param(max_length = 200)]
     q: Option<String>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// How many (1 to 100, default 20).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
 }
 
-const STATUSES: [&str; 4] = ["available", "reserved", "sold", "withdrawn"];
-
 impl BrowseParams {
-    fn into_query(self) -> Result<CatalogQuery, ApiError> {
+    /// The catalog query asked for, with every mistake in the filter and the page at once.
+    fn into_query(self, page: &PageParams) -> Result<CatalogQuery, ApiError> {
         let mut errors = Vec::new();
-        let status = self.status.unwrap_or_else(|| "available".into());
-        if !STATUSES.contains(&status.as_str()) {
+        let available = DomainStatus::Available.name();
+        let status = self.status.unwrap_or_else(|| available.into());
+        let statuses = DomainStatus::SHOWN.map(|s| s.name());
+        if !statuses.contains(&status.as_str()) {
             errors.push(FieldError::new(
                 "status",
-                format!("must be one of {}", STATUSES.join(", ")),
+                format!("must be one of {}", statuses.join(", ")),
             ));
         }
-        let limit = match self.limit.as_deref().map(str::parse::<i64>) {
-            None => 20,
-            Some(Ok(n)) if (1..=100).contains(&n) => n,
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "limit",
-                    "must be a whole number from 1 to 100",
-                ));
-                20
-            }
-        };
-        let after = match self.cursor.as_deref() {
-            None | Some("") => None,
-            Some(raw) => {
-                let cursor = PageCursor::decode(raw);
-                if cursor.is_none() {
-                    errors.push(FieldError::new(
-                        "cursor",
-                        "is not a cursor this endpoint returned",
-                    ));
-                }
-                cursor
-            }
-        };
+        let Paging {
+            cursor: after,
+            limit,
+        } = page.parse::<PageCursor>(&mut errors);
         let text = self
             .q
             .map(|q| q.trim().to_owned())
@@ -288,12 +263,11 @@ impl BrowseParams {
     path = "/listings",
     tag = "listings",
     operation_id = "browse_listings",
-    params(BrowseParams, ConsistencyHeader),
+    params(BrowseParams, PageParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of listings.", body = ListingPage,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
-          `X-Consistency-Token` was sent."))),
+        (status = 200, description = "A page of listings, newest first.",
+         body = Page<ListingView>),
         (status = 401, response = Unauthenticated),
         (status = 422, description = "`validation_failed` (with `errors`: status, q, cursor, \
          limit, query, or a malformed `X-Consistency-Token`).",
@@ -305,18 +279,16 @@ async fn browse(
     State(state): State<AppState>,
     _user: crate::extract::AuthUser,
     token: ConsistencyToken,
-    params: Result<Query<BrowseParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let query = params.into_query()?;
+    filter: Result<Query<BrowseParams>, QueryRejection>,
+    page: Result<Query<PageParams>, QueryRejection>,
+) -> Result<(Freshness, axum::Json<Page<ListingView>>), ApiError> {
+    let refused = |e: QueryRejection| ApiError::invalid("query", e.body_text());
+    let (Query(filter), Query(page)) = (filter.map_err(refused)?, page.map_err(refused)?);
+    let query = filter.into_query(&page)?;
     let freshness = await_views(&state, &[CATALOG], token).await?;
-    let (items, next) = catalog::list(&state.pool, &query).await?;
     Ok((
         freshness,
-        axum::Json(json!({
-            "items": items,
-            "next_cursor": next.map(|c| c.encode()),
-        })),
+        axum::Json(catalog::list(&state.pool, &query).await?),
     ))
 }
 
@@ -381,16 +353,6 @@ struct Changed {
     consistency_token: String,
 }
 
-/// A page of the catalog.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `browse` writes the same two fields
-struct ListingPage {
-    /// Newest first.
-    items: Vec<ListingView>,
-    /// Pass it as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
-}
-
 async fn run(
     state: &AppState,
     ctx: &CommandContext,
@@ -444,7 +406,7 @@ async fn edit(
     let token = run(&state, &ctx, id, command).await?;
     Ok(axum::Json(Changed {
         listing_id: id,
-        status: "available",
+        status: DomainStatus::Available.name(),
         consistency_token: token.to_string(),
     }))
 }
@@ -482,7 +444,7 @@ async fn withdraw(
     let token = run(&state, &ctx, id, command).await?;
     Ok(axum::Json(Changed {
         listing_id: id,
-        status: "withdrawn",
+        status: DomainStatus::Withdrawn.name(),
         consistency_token: token.to_string(),
     }))
 }

@@ -1,28 +1,27 @@
 //! Notifications: the caller's list, newest first, and a live stream (server-sent events).
 
-use carrot_projections::postgres::Db;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use carrot_domain::UserId;
 use carrot_projections::notifications::{self, NotificationView, NOTIFICATIONS};
-use carrot_projections::page::page;
+use carrot_projections::page::Page;
+use carrot_projections::postgres::Db;
 use carrot_projections::Checkpoint;
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{AuthUser, ConsistencyToken, StreamUser};
+use crate::extract::{
+    await_views, AuthUser, ConsistencyToken, Cursor, Freshness, PageParams, Paging, StreamUser,
+};
 use crate::live::Wake;
-use crate::routes::docs::{ConsistencyHeader, Unauthenticated};
-use crate::routes::{await_views, page_limit, Freshness};
+use crate::openapi::vocabulary::Unauthenticated;
 use crate::state::AppState;
 
 /// The notification routes.
@@ -32,33 +31,20 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/stream", get(stream_route))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Params {
-    /// The `next_cursor` of the previous page (the last notification id it showed).
-    cursor: Option<String>,
-    /// How many (1 to 100, default 20).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-}
+/// A notification's id sent back as a cursor. Ids are stored as `bigint`, so a transaction
+/// id beyond it is no id of ours (it used to be dropped silently, answering the first page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NotificationCursor(Checkpoint);
 
-/// A page of notifications.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `list` writes the same two fields
-struct NotificationPage {
-    /// Newest first.
-    items: Vec<NotificationView>,
-    /// Pass it as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
-}
+impl Cursor for NotificationCursor {
+    fn parse(raw: &str) -> Option<Self> {
+        raw.parse::<Checkpoint>()
+            .ok()
+            .filter(|id| i64::try_from(id.transaction_id).is_ok())
+            .map(NotificationCursor)
+    }
 
-/// A notification id sent back as a cursor. Ids are stored as `bigint`, so a transaction id
-/// beyond it is no id of ours (it used to be dropped silently, answering the first page).
-fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
-    raw.parse::<Checkpoint>()
-        .ok()
-        .filter(|id| i64::try_from(id.transaction_id).is_ok())
-        .ok_or_else(|| ApiError::invalid(field, "is not a notification id this API returned"))
+    const REFUSAL: &'static str = "is not a notification id this API returned";
 }
 
 /// The caller's notifications, newest first.
@@ -69,13 +55,11 @@ fn notification_id(field: &str, raw: &str) -> Result<Checkpoint, ApiError> {
     path = "/notifications",
     tag = "notifications",
     operation_id = "list_notifications",
-    params(Params, ConsistencyHeader),
+    params(PageParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the caller's notifications.",
-         body = NotificationPage,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
-          `X-Consistency-Token` was sent."))),
+         body = Page<NotificationView>),
         (status = 401, response = Unauthenticated),
         (status = 422, description = "`validation_failed` (with `errors`: cursor, limit, query, \
          or a malformed `X-Consistency-Token`).",
@@ -87,21 +71,13 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     token: ConsistencyToken,
-    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
-) -> Result<(Freshness, Json<Value>), ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = page_limit(params.limit.as_deref())?;
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(notification_id("cursor", raw)?),
-    };
+    page: Paging<NotificationCursor>,
+) -> Result<(Freshness, Json<Page<NotificationView>>), ApiError> {
+    let before = page.cursor.map(|c| c.0);
     let freshness = await_views(&state, &[NOTIFICATIONS], token).await?;
-    let items = notifications::newest(&state.pool, user.user_id, before, limit + 1).await?;
-    let (items, next) = page(items, limit, |n| n.id.clone());
-    Ok((
-        freshness,
-        Json(json!({ "items": items, "next_cursor": next })),
-    ))
+    let items = notifications::newest(&state.pool, user.user_id, before, page.limit + 1).await?;
+    let page = Page::cut(items, page.limit, |n| n.id.clone());
+    Ok((freshness, Json(page)))
 }
 
 /// Server-sent events: `event: notification`, `id: <notification id>`, the notification as
@@ -145,7 +121,13 @@ async fn stream_route(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     let after = match resume {
-        Some(raw) => Some(notification_id("Last-Event-ID", raw)?),
+        Some(raw) => match NotificationCursor::parse(raw) {
+            Some(NotificationCursor(id)) => Some(id),
+            None => {
+                let refusal = NotificationCursor::REFUSAL;
+                return Err(ApiError::invalid("Last-Event-ID", refusal));
+            }
+        },
         None => notifications::latest_id(&state.pool, user.user_id).await?,
     };
     let live = Live {

@@ -9,9 +9,8 @@ use carrot_projections::mypage::{self, MYPAGE};
 use carrot_projections::payments::{self, PaymentView, PAYMENTS};
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{AuthUser, ConsistencyToken, PathId};
-use crate::routes::docs::{ConsistencyHeader, NotFound, Unauthenticated};
-use crate::routes::{await_views, Freshness};
+use crate::extract::{await_views, AuthUser, ConsistencyToken, Freshness, PathId};
+use crate::openapi::vocabulary::{NotFound, Unauthenticated};
 use crate::state::AppState;
 
 /// The payment routes.
@@ -30,12 +29,10 @@ pub fn router() -> Router<AppState> {
     path = "/payments/{id}",
     tag = "payments",
     operation_id = "read_payment",
-    params(("id" = uuid::Uuid, Path, description = "The payment."), ConsistencyHeader),
+    params(("id" = uuid::Uuid, Path, description = "The payment.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The payment.", body = PaymentView,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
-          `X-Consistency-Token` was sent."))),
+        (status = 200, description = "The payment.", body = PaymentView),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",

@@ -2,20 +2,18 @@
 //! word to try them again once the code that reads them is deployed or the row is mended
 //! (`carrot_projections::quarantine`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use carrot_projections::page::page;
+use carrot_projections::page::Page;
 use carrot_projections::quarantine::{self, QuarantinedEvent};
 use carrot_projections::Checkpoint;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::extract::AdminUser;
-use crate::routes::admin::Page;
-use crate::routes::docs::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
-use crate::routes::page_limit;
+use crate::extract::{AdminUser, PageParams, Paging};
+use crate::openapi::vocabulary::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::state::AppState;
 
 /// The quarantine routes.
@@ -33,28 +31,17 @@ fn subscriber(name: &str) -> Result<&'static str, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-/// A page of held events.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `list` writes the same two fields
-struct QuarantinePage {
-    /// In log order.
-    items: Vec<QuarantinedEvent>,
-    /// Pass it as `cursor` for the next page; `null` on the last one.
-    next_cursor: Option<String>,
-}
-
 /// A retry asked for.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `retry` writes these fields
+#[derive(Serialize, utoipa::ToSchema)]
 struct RetryRequested {
-    /// The subscriber.
-    subscriber: String,
     /// How many events it holds; its runners try them again, in log order, at their next
     /// batch. Those still unreadable stay, with their new error.
     held: u64,
     /// Always `retry_requested`.
     #[schema(example = "retry_requested")]
-    status: String,
+    status: &'static str,
+    /// The subscriber.
+    subscriber: &'static str,
 }
 
 /// The events a subscriber holds in quarantine, in log order.
@@ -68,10 +55,11 @@ struct RetryRequested {
     path = "/admin/subscriptions/{name}/quarantine",
     tag = "admin",
     operation_id = "list_quarantined_events",
-    params(("name" = String, Path, description = "The subscriber (`settlement`, `catalog`...)."), Page),
+    params(("name" = String, Path, description = "The subscriber (`settlement`, `catalog`...)."), PageParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of held events.", body = QuarantinePage),
+        (status = 200, description = "A page of held events, in log order.",
+         body = Page<QuarantinedEvent>),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),
@@ -84,20 +72,11 @@ async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
     Path(name): Path<String>,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+    page: Paging<Checkpoint>,
+) -> Result<Json<Page<QuarantinedEvent>>, ApiError> {
     let name = subscriber(&name)?;
-    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let limit = page_limit(query.limit.as_deref())?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<Checkpoint>())
-        .transpose()
-        .map_err(|_| ApiError::invalid("cursor", "is not a cursor this endpoint returned"))?;
-    let items = quarantine::list(&state.pool, name, limit + 1, after).await?;
-    let (items, next) = page(items, limit, |e| e.position.clone());
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    let items = quarantine::list(&state.pool, name, page.limit + 1, page.cursor).await?;
+    Ok(Json(Page::cut(items, page.limit, |e| e.position.clone())))
 }
 
 /// Asks a subscriber's runners to try its held events again.
@@ -128,12 +107,14 @@ async fn retry(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Path(name): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RetryRequested>), ApiError> {
     let name = subscriber(&name)?;
     let held = quarantine::request_retry(&state.pool, name).await?;
     tracing::info!(subscriber = name, held, by = %admin.user_id, "quarantine retry asked by an operator");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "subscriber": name, "held": held, "status": "retry_requested" })),
-    ))
+    let asked = RetryRequested {
+        held,
+        status: "retry_requested",
+        subscriber: name,
+    };
+    Ok((StatusCode::ACCEPTED, Json(asked)))
 }

@@ -9,18 +9,18 @@ use axum::routing::{get, post};
 use axum::Router;
 use carrot_domain::{ListingId, Price, RequestId};
 use carrot_projections::mypage::{self, RequestView, MYPAGE};
-use carrot_projections::timeline::{self, TIMELINE};
+use carrot_projections::timeline::{self, TimelineEntry, TIMELINE};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{AuthUser, CommandContext, ConsistencyToken, OptionalJson, PathId};
-use crate::routes::docs::{
-    ConsistencyHeader, IdempotencyHeader, MalformedJson, NotFound, NotJson, PayloadTooLarge,
-    PaymentStatus, RequestStatus, Unauthenticated,
+use crate::extract::{
+    await_views, AuthUser, CommandContext, ConsistencyToken, Freshness, OptionalJson, PathId,
 };
-use crate::routes::{await_views, Freshness};
+use crate::openapi::vocabulary::{
+    IdempotencyHeader, MalformedJson, NotFound, NotJson, PayloadTooLarge, Unauthenticated,
+};
 use crate::state::AppState;
+use crate::trade::place::Placed;
 use crate::trade::{place, respond, Outcome};
 
 /// The purchase request routes.
@@ -42,87 +42,14 @@ struct RequestBody {
     price: Option<i64>,
 }
 
-/// A placed, paid purchase request (what `trade::place` answers).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `trade::Placed` serializes these fields
-struct RequestPlaced {
-    /// The new request.
-    request_id: uuid::Uuid,
-    /// Its payment, captured and held in escrow.
-    payment_id: uuid::Uuid,
-    /// Always `requested`.
-    status: RequestStatus,
-    /// Send it back as `X-Consistency-Token` to read this write.
-    #[schema(example = "748.2")]
-    consistency_token: String,
-}
-
-/// A request after the seller's or the buyer's answer (what `trade::Outcome` serializes).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-struct RequestOutcome {
-    /// The request.
-    request_id: uuid::Uuid,
-    /// Its status now.
-    status: RequestStatus,
-    /// Send it back as `X-Consistency-Token` to read this write.
-    #[schema(example = "749.1")]
-    consistency_token: String,
-}
-
-/// A request's payment, as the request pages nest it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `RequestView::to_json` writes these fields
-pub struct PaymentSummary {
-    /// The payment.
-    pub payment_id: uuid::Uuid,
-    /// Its status.
-    pub status: PaymentStatus,
-    /// The amount in KRW (the request's price).
-    pub amount: i64,
-}
-
-/// A request with its payment: an item of `GET /mypage/purchases` and of a sale's
-/// `requests` (what `RequestView::to_json` writes).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only
-pub struct RequestWithPayment {
-    /// The request.
-    #[serde(flatten)]
-    pub request: RequestView,
-    /// Its payment.
-    pub payment: PaymentSummary,
-}
-
-/// One step of a trade, in log order: the event's name and time, who caused it, and the
-/// event's own fields (for example `by` and `after_acceptance` of a cancellation, `reason` of
-/// a rejection, `amount` of a payment).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `timeline::timeline` writes these entries
-pub struct TimelineEntry {
-    /// The event (`PaymentCaptured`, `PurchaseRequested`, `ListingReserved`,
-    /// `PurchaseRequestAccepted`...).
-    #[schema(example = "PurchaseRequested")]
-    pub event: String,
-    /// When it happened.
-    pub at: chrono::DateTime<chrono::Utc>,
-    /// The user who caused it, if a user did.
-    pub actor: Option<String>,
-    /// The event's own fields.
-    #[serde(flatten)]
-    pub detail: std::collections::BTreeMap<String, serde_json::Value>,
-}
-
-/// A request's detail page.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only: `read` writes these fields
+/// A request's detail page: the request with its payment, and everything that happened to
+/// the trade.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct RequestDetail {
     /// The request.
     #[serde(flatten)]
     request: RequestView,
-    /// Its payment.
-    payment: PaymentSummary,
-    /// Everything that happened to the trade.
+    /// Everything that happened to the trade, in log order.
     timeline: Vec<TimelineEntry>,
 }
 
@@ -139,7 +66,7 @@ struct RequestDetail {
         request is at the listing's price."),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Requested and paid.", body = RequestPlaced,
+        (status = 201, description = "Requested and paid.", body = Placed,
          headers(("Location" = String, description = "`/requests/{request_id}`")),
          links(
              ("AcceptRequest" = (operation_id = "accept_request",
@@ -209,7 +136,7 @@ async fn request_listing(
     params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Accepted (`status: accepted`).", body = RequestOutcome,
+        (status = 200, description = "Accepted (`status: accepted`).", body = Outcome,
          links(
              ("CompleteRequest" = (operation_id = "complete_request",
                  parameters(("id" = "$response.body#/request_id")),
@@ -261,7 +188,7 @@ struct RejectBody {
     request_body(content = Option<RejectBody>, description = "Optional."),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Rejected (`status: rejected`).", body = RequestOutcome),
+        (status = 200, description = "Rejected (`status: rejected`).", body = Outcome),
         (status = 400, response = MalformedJson),
         (status = 401, response = Unauthenticated),
         (status = 403, description = "`not_your_listing`: only the seller rejects.",
@@ -310,7 +237,7 @@ async fn reject(
     params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Completed (`status: completed`).", body = RequestOutcome,
+        (status = 200, description = "Completed (`status: completed`).", body = Outcome,
          links(
              ("ReadRequest" = (operation_id = "read_request",
                  parameters(("id" = "$response.body#/request_id"),
@@ -348,7 +275,7 @@ async fn complete(
     params(("id" = uuid::Uuid, Path, description = "The request."), IdempotencyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Cancelled (`status: cancelled`).", body = RequestOutcome),
+        (status = 200, description = "Cancelled (`status: cancelled`).", body = Outcome),
         (status = 401, response = Unauthenticated),
         (status = 403, description = "`not_your_request` or `not_your_listing`: neither its \
          buyer nor its seller.", body = Problem, content_type = "application/problem+json"),
@@ -377,12 +304,10 @@ async fn cancel(
     path = "/requests/{id}",
     tag = "requests",
     operation_id = "read_request",
-    params(("id" = uuid::Uuid, Path, description = "The request."), ConsistencyHeader),
+    params(("id" = uuid::Uuid, Path, description = "The request.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The request.", body = RequestDetail,
-         headers(("X-Consistency" = String, description = "`consistent` or `stale`, when \
-          `X-Consistency-Token` was sent."))),
+        (status = 200, description = "The request.", body = RequestDetail),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (status = 422, description = "`validation_failed`: a malformed `X-Consistency-Token`.",
@@ -395,12 +320,11 @@ async fn read(
     user: AuthUser,
     token: ConsistencyToken,
     PathId(id): PathId<RequestId>,
-) -> Result<(Freshness, axum::Json<Value>), ApiError> {
+) -> Result<(Freshness, axum::Json<RequestDetail>), ApiError> {
     let freshness = await_views(&state, &[MYPAGE, TIMELINE], token).await?;
     let request = mypage::request_for(&state.pool, id, user.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let mut body = request.to_json();
-    body["timeline"] = Value::Array(timeline::timeline(&state.pool, id).await?);
-    Ok((freshness, axum::Json(body)))
+    let timeline = timeline::timeline(&state.pool, id).await?;
+    Ok((freshness, axum::Json(RequestDetail { request, timeline })))
 }

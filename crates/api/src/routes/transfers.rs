@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{AdminUser, CommandContext, Json as JsonBody};
-use crate::routes::docs::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
+use crate::openapi::vocabulary::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::state::AppState;
 
 /// The operators' transfer routes.
@@ -106,8 +106,8 @@ async fn answer(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Recorded; the saga sends it again.", body = TransferAnswered),
-        (status = 400, response = crate::routes::docs::MalformedJson),
-        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),
@@ -151,8 +151,8 @@ async fn retry_transfer(
     responses(
         (status = 200, description = "Recorded (again the same reference: already recorded).",
          body = TransferAnswered),
-        (status = 400, response = crate::routes::docs::MalformedJson),
-        (status = 415, response = crate::routes::docs::NotJson),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),

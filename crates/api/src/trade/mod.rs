@@ -6,26 +6,31 @@ pub mod place;
 pub mod respond;
 pub mod slots;
 
+use carrot_domain::purchase_request::RequestStatus;
 use carrot_domain::RequestId;
 use carrot_projections::Checkpoint;
 use serde::Serialize;
 
-/// The answer to a trade command: the request's new status and the consistency token.
-#[derive(Debug, Clone, Serialize)]
+/// A request after the seller's or the buyer's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RequestOutcome)]
 pub struct Outcome {
     /// The request.
+    #[schema(value_type = uuid::Uuid)]
     pub request_id: RequestId,
     /// Its status now.
+    #[schema(value_type = crate::openapi::vocabulary::RequestStatus)]
     pub status: &'static str,
-    /// The checkpoint of the last event the command appended.
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "749.1")]
     pub consistency_token: String,
 }
 
 impl Outcome {
-    fn new(request_id: RequestId, status: &'static str, tokens: &[Checkpoint]) -> Self {
+    fn new(request_id: RequestId, status: RequestStatus, tokens: &[Checkpoint]) -> Self {
         Outcome {
             request_id,
-            status,
+            status: status.name(),
             consistency_token: tokens.iter().max().copied().unwrap_or_default().to_string(),
         }
     }

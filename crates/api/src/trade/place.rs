@@ -15,7 +15,7 @@
 use carrot_domain::listing::{Listing, ListingError, QuoteRefusal};
 use carrot_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError, PaymentStatus};
 use carrot_domain::purchase_request::{
-    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError,
+    PurchaseRequest, PurchaseRequestCommand, PurchaseRequestError, RequestStatus,
 };
 use carrot_domain::{ListingId, PaymentId, Price, RequestId, Trade};
 use serde::Serialize;
@@ -25,16 +25,21 @@ use crate::error::{ApiError, FieldError};
 use crate::extract::CommandContext;
 use crate::state::AppState;
 
-/// A recorded, paid purchase request.
-#[derive(Debug, Serialize)]
+/// A placed, paid purchase request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RequestPlaced)]
 pub struct Placed {
     /// The new request.
+    #[schema(value_type = uuid::Uuid)]
     pub request_id: RequestId,
-    /// Its payment, held in escrow.
+    /// Its payment, captured and held in escrow.
+    #[schema(value_type = uuid::Uuid)]
     pub payment_id: PaymentId,
     /// Always `requested`.
+    #[schema(value_type = crate::openapi::vocabulary::RequestStatus)]
     pub status: &'static str,
-    /// The checkpoint of the request's event.
+    /// Send it back as `X-Consistency-Token` to read this write.
+    #[schema(example = "748.2")]
     pub consistency_token: String,
 }
 
@@ -131,7 +136,7 @@ async fn settle(
             Ok(Placed {
                 request_id: trade.request_id,
                 payment_id,
-                status: "requested",
+                status: RequestStatus::Requested.name(),
                 consistency_token: token.to_string(),
             })
         }

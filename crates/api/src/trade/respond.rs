@@ -6,7 +6,7 @@
 //! acceptance, a retry of the same accept finishes it (both steps are idempotent).
 
 use carrot_domain::listing::{Listing, ListingCommand, ListingError};
-use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand, RequestStatus};
 use carrot_domain::{Actor, RequestId};
 use carrot_projections::commands::CommandError;
 
@@ -91,7 +91,11 @@ pub async fn accept(
         other => ApiError::from(other),
     })?;
     match run_request(state, ctx, request_id, command).await {
-        Ok(accepted) => Ok(Outcome::new(request_id, "accepted", &[reserved, accepted])),
+        Ok(accepted) => Ok(Outcome::new(
+            request_id,
+            RequestStatus::Accepted,
+            &[reserved, accepted],
+        )),
         // Any other failure may have committed the acceptance after all (its answer was
         // lost): the listing stays held, and the saga's repair finishes or undoes the flow
         // from what the log says.
@@ -131,7 +135,7 @@ pub async fn reject(
         reason,
     };
     let token = run_request(state, ctx, request_id, command).await?;
-    Ok(Outcome::new(request_id, "rejected", &[token]))
+    Ok(Outcome::new(request_id, RequestStatus::Rejected, &[token]))
 }
 
 /// The buyer completes an accepted request: the request is completed, the listing sold.
@@ -153,7 +157,11 @@ pub async fn complete(
     )
     .await
     .map_err(ApiError::from)?;
-    Ok(Outcome::new(request_id, "completed", &[completed, sold]))
+    Ok(Outcome::new(
+        request_id,
+        RequestStatus::Completed,
+        &[completed, sold],
+    ))
 }
 
 /// The buyer (requested or accepted) or the seller (accepted) cancels; an accepted
@@ -182,7 +190,7 @@ pub async fn cancel(
     .map_err(ApiError::from)?;
     Ok(Outcome::new(
         request_id,
-        "cancelled",
+        RequestStatus::Cancelled,
         &[cancelled, released],
     ))
 }

@@ -42,6 +42,15 @@ pub enum ListingStatus {
 }
 
 impl ListingStatus {
+    /// The statuses a registered listing shows clients, in the order lists show them: the
+    /// names views store, filters take and the API documents.
+    pub const SHOWN: [ListingStatus; 4] = [
+        ListingStatus::Available,
+        ListingStatus::Reserved(RequestId::from_uuid(uuid::Uuid::nil())),
+        ListingStatus::Sold(RequestId::from_uuid(uuid::Uuid::nil())),
+        ListingStatus::Withdrawn,
+    ];
+
     /// The status as clients see it.
     pub fn name(&self) -> &'static str {
         match self {

@@ -57,6 +57,15 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// The statuses a payment shows clients once its request exists (a capture recorded as
+    /// started, aborted or unanswered has no request yet).
+    pub const SHOWN: [PaymentStatus; 4] = [
+        PaymentStatus::Captured,
+        PaymentStatus::Refunded,
+        PaymentStatus::PaidOut,
+        PaymentStatus::Failed,
+    ];
+
     /// The status as clients see it.
     pub fn name(&self) -> &'static str {
         match self {

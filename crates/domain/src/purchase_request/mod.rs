@@ -73,6 +73,17 @@ pub enum RequestStatus {
 }
 
 impl RequestStatus {
+    /// The statuses a request shows clients, in the order counts list them.
+    pub const SHOWN: [RequestStatus; 7] = [
+        RequestStatus::Requested,
+        RequestStatus::Accepted,
+        RequestStatus::Rejected,
+        RequestStatus::Completed,
+        RequestStatus::Cancelled,
+        RequestStatus::Expired,
+        RequestStatus::PaymentFailed,
+    ];
+
     /// The status as clients see it.
     pub fn name(&self) -> &'static str {
         match self {

@@ -21,7 +21,8 @@ mod queries;
 
 pub use crate::page::PageCursor;
 pub use queries::{
-    purchases, request_for, sales, summary, RequestView, SaleView, REQUESTS_PER_SALE,
+    purchases, request_for, sales, summary, Counts, Money, PaymentSummary, RequestView, SaleView,
+    Summary, REQUESTS_PER_SALE,
 };
 
 use crate::log::StoredEvent;
@@ -34,20 +35,6 @@ pub struct MyPageProjection;
 
 /// The subscriber's name, its checkpoint row and its schema.
 pub const MYPAGE: &str = "mypage";
-
-/// The statuses a request can be in, for counts with every status present.
-pub const REQUEST_STATUSES: [&str; 7] = [
-    "requested",
-    "accepted",
-    "rejected",
-    "completed",
-    "cancelled",
-    "expired",
-    "payment_failed",
-];
-
-/// The statuses a listing can be in.
-pub const LISTING_STATUSES: [&str; 4] = ["available", "reserved", "sold", "withdrawn"];
 
 #[async_trait]
 impl Subscriber for MyPageProjection {

@@ -107,7 +107,7 @@ async fn one_batch_of_many_events_gives_the_same_rows_as_one_event_per_batch() {
     assert_eq!((chair.created_at, chair.updated_at), (at(3), at(28)));
     let r6 = request(pool, &m.r[5], m.other).await.expect("visible");
     assert_eq!(
-        (r6.status.as_str(), r6.payment_status.as_str()),
+        (r6.status.as_str(), r6.payment.status.as_str()),
         ("cancelled", "refunded")
     );
 }

@@ -1,6 +1,6 @@
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, UserId};
-use carrot_projections::mypage::{self, MyPageProjection, RequestView};
+use carrot_projections::mypage::{self, MyPageProjection, PaymentSummary, RequestView};
 use carrot_projections::postgres::Db;
 use carrot_projections::testing::test_database;
 use serde_json::json;
@@ -26,7 +26,7 @@ async fn expect_request(
     let by_buyer = request(pool, deal, deal.buyer()).await;
     let seen = by_buyer
         .as_ref()
-        .map(|r| (r.status.as_str(), r.payment_status.as_str()));
+        .map(|r| (r.status.as_str(), r.payment.status.as_str()));
     assert_eq!(seen, expected, "the buyer's view of {:?}", deal.id());
     let by_seller = request(pool, deal, deal.seller()).await;
     match expected {
@@ -118,8 +118,11 @@ async fn mypage_follows_every_request_event_and_its_payment_status() {
             price: 15_000,
             status: "completed".into(),
             reason: None,
-            payment_id: done.payment_id.as_uuid(),
-            payment_status: "paid_out".into(),
+            payment: PaymentSummary {
+                amount: 15_000,
+                payment_id: done.payment_id.as_uuid(),
+                status: "paid_out".into(),
+            },
             created_at: at(1),
             updated_at: at(4),
         }
@@ -146,22 +149,16 @@ async fn mypage_follows_every_request_event_and_its_payment_status() {
     );
 
     // The seller's sales list the paid requests, never the one whose payment failed.
-    let (sales, _) = mypage::sales(pool, seller, None, 10).await.expect("sales");
-    let listed: Vec<&str> = sales[0]
+    let sales = mypage::sales(pool, seller, None, 10).await.expect("sales");
+    let listed: Vec<String> = sales.items[0]
         .requests
         .iter()
-        .filter_map(|r| r["request_id"].as_str())
+        .map(|r| r.request_id.to_string())
         .collect();
     for deal in [done, rejected, cancelled, expired] {
-        assert!(
-            listed.contains(&deal.id().to_string().as_str()),
-            "{listed:?}"
-        );
+        assert!(listed.contains(&deal.id().to_string()), "{listed:?}");
     }
-    assert!(
-        !listed.contains(&failed.id().to_string().as_str()),
-        "{listed:?}"
-    );
+    assert!(!listed.contains(&failed.id().to_string()), "{listed:?}");
 }
 
 #[tokio::test]
@@ -172,7 +169,11 @@ async fn mypage_summary_counts_each_side_and_sums_the_money() {
     let m = market(&mut log).await;
     catch_up(pool, MyPageProjection).await;
 
-    let summary = |who| async move { mypage::summary(pool, who).await.expect("a summary") };
+    // As clients read it: the summary's JSON.
+    let summary = |who| async move {
+        let summary = mypage::summary(pool, who).await.expect("a summary");
+        serde_json::to_value(summary).expect("a summary serializes")
+    };
     let no_sales = json!({"requested": 0, "accepted": 0, "rejected": 0, "completed": 0,
                           "cancelled": 0, "expired": 0});
     let no_listings = json!({"available": 0, "reserved": 0, "sold": 0, "withdrawn": 0});
@@ -225,10 +226,10 @@ async fn mypage_lists_purchases_and_sales_newest_first_and_pages_through_them() 
     let tied = if r1 > r2 { [r1, r2] } else { [r2, r1] };
     let by_buyer = vec![r5, r4, tied[0], tied[1]];
     for (buyer, expected) in [(m.buyer, by_buyer), (m.other, vec![r7, r6, r3])] {
-        let (all, next) = mypage::purchases(pool, buyer, None, 10)
+        let all = mypage::purchases(pool, buyer, None, 10)
             .await
             .expect("purchases");
-        assert_eq!((ids(&all), next), (expected.clone(), None));
+        assert_eq!((ids(&all.items), all.next_cursor), (expected.clone(), None));
         let paged = every_page(|after| async move {
             mypage::purchases(pool, buyer, after, 1)
                 .await
@@ -250,7 +251,7 @@ async fn mypage_lists_purchases_and_sales_newest_first_and_pages_through_them() 
                 let requests: Vec<String> = s
                     .requests
                     .iter()
-                    .filter_map(|r| r["request_id"].as_str().map(str::to_owned))
+                    .map(|r| r.request_id.to_string())
                     .collect();
                 (s.listing_id, requests)
             })
@@ -264,8 +265,12 @@ async fn mypage_lists_purchases_and_sales_newest_first_and_pages_through_them() 
         (l1, strings(&[r3, r1])),
     ];
     let seller = m.seller;
-    let (all, next) = mypage::sales(pool, seller, None, 10).await.expect("sales");
-    assert_eq!((shape(&all), next), (expected.clone(), None));
+    let all = mypage::sales(pool, seller, None, 10).await.expect("sales");
+    assert_eq!(
+        (shape(&all.items), all.next_cursor),
+        (expected.clone(), None)
+    );
+    let all = all.items;
     let paged =
         every_page(
             |after| async move { mypage::sales(pool, seller, after, 1).await.expect("a page") },

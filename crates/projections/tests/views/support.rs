@@ -15,6 +15,7 @@ use carrot_domain::{Actor, ListingId, PaymentId, Price, RequestId, Trade, UserId
 use carrot_projections::catalog::{self, ListingView};
 use carrot_projections::log::read_after;
 use carrot_projections::mypage::{self, PageCursor, RequestView};
+use carrot_projections::page::Page;
 use carrot_projections::payments::{self, PaymentView};
 use carrot_projections::{Checkpoint, Runner, RunnerConfig, StoredEvent, Subscriber};
 use chrono::{DateTime, Utc};
@@ -435,16 +436,22 @@ pub async fn request(pool: &Db, deal: &Deal, reader: UserId) -> Option<RequestVi
 pub async fn every_page<T, F, Fut>(mut page: F) -> Vec<T>
 where
     F: FnMut(Option<PageCursor>) -> Fut,
-    Fut: Future<Output = (Vec<T>, Option<PageCursor>)>,
+    Fut: Future<Output = Page<T>>,
 {
     let mut all = Vec::new();
     let mut cursor = None;
     for _ in 0..50 {
-        let (items, next) = page(cursor).await;
-        assert!(items.len() <= 1, "a page of limit 1 had {}", items.len());
-        all.extend(items);
-        let Some(next) = next else { return all };
-        cursor = Some(PageCursor::decode(&next.encode()).expect("a cursor round-trips"));
+        let page = page(cursor).await;
+        assert!(
+            page.items.len() <= 1,
+            "a page of limit 1 had {}",
+            page.items.len()
+        );
+        all.extend(page.items);
+        let Some(next) = page.next_cursor else {
+            return all;
+        };
+        cursor = Some(PageCursor::decode(&next).expect("a cursor round-trips"));
     }
     panic!("pagination never ended");
 }

@@ -61,12 +61,14 @@ impl Default for BreakerConfig {
     }
 }
 
-/// Where the breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The payment gateway's circuit breaker state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = CircuitState)]
 pub enum BreakerState {
     /// Calls go through.
     Closed,
-    /// Calls fail fast.
+    /// Calls fail fast (purchase requests answer 503 `payment_unavailable`).
     Open,
     /// A few trial calls go through.
     HalfOpen,
