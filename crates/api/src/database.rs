@@ -1,10 +1,10 @@
 //! Opening the database: the one at `DATABASE_URL`, or an embedded cluster in the data
 //! directory; then migrations and the log's order.
 
-use carrot_projections::postgres::Db;
 use std::path::Path;
 
 use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedPostgres};
+use carrot_projections::postgres::Db;
 use carrot_projections::postgres::{connect, ensure_database, prepare, PrepareError, Schema};
 
 use crate::config::DatabaseArgs;

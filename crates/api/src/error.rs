@@ -5,7 +5,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use carrot_domain::{DomainError, ErrorKind};
-use carrot_projections::commands::CommandError;
+use carrot_projections::write_side::slots::SlotError;
+use carrot_projections::write_side::CommandError;
 use serde::Serialize;
 use serde_json::json;
 
@@ -322,6 +323,18 @@ impl<E: DomainError + 'static> From<CommandError<E>> for ApiError {
                 detail: "too many concurrent changes to the same item; try again".into(),
             },
             CommandError::Failed(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<SlotError> for ApiError {
+    fn from(e: SlotError) -> Self {
+        match e {
+            SlotError::AlreadyOpen => ApiError::Conflict {
+                code: "request_already_open",
+                detail: e.to_string(),
+            },
+            SlotError::Failed(e) => ApiError::Internal(e),
         }
     }
 }

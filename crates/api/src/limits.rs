@@ -3,22 +3,29 @@
 //!
 //! Each key gets a generic cell rate (GCRA): a sustained rate with a burst allowance, kept
 //! as one instant per key (its "theoretical arrival time"), so a limiter costs one map
-//! lookup per request and no timer. Keys that have been idle long enough to have a full
-//! burst again are forgotten when the map grows, so an attacker cycling through addresses
-//! cannot grow it without bound. Limits are per process: with N replicas a client gets up
-//! to N times the rate, which is what a limit against abuse (not a quota) needs.
-//! Probes, metrics and the documentation are never limited.
+//! lookup per request and no timer. The limiter is `governor`'s keyed one (a sharded map,
+//! so concurrent requests of different keys do not queue on one lock). Keys that have been
+//! idle long enough to have a full burst again are forgotten when the map grows, so an
+//! attacker cycling through addresses cannot grow it without bound. Limits are per
+//! process: with N replicas a client gets up to N times the rate, which is what a limit
+//! against abuse (not a quota) needs. Probes, metrics and the documentation are never
+//! limited.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use carrot_domain::UserId;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
 
@@ -77,8 +84,8 @@ impl RateLimits {
     }
 }
 
-fn check<K: Eq + Hash>(limiter: Option<&Limiter<K>>, key: K) -> Result<(), ApiError> {
-    match limiter.map(|l| l.take(key, Instant::now())) {
+fn check<K: Eq + Hash + Clone>(limiter: Option<&Limiter<K>>, key: K) -> Result<(), ApiError> {
+    match limiter.map(|l| l.take(&key)) {
         Some(Err(wait)) => Err(ApiError::RateLimited {
             retry_after: u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX),
         }),
@@ -128,90 +135,114 @@ fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr
 }
 
 /// GCRA over keys `K`.
-#[derive(Debug)]
-struct Limiter<K> {
-    /// Time between two requests at the sustained rate.
-    interval: Duration,
-    /// How far ahead of now a key's arrival time may run: the burst.
-    tolerance: Duration,
-    arrivals: Mutex<HashMap<K, Instant>>,
+struct Limiter<K: Eq + Hash + Clone, C: Clock = DefaultClock> {
+    keys: RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<C::Instant>>,
+    /// Calls so far, to look at the map's size only now and then.
+    calls: AtomicU64,
+}
+
+impl<K: Eq + Hash + Clone, C: Clock> std::fmt::Debug for Limiter<K, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
 }
 
 /// Keys kept before idle ones are swept.
 const SWEEP_ABOVE: usize = 100_000;
+/// How often (in calls) the map's size is looked at.
+const LOOK_EVERY: u64 = 1024;
 
-impl<K: Eq + Hash> Limiter<K> {
+impl<K: Eq + Hash + Clone> Limiter<K> {
     fn new(rate: Rate) -> Self {
+        Self::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<K: Eq + Hash + Clone, C: Clock> Limiter<K, C> {
+    fn with_clock(rate: Rate, clock: C) -> Self {
+        // A rate too high for a nanosecond interval is one a second short of no limit.
         let interval = Duration::from_secs_f64(1.0 / rate.per_second);
+        let quota = Quota::with_period(interval)
+            .unwrap_or(Quota::per_second(NonZeroU32::MAX))
+            .allow_burst(NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN));
         Limiter {
-            interval,
-            tolerance: interval * rate.burst,
-            arrivals: Mutex::new(HashMap::new()),
+            keys: RateLimiter::dashmap_with_clock(quota, clock),
+            calls: AtomicU64::new(0),
         }
     }
 
-    /// Takes one request for `key` at `now`, or says how long until one would be allowed.
-    fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(PoisonError::into_inner);
-        if arrivals.len() > SWEEP_ABOVE {
-            arrivals.retain(|_, at| *at > now);
+    /// Takes one request for `key` now, or says how long until one would be allowed.
+    fn take(&self, key: &K) -> Result<(), Duration> {
+        let calls = self.calls.fetch_add(1, Ordering::Relaxed);
+        if calls.is_multiple_of(LOOK_EVERY) && self.keys.len() > SWEEP_ABOVE {
+            self.keys.retain_recent();
         }
-        let at = arrivals.get(&key).copied().unwrap_or(now).max(now);
-        let next = at + self.interval;
-        let allowed_from = next.checked_sub(self.tolerance).unwrap_or(now);
-        if allowed_from > now {
-            return Err(allowed_from - now);
-        }
-        arrivals.insert(key, next);
-        Ok(())
+        self.keys
+            .check_key(key)
+            .map_err(|refused| refused.wait_time_from(self.keys.clock().now()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
-    fn limiter(per_second: f64, burst: u32) -> Limiter<u8> {
-        Limiter::new(Rate::new(per_second, burst).unwrap())
+    fn limiter(per_second: f64, burst: u32) -> (Limiter<u8, FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let rate = Rate::new(per_second, burst).unwrap();
+        (Limiter::with_clock(rate, clock.clone()), clock)
     }
 
     #[test]
     fn a_burst_passes_then_the_sustained_rate() {
-        let l = limiter(10.0, 5);
-        let t0 = Instant::now();
+        let (l, clock) = limiter(10.0, 5);
         for _ in 0..5 {
-            assert!(l.take(1, t0).is_ok());
+            assert!(l.take(&1).is_ok());
         }
-        let wait = l.take(1, t0).unwrap_err();
+        let wait = l.take(&1).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100));
         // One interval later, exactly one more.
-        let t1 = t0 + Duration::from_millis(100);
-        assert!(l.take(1, t1).is_ok());
-        assert!(l.take(1, t1).is_err());
+        clock.advance(Duration::from_millis(100));
+        assert!(l.take(&1).is_ok());
+        assert!(l.take(&1).is_err());
     }
 
     #[test]
     fn keys_are_limited_apart() {
-        let l = limiter(1.0, 1);
-        let now = Instant::now();
-        assert!(l.take(1, now).is_ok());
-        assert!(l.take(1, now).is_err());
-        assert!(l.take(2, now).is_ok());
+        let (l, _) = limiter(1.0, 1);
+        assert!(l.take(&1).is_ok());
+        assert!(l.take(&1).is_err());
+        assert!(l.take(&2).is_ok());
     }
 
     #[test]
     fn an_idle_key_gets_its_whole_burst_back() {
-        let l = limiter(2.0, 3);
-        let t0 = Instant::now();
+        let (l, clock) = limiter(2.0, 3);
         for _ in 0..3 {
-            assert!(l.take(7, t0).is_ok());
+            assert!(l.take(&7).is_ok());
         }
-        assert!(l.take(7, t0).is_err());
-        let later = t0 + Duration::from_secs(10);
+        assert!(l.take(&7).is_err());
+        clock.advance(Duration::from_secs(10));
         for _ in 0..3 {
-            assert!(l.take(7, later).is_ok());
+            assert!(l.take(&7).is_ok());
         }
-        assert!(l.take(7, later).is_err());
+        assert!(l.take(&7).is_err());
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_once_the_map_grows() {
+        let (l, clock) = limiter(1.0, 1);
+        for key in 0..=u8::MAX {
+            assert!(l.take(&key).is_ok());
+        }
+        assert_eq!(l.keys.len(), 256);
+        clock.advance(Duration::from_secs(2));
+        l.keys.retain_recent();
+        assert_eq!(l.keys.len(), 0, "every key had its burst back");
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! user it wrote to, so only that user's streams look for new rows. A stream also looks
 //! every few seconds, so a lost notification (a reconnect) costs latency, never a message.
 
-use carrot_projections::postgres::Db;
 use std::time::Duration;
 
-use carrot_projections::notifications::CHANNEL;
+use carrot_projections::postgres::Db;
+use carrot_projections::views::notifications::CHANNEL;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use uuid::Uuid;

@@ -13,8 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use carrot_projections::log::status::SubscriberStatus;
 use carrot_projections::metrics::{format_labels, global};
-use carrot_projections::runner::SubscriberStatus;
 use std::fmt::Write;
 
 use crate::payment::BreakerState;
@@ -164,7 +164,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
         progress.stuck,
     );
     // Open mismatches: a count over a partial index of the (few) open rows.
-    let mismatches = carrot_projections::settlement::reconcile::open_count(&state.pool).await?;
+    let mismatches = carrot_projections::settlement::mismatches::open_count(&state.pool).await?;
     // Per scrape (one row per connection), so `carrot_database_up` tells the truth.
     let horizon: f64 = sqlx::query_scalar(
         "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_domain::Clock;
+use carrot_projections::log::status;
+use carrot_projections::log::status::SubscriberStatus;
 use carrot_projections::postgres::Db;
-use carrot_projections::runner::{self, SubscriberStatus};
 use carrot_projections::settlement::outbox;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -60,7 +61,7 @@ impl ProgressCache {
                 return Ok(progress.clone());
             }
         }
-        let subscribers = runner::status(pool).await?;
+        let subscribers = status::status(pool).await?;
         let alert_after =
             chrono::Duration::from_std(self.alert_after).unwrap_or(chrono::Duration::MAX);
         let depth = outbox::depth(pool, self.clock.now() - alert_after).await?;

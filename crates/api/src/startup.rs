@@ -2,7 +2,6 @@
 //! and the subscription runners; `run_until_stopped` serves until the shutdown signal,
 //! then lets in-flight requests and running batches finish.
 
-use carrot_projections::postgres::Db;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +12,8 @@ use axum::http::Request;
 use axum::Router;
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
-use carrot_projections::consistency::WaitBound;
+use carrot_projections::postgres::Db;
+use carrot_projections::views::consistency::WaitBound;
 use carrot_projections::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;

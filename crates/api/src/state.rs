@@ -1,13 +1,13 @@
 //! What every handler can reach: the pool, the command frameworks, the keys, the clock.
 
-use carrot_projections::postgres::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use carrot_domain::Clock;
-use carrot_projections::commands::WriteSide;
-use carrot_projections::consistency::WaitBound;
+use carrot_projections::postgres::Db;
+use carrot_projections::views::consistency::WaitBound;
+use carrot_projections::write_side::WriteSide;
 use cqrs_es::Aggregate;
 
 use crate::auth::JwtKeys;

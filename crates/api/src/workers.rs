@@ -5,17 +5,17 @@
 //! overlap (every repair goes through the aggregates under the same keys, and a mismatch
 //! is recorded once per key).
 
-use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::Clock;
-use carrot_projections::commands::WriteSide;
+use carrot_projections::postgres::Db;
 use carrot_projections::settlement::{
     Dispatcher, DispatcherConfig, ReconcileConfig, Reconciler, SagaConfig, SettlementSaga, Timer,
     OUTBOX_CHANNEL,
 };
+use carrot_projections::write_side::WriteSide;
 use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
 use tokio::task::JoinHandle;
 
@@ -61,7 +61,7 @@ pub async fn spawn(
     shutdown: &Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let events = Wakeups::listen(pool);
-    let mut subscribers = carrot_projections::views();
+    let mut subscribers = carrot_projections::views::all();
     subscribers.push(Arc::new(SettlementSaga::new(config.saga)));
     let runners: Vec<Runner> = subscribers
         .into_iter()

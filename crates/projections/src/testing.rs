@@ -5,7 +5,6 @@
 //! [`EmbeddedPostgres::start_throwaway`]), which goes away when the process ends. Either
 //! way every test gets a fresh database cloned from a migrated template.
 
-use crate::postgres::Db;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
 use crate::postgres::embedded::{Binaries, EmbeddedPostgres};
+use crate::postgres::Db;
 use crate::postgres::{connect_options, quote_ident, MIGRATOR};
 
 struct Server {

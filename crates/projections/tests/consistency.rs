@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use carrot_projections::consistency::{check, wait_for, WaitBound};
 use carrot_projections::testing::{append_raw, test_database};
+use carrot_projections::views::consistency::{check, wait_for, WaitBound};
 use carrot_projections::Checkpoint;
 use serde_json::json;
 

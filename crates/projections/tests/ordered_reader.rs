@@ -1,10 +1,10 @@
 //! The ordered reader never returns an event past one whose transaction is still open,
 //! and returns every committed event exactly once, in (transaction_id, global_position) order.
 
-use carrot_projections::postgres::Db;
 use std::time::Duration;
 
 use carrot_projections::log::{read_after, Checkpoint, StoredEvent};
+use carrot_projections::postgres::Db;
 use carrot_projections::testing::{append_raw, test_database};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};

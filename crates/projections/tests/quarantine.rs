@@ -2,13 +2,13 @@
 //! on, applies every other stream, and applies the held events in order, once, when a
 //! retry finds them readable.
 
-use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use carrot_projections::quarantine;
-use carrot_projections::runner::ApplyError;
+use carrot_projections::log::quarantine;
+use carrot_projections::log::subscriber::ApplyError;
+use carrot_projections::postgres::Db;
 use carrot_projections::testing::{append_raw, test_database};
 use carrot_projections::{Runner, RunnerConfig, StoredEvent, Subscriber};
 use serde_json::json;

@@ -1,12 +1,13 @@
 //! The subscription runner applies every event exactly once, however many run at once.
 
-use carrot_projections::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use carrot_projections::checkpoint::Paused;
-use carrot_projections::runner::{ApplyError, Batch, RunnerError};
+use carrot_projections::log::checkpoint::Paused;
+use carrot_projections::log::runner::{Batch, RunnerError};
+use carrot_projections::log::subscriber::ApplyError;
+use carrot_projections::postgres::Db;
 use carrot_projections::testing::{append_raw, test_database};
 use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber, Wakeups};
 use serde_json::json;

@@ -8,9 +8,9 @@ use carrot_domain::listing::fields::{Description, ListingTitle};
 use carrot_domain::listing::{Listing, ListingCommand, ListingServices};
 use carrot_domain::{FixedClock, ListingId, Price, UserId};
 use carrot_projections::log::last_event_of;
-use carrot_projections::notify::Notifier;
-use carrot_projections::store::{with_receipt, Store, SNAPSHOT_EVERY};
+use carrot_projections::log::notify::Notifier;
 use carrot_projections::testing::test_database;
+use carrot_projections::write_side::event_store::{with_receipt, Store, SNAPSHOT_EVERY};
 use chrono::{TimeZone, Utc};
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 
@@ -235,7 +235,7 @@ impl carrot_domain::payment::PaymentGateway for NoGateway {
 #[tokio::test]
 async fn creating_under_an_id_that_exists_falls_back_to_the_usual_path_and_appends_nothing() {
     let db = test_database().await;
-    let write = carrot_projections::commands::WriteSide::new(
+    let write = carrot_projections::write_side::WriteSide::new(
         db.pool.clone(),
         services().clock,
         Arc::new(NoGateway),
@@ -266,6 +266,6 @@ async fn creating_under_an_id_that_exists_falls_back_to_the_usual_path_and_appen
         .await;
     assert!(matches!(
         refused,
-        Err(carrot_projections::commands::CommandError::Refused(_))
+        Err(carrot_projections::write_side::CommandError::Refused(_))
     ));
 }

@@ -72,9 +72,13 @@ pub async fn await_views(
     let Some(token) = token.0 else {
         return Ok(Freshness::Unasked);
     };
-    let reached =
-        carrot_projections::consistency::wait_for(&state.pool, views, token, state.consistency)
-            .await?;
+    let reached = carrot_projections::views::consistency::wait_for(
+        &state.pool,
+        views,
+        token,
+        state.consistency,
+    )
+    .await?;
     Ok(if reached {
         Freshness::Consistent
     } else {

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use carrot_projections::page::PageCursor;
+use carrot_projections::views::page::PageCursor;
 use carrot_projections::Checkpoint;
 use serde::Deserialize;
 

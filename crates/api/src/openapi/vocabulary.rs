@@ -1,6 +1,6 @@
 //! The OpenAPI vocabulary every route's description shares: where the document is served,
 //! the bearer scheme's name, the headers reads and commands accept, the problem responses
-//! common to many endpoints, and the status enums (`carrot_projections::statuses`).
+//! common to many endpoints, and the status enums (`carrot_projections::views::statuses`).
 
 use utoipa::{IntoParams, ToResponse};
 
@@ -14,7 +14,7 @@ pub const UI_PATH: &str = "/docs";
 pub const BEARER: &str = "bearer";
 
 /// The statuses' schemas: the projections' views name them, and the domain their values.
-pub use carrot_projections::statuses::{ListingStatus, PaymentStatus, RequestStatus};
+pub use carrot_projections::views::statuses::{ListingStatus, PaymentStatus, RequestStatus};
 
 /// The `X-Consistency-Token` header a read accepts.
 #[derive(IntoParams)]

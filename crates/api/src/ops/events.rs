@@ -1,10 +1,10 @@
 //! `carrot events`: the events of one trade (by request id) or of one aggregate, in order,
 //! one per line for a person, or as JSON lines with `--json`.
 
-use carrot_projections::postgres::Db;
 use std::io::Write;
 
 use carrot_projections::log::{self, StoredEvent};
+use carrot_projections::postgres::Db;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! `carrot quarantine SUBSCRIBER [--retry]`: the events a subscriber holds aside because
 //! it could not read them, and the operator's word to try them again.
 
+use carrot_projections::log::quarantine;
 use carrot_projections::postgres::Db;
-use carrot_projections::quarantine;
 
 use super::OpsError;
 

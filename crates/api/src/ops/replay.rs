@@ -2,11 +2,11 @@
 //! runs, or rebuilds them aside and reports every difference. A progress bar with events
 //! per second on a terminal; plain lines every few seconds otherwise; a summary at the end.
 
-use carrot_projections::postgres::Db;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use carrot_projections::postgres::Db;
 use carrot_projections::replay::{self, Progress, Rebuilt};
 use carrot_projections::Subscriber;
 
@@ -15,7 +15,7 @@ use super::OpsError;
 /// The views by name: all of them when `names` is empty. The saga (`settlement`) can be
 /// named, for the engine to say plainly why it does not rebuild it.
 pub fn select(names: &[String]) -> Result<Vec<Arc<dyn Subscriber>>, OpsError> {
-    let mut views = carrot_projections::views();
+    let mut views = carrot_projections::views::all();
     if names.is_empty() {
         return Ok(views);
     }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::SystemClock;
-use carrot_projections::commands::WriteSide;
 use carrot_projections::postgres::Db;
 use carrot_projections::settlement::{
-    outbox, reconcile, recover, ReconcileConfig, Reconciler, SagaConfig, SettlementSaga,
+    mismatches, outbox, recover, ReconcileConfig, Reconciler, SagaConfig, SettlementSaga,
 };
+use carrot_projections::write_side::WriteSide;
 
 use crate::config::PaymentArgs;
 use crate::payment::WithTimeout;
@@ -122,7 +122,7 @@ pub async fn reconcile(
         "{} movements: {} matched, {} repaired, {} deferred (gateway unavailable), {} mismatches",
         report.movements, report.matched, report.repaired, report.deferred, report.mismatches
     );
-    let open = reconcile::open_mismatches(pool, 1000).await?;
+    let open = mismatches::open_mismatches(pool, 1000).await?;
     for m in &open {
         println!(
             "{}  {}  {}\n    {}",

@@ -4,10 +4,10 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use carrot_projections::page::{Items, Page};
-use carrot_projections::runner::SubscriberStatus;
+use carrot_projections::log::status::SubscriberStatus;
+use carrot_projections::settlement::mismatches::{self, Mismatch};
 use carrot_projections::settlement::outbox::{self, DeadLetter};
-use carrot_projections::settlement::reconcile::{self, Mismatch};
+use carrot_projections::views::page::{Items, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -94,7 +94,7 @@ async fn mismatches(
     let mut errors = Vec::new();
     let limit = page::limit(query.limit.as_deref(), &mut errors);
     page::refuse(errors)?;
-    let items = reconcile::open_mismatches(&state.pool, limit).await?;
+    let items = mismatches::open_mismatches(&state.pool, limit).await?;
     Ok(Json(Items { items }))
 }
 
@@ -155,7 +155,7 @@ async fn resolve_mismatch(
         ));
     }
     let open = is_plain_id(&key)
-        && reconcile::resolve(&state.pool, &key, admin.user_id.as_uuid(), resolution).await?;
+        && mismatches::resolve(&state.pool, &key, admin.user_id.as_uuid(), resolution).await?;
     if !open {
         return Err(ApiError::NotFound);
     }
@@ -251,6 +251,6 @@ async fn subscriptions(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> Result<Json<Items<SubscriberStatus>>, ApiError> {
-    let items = carrot_projections::runner::status(&state.pool).await?;
+    let items = carrot_projections::log::status::status(&state.pool).await?;
     Ok(Json(Items { items }))
 }

@@ -10,8 +10,8 @@ use carrot_domain::listing::fields::{Category, Description, InvalidField, Listin
 use carrot_domain::listing::ListingStatus as DomainStatus;
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::{ListingId, Price};
-use carrot_projections::catalog::{self, CatalogQuery, ListingView, CATALOG};
-use carrot_projections::page::{Page, PageCursor};
+use carrot_projections::views::catalog::{self, CatalogQuery, ListingView, CATALOG};
+use carrot_projections::views::page::{Page, PageCursor};
 use carrot_projections::Checkpoint;
 use serde::{Deserialize, Serialize};
 

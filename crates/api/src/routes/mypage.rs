@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use carrot_projections::mypage::{self, PageCursor, RequestView, SaleView, Summary, MYPAGE};
-use carrot_projections::page::Page;
+use carrot_projections::views::mypage::{self, PageCursor, RequestView, SaleView, Summary, MYPAGE};
+use carrot_projections::views::page::Page;
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{await_views, AuthUser, ConsistencyToken, Freshness, PageParams, Paging};

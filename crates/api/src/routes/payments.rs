@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use carrot_domain::{PaymentId, RequestId};
-use carrot_projections::mypage::{self, MYPAGE};
-use carrot_projections::payments::{self, PaymentView, PAYMENTS};
+use carrot_projections::views::mypage::{self, MYPAGE};
+use carrot_projections::views::payments::{self, PaymentView, PAYMENTS};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{await_views, AuthUser, ConsistencyToken, Freshness, PathId};

@@ -1,13 +1,13 @@
 //! Operators' view of the events a subscriber holds in quarantine (admin role), and their
 //! word to try them again once the code that reads them is deployed or the row is mended
-//! (`carrot_projections::quarantine`).
+//! (`carrot_projections::log::quarantine`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use carrot_projections::page::Page;
-use carrot_projections::quarantine::{self, QuarantinedEvent};
+use carrot_projections::log::quarantine::{self, QuarantinedEvent};
+use carrot_projections::views::page::Page;
 use carrot_projections::Checkpoint;
 use serde::Serialize;
 

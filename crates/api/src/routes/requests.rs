@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use carrot_domain::{ListingId, Price, RequestId};
-use carrot_projections::mypage::{self, RequestView, MYPAGE};
-use carrot_projections::timeline::{self, TimelineEntry, TIMELINE};
+use carrot_projections::views::mypage::{self, RequestView, MYPAGE};
+use carrot_projections::views::timeline::{self, TimelineEntry, TIMELINE};
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};

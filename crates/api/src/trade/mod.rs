@@ -4,7 +4,6 @@
 
 pub mod place;
 pub mod respond;
-pub mod slots;
 
 use carrot_domain::purchase_request::RequestStatus;
 use carrot_domain::RequestId;

@@ -20,7 +20,6 @@ use carrot_domain::purchase_request::{
 use carrot_domain::{ListingId, PaymentId, Price, RequestId, Trade};
 use serde::Serialize;
 
-use super::slots;
 use crate::error::{ApiError, FieldError};
 use crate::extract::CommandContext;
 use crate::state::AppState;
@@ -90,7 +89,10 @@ async fn settle(
     payment_id: PaymentId,
 ) -> Result<Placed, ApiError> {
     let metadata = ctx.metadata(Some(trade.request_id.to_string()));
-    slots::claim(state, trade.listing_id, trade.buyer_id, trade.request_id).await?;
+    state
+        .write
+        .claim_slot(trade.listing_id, trade.buyer_id, trade.request_id)
+        .await?;
     let start = PaymentCommand::StartCapture {
         payment_id,
         trade,
@@ -106,7 +108,7 @@ async fn settle(
         Err(e) => {
             // Nothing was sent: free the slot so the buyer can try again. (A start whose
             // commit did reach the log is voided by the reconciler.)
-            slots::release(state, trade.request_id).await?;
+            state.write.release_slot(trade.request_id).await?;
             return Err(e.into());
         }
     };
@@ -157,7 +159,7 @@ async fn settle(
         }
         // The gateway refused before charging: nothing moved, the buyer may try again.
         PaymentStatus::Aborted => {
-            slots::release(state, trade.request_id).await?;
+            state.write.release_slot(trade.request_id).await?;
             Err(match state.breaker.check() {
                 Err(GatewayError::CircuitOpen { retry_after }) => {
                     ApiError::refused(&PaymentError::circuit_open(retry_after))

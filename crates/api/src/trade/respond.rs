@@ -8,7 +8,7 @@
 use carrot_domain::listing::{Listing, ListingCommand, ListingError};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand, RequestStatus};
 use carrot_domain::{Actor, RequestId};
-use carrot_projections::commands::CommandError;
+use carrot_projections::write_side::CommandError;
 
 use super::Outcome;
 use crate::error::ApiError;

@@ -14,9 +14,9 @@ use carrot_domain::payment::{
     CaptureOrder, CaptureStatus, GatewayError, PaymentGateway, Receipt, TransferOrder,
 };
 use carrot_domain::SystemClock;
-use carrot_projections::commands::WriteSide;
-use carrot_projections::runner::ApplyError;
+use carrot_projections::log::subscriber::ApplyError;
 use carrot_projections::settlement::{Dispatcher, DispatcherConfig, SettlementSaga};
+use carrot_projections::write_side::WriteSide;
 use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber};
 use futures_util::future::join_all;
 use serde_json::Value;

@@ -12,7 +12,7 @@ use carrot_domain::payment::{
 };
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
 use carrot_domain::{FixedClock, RequestId, UserId};
-use carrot_projections::commands::WriteSide;
+use carrot_projections::write_side::WriteSide;
 use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
 use serde_json::Value;

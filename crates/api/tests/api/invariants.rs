@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use carrot_domain::listing::{Listing, ListingStatus};
 use carrot_domain::SystemClock;
-use carrot_projections::commands::WriteSide;
+use carrot_projections::write_side::WriteSide;
 use carrot_projections::Checkpoint;
 use futures_util::future::join_all;
 use proptest::prelude::*;

@@ -9,8 +9,8 @@ use carrot_domain::payment::{
     CaptureOrder, Payment, PaymentCommand, PaymentGateway, TransferOrder,
 };
 use carrot_domain::{Money, PaymentId, RequestId, SystemClock, Trade, UserId};
-use carrot_projections::commands::WriteSide;
 use carrot_projections::settlement::{ReconcileConfig, Reconciler, Report};
+use carrot_projections::write_side::WriteSide;
 use chrono::Utc;
 
 use crate::helpers::{spawn_app, Deal, TestApp};

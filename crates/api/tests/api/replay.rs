@@ -8,8 +8,8 @@ use std::sync::Arc;
 use carrot_api::startup::ServeRole;
 use carrot_api::workers;
 use carrot_domain::SystemClock;
-use carrot_projections::commands::WriteSide;
 use carrot_projections::replay::{self, Progress};
+use carrot_projections::write_side::WriteSide;
 use carrot_projections::Shutdown;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
@@ -70,7 +70,7 @@ async fn trades(app: &TestApp, range: std::ops::Range<usize>) {
 /// Every view rebuilt aside and compared with the live one: the differences.
 async fn differences(app: &TestApp) -> Vec<String> {
     let mut found = Vec::new();
-    for view in carrot_projections::views() {
+    for view in carrot_projections::views::all() {
         let (rebuilt, differences) = replay::verify(&app.db.pool, view.as_ref(), &mut |_| {})
             .await
             .unwrap();
@@ -109,7 +109,7 @@ async fn rebuilding_every_view_while_trades_keep_arriving_loses_nothing() {
         })
     };
     let mut progressed = 0;
-    for view in carrot_projections::views() {
+    for view in carrot_projections::views::all() {
         let rebuilt = replay::rebuild(&app.db.pool, view.as_ref(), &mut |p: Progress| {
             progressed += p.applied.min(1)
         })
@@ -248,7 +248,7 @@ async fn two_rebuilds_of_one_view_at_once_run_one_after_the_other_never_together
     let app = spawn_app().await;
     trades(&app, 0..20).await;
     app.settle().await;
-    let views = carrot_projections::views();
+    let views = carrot_projections::views::all();
     let mypage = views.iter().find(|v| v.name() == "mypage").unwrap();
     let (mut quiet, mut silent) = (|_| {}, |_| {});
     let (first, second) = tokio::join!(

@@ -178,7 +178,7 @@ async fn carry_on(app: &TestApp, accepted: &Deal, requested: &Deal, restored_hea
     .unwrap();
     assert_eq!(out_of_sequence, 0);
     // Every view equals a rebuild from the log.
-    for view in carrot_projections::views() {
+    for view in carrot_projections::views::all() {
         let (_, differences) = replay::verify(&app.db.pool, view.as_ref(), &mut |_| {})
             .await
             .unwrap();

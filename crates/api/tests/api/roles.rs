@@ -90,7 +90,7 @@ async fn the_service_runs_as_a_role_that_reads_and_writes_rows_and_nothing_else(
 
     // The owner rebuilds a view while the service runs: the swapped-in schema is the
     // service's to read and write (default privileges), and trades go on.
-    let views = carrot_projections::views();
+    let views = carrot_projections::views::all();
     let mypage = views.iter().find(|v| v.name() == "mypage").unwrap();
     replay::rebuild(&owner.pool, mypage.as_ref(), &mut |_| {})
         .await

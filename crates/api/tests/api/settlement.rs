@@ -6,7 +6,7 @@ use std::sync::Arc;
 use carrot_domain::payment::{Payment, PaymentCommand};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand};
 use carrot_domain::{ListingId, Money, PaymentId, Price, RequestId, SystemClock, Trade, UserId};
-use carrot_projections::commands::WriteSide;
+use carrot_projections::write_side::WriteSide;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 use carrot_api::startup::ServeRole;
 use carrot_domain::payment::{CaptureOrder, GatewayError, Payment, PaymentCommand, PaymentGateway};
 use carrot_domain::{ListingId, Money, PaymentId, RequestId, SystemClock, Trade, UserId};
-use carrot_projections::commands::WriteSide;
 use carrot_projections::settlement::commands::Failure;
 use carrot_projections::settlement::{SagaCommand, SagaConfig};
+use carrot_projections::write_side::WriteSide;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -169,10 +169,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A user of a running service.
+/// A signed-up user (of a running service, or of a test's spawned app).
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
+    pub username: String,
     pub token: String,
 }
 
@@ -227,6 +228,7 @@ pub mod http {
         assert_eq!(status, 201, "signup: {answer}");
         User {
             id: answer["user_id"].as_str().unwrap().to_owned(),
+            username: name,
             token: answer["token"].as_str().unwrap().to_owned(),
         }
     }

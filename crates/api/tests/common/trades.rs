@@ -96,11 +96,18 @@ pub async fn trade(
     t
 }
 
-/// Waits (bounded) until every subscriber has applied the log and no saga command waits.
+/// Waits (bounded) until every subscriber has applied the log and no saga command waits:
+/// processes on their own clocks and wake-ups, so up to 90 s, and quiet for half a second.
 pub async fn settled(pool: &Db) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut quiet = 0;
-    while quiet < 5 {
+    settled_within(pool, Duration::from_secs(90), 5, Duration::from_millis(100)).await;
+}
+
+/// Waits until every subscriber has applied the log and no saga command waits, seen
+/// `quiet` times in a row `poll` apart, failing after `within`.
+pub async fn settled_within(pool: &Db, within: Duration, quiet: u32, poll: Duration) {
+    let deadline = Instant::now() + within;
+    let mut seen_quiet = 0;
+    while seen_quiet < quiet {
         let busy: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM subscription_checkpoints c
                       WHERE EXISTS (SELECT 1 FROM events e WHERE (e.transaction_id, e.global_position)
@@ -110,12 +117,12 @@ pub async fn settled(pool: &Db) {
         .fetch_one(pool)
         .await
         .unwrap();
-        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        seen_quiet = if busy == 0 { seen_quiet + 1 } else { 0 };
         assert!(
             Instant::now() < deadline,
-            "the processes did not settle within 90 s"
+            "the views and the saga did not settle within {within:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(poll).await;
     }
 }
 
@@ -207,7 +214,7 @@ pub async fn assert_settled_once(pool: &Db, client: &reqwest::Client, sim: &str,
 
 /// Every view equals a rebuild from the log.
 pub async fn assert_views_equal_a_rebuild(pool: &Db) {
-    for view in carrot_projections::views() {
+    for view in carrot_projections::views::all() {
         let (_, differences) = replay::verify(pool, view.as_ref(), &mut |_| {})
             .await
             .unwrap();

@@ -160,6 +160,7 @@ async fn try_signup(client: &reqwest::Client, base: &str) -> Option<User> {
     let (status, answer) = post_anonymous(client, base, "/auth/signup", body).await;
     (status == 201).then(|| User {
         id: answer["user_id"].as_str().unwrap_or_default().to_owned(),
+        username: name,
         token: answer["token"].as_str().unwrap_or_default().to_owned(),
     })
 }

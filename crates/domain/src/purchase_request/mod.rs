@@ -13,6 +13,7 @@
 //! the deadlines alone, not on when the workers ran.
 
 mod commands;
+mod deadlines;
 mod error;
 mod events;
 
@@ -23,31 +24,14 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 pub use commands::PurchaseRequestCommand;
+pub use deadlines::Deadlines;
 pub use error::PurchaseRequestError;
 pub use events::PurchaseRequestEvent;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::trade::Party;
 use crate::{Actor, Clock, PaymentId, Price, Trade, UserId};
-
-/// How long a request waits for each answer. The saga's timer acts on the same values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlines {
-    /// A request nobody answers expires after this (default 48 h).
-    pub request_ttl: Duration,
-    /// An accepted request nobody completes is completed after this (default 7 days).
-    pub completion_ttl: Duration,
-}
-
-impl Default for Deadlines {
-    fn default() -> Self {
-        Deadlines {
-            request_ttl: Duration::hours(48),
-            completion_ttl: Duration::days(7),
-        }
-    }
-}
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -179,44 +163,6 @@ impl PurchaseRequest {
         services: &PurchaseRequestServices,
     ) -> Result<(), PurchaseRequestError> {
         self.decide(command.clone(), services).map(|_| ())
-    }
-
-    /// When a pending request expires, or an accepted one completes: the end of the phase
-    /// it is in, if it is open (and its start is known).
-    pub fn deadline(&self, deadlines: &Deadlines) -> Option<DateTime<Utc>> {
-        match self.status {
-            RequestStatus::Requested => self.requested_at.map(|at| at + deadlines.request_ttl),
-            RequestStatus::Accepted => self.accepted_at.map(|at| at + deadlines.completion_ttl),
-            _ => None,
-        }
-    }
-
-    /// Refuses `action` at `now` if the request's deadline has passed.
-    fn before_deadline(
-        &self,
-        action: &'static str,
-        now: DateTime<Utc>,
-        deadlines: &Deadlines,
-    ) -> Result<(), PurchaseRequestError> {
-        match self.deadline(deadlines) {
-            Some(deadline) if now >= deadline => {
-                Err(PurchaseRequestError::DeadlinePassed { action, deadline })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Refuses `action` (what the deadline calls for) at `now` if it is not due yet.
-    fn due(
-        &self,
-        action: &'static str,
-        now: DateTime<Utc>,
-        deadlines: &Deadlines,
-    ) -> Result<(), PurchaseRequestError> {
-        match self.deadline(deadlines) {
-            Some(due) if now < due => Err(PurchaseRequestError::NotDue { action, due }),
-            _ => Ok(()),
-        }
     }
 
     /// The caller's part in the trade; strangers learn nothing (not found).

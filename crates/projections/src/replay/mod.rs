@@ -22,16 +22,16 @@
 //! (it runs at tens of thousands of events per second), and resuming from a position is
 //! what the live runner does anyway.
 
-use crate::postgres::Db;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
+use crate::log::subscriber::{ApplyError, Subscriber};
 use crate::log::{read_after, Checkpoint};
 use crate::postgres::quote_ident;
-use crate::runner::{ApplyError, Subscriber};
+use crate::postgres::Db;
 
 mod shadow;
 mod verify;
@@ -235,7 +235,7 @@ async fn rebuild_alone(
     ] {
         sqlx::query(&statement).execute(&mut *tx).await?;
     }
-    crate::checkpoint::set(&mut tx, live, state.checkpoint, state.applied).await?;
+    crate::log::checkpoint::set(&mut tx, live, state.checkpoint, state.applied).await?;
     // The rebuild applied every event, those the live view held in quarantine included.
     sqlx::query("DELETE FROM public.subscription_quarantine WHERE subscriber = $1")
         .bind(live)

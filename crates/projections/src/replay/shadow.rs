@@ -5,9 +5,9 @@
 use sqlx::PgConnection;
 
 use super::{ReplayError, BATCH};
+use crate::log::subscriber::Subscriber;
 use crate::log::{read_after, read_between, Checkpoint, StoredEvent};
 use crate::postgres::{quote_ident, Db};
-use crate::runner::Subscriber;
 
 /// How far a shadow has been filled.
 #[derive(Debug, Default)]

@@ -9,9 +9,9 @@ use sqlx::PgConnection;
 
 use super::shadow::{fill, live_checkpoint, live_checkpoint_in, prepare, total_events, Filled};
 use super::{Difference, Exclusive, Progress, Rebuilt, ReplayError, Side};
-use crate::checkpoint::Paused;
+use crate::log::checkpoint::Paused;
+use crate::log::subscriber::Subscriber;
 use crate::postgres::{quote_ident, Db};
-use crate::runner::Subscriber;
 
 /// Rebuilds `view` aside and reports every row it disagrees with the live view on.
 /// Refused while another rebuild or verification of it runs.

@@ -19,7 +19,7 @@ use carrot_domain::purchase_request::{
 use carrot_domain::{Actor, DomainError, ListingId, PaymentId, Price, RequestId, Trade};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{CommandError, Routed, WriteSide};
+use crate::write_side::{CommandError, Routed, WriteSide};
 
 /// A command of the saga.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 //! level per retry, `carrot_saga_commands_stuck`, readiness). Time is the injected clock's
 //! (the database's in production), so backoff and leases agree across processes.
 
-use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +17,9 @@ use futures_util::future::join_all;
 
 use super::commands::{Failure, SagaCommand};
 use super::outbox::{self, Leased, Settlement};
-use crate::commands::WriteSide;
-use crate::runner::{Shutdown, Wakeups};
+use crate::log::signals::{Shutdown, Wakeups};
+use crate::postgres::Db;
+use crate::write_side::WriteSide;
 
 /// How a dispatcher paces itself.
 #[derive(Debug, Clone, Copy)]

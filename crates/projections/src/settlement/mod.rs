@@ -25,24 +25,25 @@
 
 pub mod commands;
 pub mod dispatcher;
+pub mod mismatches;
 mod money;
 pub mod outbox;
+mod reads;
 pub mod reconcile;
 pub mod recover;
 mod state;
 pub mod timer;
 
 use async_trait::async_trait;
-use carrot_domain::listing::{Listing, ListingEvent};
-use carrot_domain::payment::{Payment, PaymentEvent};
-use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestEvent};
+use carrot_domain::listing::ListingEvent;
+use carrot_domain::purchase_request::{Deadlines, PurchaseRequestEvent};
 use carrot_domain::{PaymentId, RequestId, Trade};
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use state::{Keys, ListingRow, State, TradeRow};
+use reads::{decode, keys, Event};
+use state::{ListingRow, State, TradeRow};
 
 pub use commands::SagaCommand;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
@@ -52,8 +53,8 @@ pub use timer::Timer;
 /// The name of the saga's dispatcher wake-up channel (`NOTIFY` on outbox inserts).
 pub const OUTBOX_CHANNEL: &str = "carrot_outbox";
 
+use crate::log::subscriber::{ApplyError, Subscriber};
 use crate::log::StoredEvent;
-use crate::runner::{ApplyError, Subscriber};
 
 /// The subscriber's name, its checkpoint row and its schema.
 pub const SETTLEMENT: &str = "settlement";
@@ -143,64 +144,6 @@ impl Subscriber for SettlementSaga {
         }
         saga.state.store(tx).await
     }
-}
-
-/// An event the saga reads.
-enum Event {
-    Listing(ListingEvent),
-    Request(PurchaseRequestEvent),
-    Payment(PaymentEvent),
-}
-
-/// The batch's events the saga reads, each with when it was appended.
-fn decode(events: &[StoredEvent]) -> Result<Vec<(Event, DateTime<Utc>)>, ApplyError> {
-    let mut decoded = Vec::with_capacity(events.len());
-    for event in events {
-        let payload = |e| ApplyError::payload(event, e);
-        let read = match event.aggregate_type.as_str() {
-            Listing::TYPE => Event::Listing(event.decode().map_err(payload)?),
-            PurchaseRequest::TYPE => Event::Request(event.decode().map_err(payload)?),
-            Payment::TYPE => Event::Payment(event.decode().map_err(payload)?),
-            _ => continue,
-        };
-        decoded.push((read, event.recorded_at));
-    }
-    Ok(decoded)
-}
-
-/// The rows the batch's events touch. Rows their events create are not looked up: a
-/// creating event comes first in its aggregate's stream.
-fn keys(events: &[(Event, DateTime<Utc>)]) -> Keys {
-    let mut listings = Vec::new();
-    let mut trades = Vec::new();
-    let mut keys = Keys::default();
-    for (event, _) in events {
-        match event {
-            Event::Listing(event) => {
-                let creates = matches!(event, ListingEvent::ListingRegistered { .. });
-                listings.push((event.listing_id().as_uuid(), creates));
-                if let ListingEvent::ListingWithdrawn { listing_id, .. } = event {
-                    keys.pending_on.push(listing_id.as_uuid());
-                }
-            }
-            Event::Request(event) => {
-                let trade = event.trade();
-                let creates = matches!(event, PurchaseRequestEvent::PurchaseRequested { .. });
-                trades.push((trade.request_id.as_uuid(), creates));
-                listings.push((trade.listing_id.as_uuid(), false));
-                if let PurchaseRequestEvent::PurchaseRequestAccepted { .. } = event {
-                    keys.pending_on.push(trade.listing_id.as_uuid());
-                }
-            }
-            Event::Payment(event) => {
-                trades.push((event.trade().request_id.as_uuid(), false));
-                keys.payments.push(event.payment_id().as_uuid());
-            }
-        }
-    }
-    keys.listings = crate::view::to_load(listings);
-    keys.trades = crate::view::to_load(trades);
-    keys
 }
 
 /// The saga over one batch's state.

@@ -12,7 +12,6 @@
 //! effect, which a rebuild of the saga's state must not decide again (`mod.rs`). They cost
 //! about as much as the log itself, whose size they follow.
 
-use crate::postgres::Db;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +20,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::commands::SagaCommand;
+
+use crate::postgres::Db;
 
 /// Records a decision; deciding the same command twice is a no-op.
 pub async fn enqueue(tx: &mut PgConnection, command: &SagaCommand) -> Result<(), sqlx::Error> {

@@ -30,7 +30,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::{SettlementSaga, SETTLEMENT};
-use crate::checkpoint::Paused;
+use crate::log::checkpoint::Paused;
 use crate::log::Checkpoint;
 use crate::postgres::{quote_ident, Db};
 use crate::replay::{
@@ -272,7 +272,7 @@ async fn repair(tx: &mut PgConnection, recovery: &Recovery) -> Result<(), sqlx::
         .bind(SETTLEMENT)
         .execute(&mut *tx)
         .await?;
-        crate::checkpoint::set(tx, SETTLEMENT, recovery.checkpoint, recovery.events).await?;
+        crate::log::checkpoint::set(tx, SETTLEMENT, recovery.checkpoint, recovery.events).await?;
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::commands::SagaCommand;
 use super::outbox;
-use crate::runner::ApplyError;
-use crate::view::{Fold, KeyedRow};
+use crate::log::subscriber::ApplyError;
+use crate::views::fold::{Fold, KeyedRow};
 
 /// What the saga knows of a recorded purchase request (`settlement.trades`).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

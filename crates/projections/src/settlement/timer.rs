@@ -10,7 +10,6 @@
 //! on a state that is a little behind is safe, because a command the trade has overtaken is
 //! refused by its aggregate and counted moot.
 
-use crate::postgres::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,8 @@ use uuid::Uuid;
 
 use super::commands::SagaCommand;
 use super::outbox;
-use crate::runner::Shutdown;
+use crate::log::signals::Shutdown;
+use crate::postgres::Db;
 
 /// Fires deadlines.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 use carrot_domain::{ListingId, UserId};
-use carrot_projections::catalog::{CatalogProjection, ListingView};
 use carrot_projections::testing::test_database;
+use carrot_projections::views::catalog::{CatalogProjection, ListingView};
 
 use super::support::*;
 

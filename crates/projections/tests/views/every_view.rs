@@ -1,9 +1,10 @@
 use async_trait::async_trait;
-use carrot_projections::catalog::CatalogProjection;
+use carrot_projections::log::runner::{Batch, RunnerError};
+use carrot_projections::log::subscriber::ApplyError;
 use carrot_projections::postgres::Db;
-use carrot_projections::runner::{ApplyError, Batch, RunnerError};
 use carrot_projections::settlement::{SettlementSaga, SETTLEMENT};
 use carrot_projections::testing::test_database;
+use carrot_projections::views::catalog::CatalogProjection;
 use carrot_projections::{views, Runner, RunnerConfig, StoredEvent, Subscriber};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -27,7 +28,7 @@ async fn applying_the_same_events_again_changes_no_view() {
     let events = whole_log(pool).await;
     assert_eq!(events.len(), log.total());
 
-    for view in views() {
+    for view in views::all() {
         catch_up_with(pool, view.clone(), RunnerConfig::default()).await;
         let before = snapshot(pool, view.name()).await;
         assert!(
@@ -62,7 +63,7 @@ async fn one_batch_of_many_events_gives_the_same_rows_as_one_event_per_batch() {
     let m = busy_log(&mut log).await;
     let total = log.total();
 
-    for view in views() {
+    for view in views::all() {
         let name = view.name();
         let big = RunnerConfig {
             batch_size: 1000,
@@ -293,7 +294,7 @@ async fn replaying_any_prefix_of_the_log_over_a_live_view_changes_nothing() {
     let mut log = EventLog::new(pool);
     busy_log(&mut log).await;
     let events = whole_log(pool).await;
-    for view in views() {
+    for view in views::all() {
         catch_up_with(pool, view.clone(), RunnerConfig::default()).await;
         let before = snapshot(pool, view.name()).await;
         // A registration applied again alone once took its listing back to how it was
@@ -321,7 +322,7 @@ async fn a_view_whose_checkpoint_row_is_lost_replays_from_the_origin_and_never_g
         batch_size: 1,
         ..RunnerConfig::default()
     };
-    for view in views() {
+    for view in views::all() {
         let name = view.name();
         catch_up_with(pool, view.clone(), RunnerConfig::default()).await;
         let before = snapshot(pool, name).await;

@@ -1,8 +1,13 @@
+use std::future::Future;
+
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, UserId};
-use carrot_projections::mypage::{self, MyPageProjection, PaymentSummary, RequestView};
 use carrot_projections::postgres::Db;
 use carrot_projections::testing::test_database;
+use carrot_projections::views::mypage::{
+    self, MyPageProjection, PageCursor, PaymentSummary, RequestView,
+};
+use carrot_projections::views::page::Page;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -285,4 +290,29 @@ async fn mypage_lists_purchases_and_sales_newest_first_and_pages_through_them() 
         (all[0].title.as_str(), all[0].price, all[0].status.as_str()),
         ("Oak chair", 8_000, "available")
     );
+}
+
+/// Follows a cursor-paginated query page by page (through the cursor's text form, as a
+/// client would) until it says there is no next page.
+async fn every_page<T, F, Fut>(mut page: F) -> Vec<T>
+where
+    F: FnMut(Option<PageCursor>) -> Fut,
+    Fut: Future<Output = Page<T>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for _ in 0..50 {
+        let page = page(cursor).await;
+        assert!(
+            page.items.len() <= 1,
+            "a page of limit 1 had {}",
+            page.items.len()
+        );
+        all.extend(page.items);
+        let Some(next) = page.next_cursor else {
+            return all;
+        };
+        cursor = Some(PageCursor::decode(&next).expect("a cursor round-trips"));
+    }
+    panic!("pagination never ended");
 }

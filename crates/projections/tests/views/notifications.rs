@@ -1,8 +1,8 @@
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, UserId};
-use carrot_projections::notifications::{self, NotificationsProjection};
 use carrot_projections::postgres::Db;
 use carrot_projections::testing::test_database;
+use carrot_projections::views::notifications::{self, NotificationsProjection};
 use carrot_projections::Checkpoint;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

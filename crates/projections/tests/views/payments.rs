@@ -1,6 +1,6 @@
 use carrot_domain::{Actor, ListingId, UserId};
-use carrot_projections::payments::{PaymentView, PaymentsProjection};
 use carrot_projections::testing::test_database;
+use carrot_projections::views::payments::{PaymentView, PaymentsProjection};
 
 use super::support::*;
 

@@ -1,9 +1,7 @@
 //! The event log written the way the event store writes it, views run and read back, and a
 //! small market several tests share.
 
-use carrot_projections::postgres::Db;
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 
 use carrot_domain::listing::fields::{Category, Description, ListingTitle};
@@ -12,11 +10,11 @@ use carrot_domain::payment::{Payment, PaymentEvent};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent as E};
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, PaymentId, Price, RequestId, Trade, UserId};
-use carrot_projections::catalog::{self, ListingView};
 use carrot_projections::log::read_after;
-use carrot_projections::mypage::{self, PageCursor, RequestView};
-use carrot_projections::page::Page;
-use carrot_projections::payments::{self, PaymentView};
+use carrot_projections::postgres::Db;
+use carrot_projections::views::catalog::{self, ListingView};
+use carrot_projections::views::mypage::{self, RequestView};
+use carrot_projections::views::payments::{self, PaymentView};
 use carrot_projections::{Checkpoint, Runner, RunnerConfig, StoredEvent, Subscriber};
 use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
@@ -429,29 +427,4 @@ pub async fn request(pool: &Db, deal: &Deal, reader: UserId) -> Option<RequestVi
     mypage::request_for(pool, deal.id(), reader)
         .await
         .expect("reading mypage")
-}
-
-/// Follows a cursor-paginated query page by page (through the cursor's text form, as a
-/// client would) until it says there is no next page.
-pub async fn every_page<T, F, Fut>(mut page: F) -> Vec<T>
-where
-    F: FnMut(Option<PageCursor>) -> Fut,
-    Fut: Future<Output = Page<T>>,
-{
-    let mut all = Vec::new();
-    let mut cursor = None;
-    for _ in 0..50 {
-        let page = page(cursor).await;
-        assert!(
-            page.items.len() <= 1,
-            "a page of limit 1 had {}",
-            page.items.len()
-        );
-        all.extend(page.items);
-        let Some(next) = page.next_cursor else {
-            return all;
-        };
-        cursor = Some(PageCursor::decode(&next).expect("a cursor round-trips"));
-    }
-    panic!("pagination never ended");
 }

@@ -1,6 +1,6 @@
 use carrot_domain::{Actor, ListingId, UserId};
 use carrot_projections::testing::test_database;
-use carrot_projections::timeline::{self, TimelineProjection};
+use carrot_projections::views::timeline::{self, TimelineProjection};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 

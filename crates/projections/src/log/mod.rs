@@ -1,0 +1,17 @@
+//! The event log as its followers see it: the ordered reader (`reader.rs`), and what follows
+//! it (a subscriber, the runner that feeds it batches under its checkpoint, the events it
+//! holds in quarantine, its progress, and the wake-ups that spare polling).
+
+pub mod checkpoint;
+pub mod notify;
+pub mod quarantine;
+pub mod reader;
+pub mod runner;
+pub mod signals;
+pub mod status;
+pub mod subscriber;
+
+pub use reader::{
+    events_of_aggregate, events_of_trade, last_event_of, read_after, read_between, Checkpoint,
+    MalformedToken, StoredEvent,
+};

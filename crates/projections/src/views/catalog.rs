@@ -1,0 +1,219 @@
+//! The catalog view: every listing with its current status, for browsing and for
+//! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema.
+
+use crate::views::page::{Page, PageCursor};
+use async_trait::async_trait;
+use carrot_domain::listing::{Listing, ListingEvent};
+use carrot_domain::ListingId;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::log::subscriber::{ApplyError, Subscriber};
+use crate::log::StoredEvent;
+use crate::postgres::Db;
+use crate::views::fold::{self, Fold, KeyedRow};
+
+/// The subscriber that keeps the catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogProjection;
+
+/// The subscriber's name, its checkpoint row and its schema.
+pub const CATALOG: &str = "catalog";
+
+#[async_trait]
+impl Subscriber for CatalogProjection {
+    fn name(&self) -> &'static str {
+        CATALOG
+    }
+
+    // Rows carry a version guard (`VERSIONS`): replaying old events changes nothing.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Listing::TYPE])
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let keys = fold::to_load(events.iter().map(|(_, e)| {
+            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+            (e.listing_id().as_uuid(), creates)
+        }));
+        let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
+        for (stored, event) in events {
+            fold(&mut listings, stored.sequence, event);
+        }
+        listings.store(tx).await
+    }
+}
+
+/// A row of `catalog.listings`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+struct ListingRow {
+    listing_id: Uuid,
+    seller_id: Uuid,
+    title: String,
+    description: String,
+    price: i64,
+    category: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The aggregate sequence of the last event applied: an event at or below it is skipped.
+    version: i64,
+}
+
+impl KeyedRow for ListingRow {
+    const TABLE: &'static str = "listings";
+    const KEY: &'static str = "listing_id";
+    const VERSIONS: &'static [&'static str] = &["version"];
+    fn key(&self) -> Uuid {
+        self.listing_id
+    }
+}
+
+fn fold(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
+    let id = event.listing_id().as_uuid();
+    if let ListingEvent::ListingRegistered {
+        listing_id,
+        seller_id,
+        title,
+        description,
+        price,
+        category,
+        registered_at,
+    } = event
+    {
+        listings.create(ListingRow {
+            listing_id: listing_id.as_uuid(),
+            seller_id: seller_id.as_uuid(),
+            title: title.as_str().to_owned(),
+            description: description.as_str().to_owned(),
+            price: price.as_krw(),
+            category: category.map(|c| c.as_str().to_owned()),
+            status: "available".into(),
+            created_at: registered_at,
+            updated_at: registered_at,
+            version,
+        });
+        return;
+    }
+    let Some(row) = listings.change(id).filter(|row| row.version < version) else {
+        return;
+    };
+    row.version = version;
+    if let Some((status, at)) = event.status_change() {
+        row.status = status.to_owned();
+        row.updated_at = at;
+    } else if let ListingEvent::ListingEdited {
+        title,
+        description,
+        price,
+        edited_at,
+        ..
+    } = event
+    {
+        row.title = title.as_str().to_owned();
+        row.description = description.as_str().to_owned();
+        row.price = price.as_krw();
+        row.updated_at = edited_at;
+    }
+}
+
+/// A listing as the catalog shows it (the `GET /listings/{id}` body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ListingView {
+    /// The listing.
+    pub listing_id: Uuid,
+    /// Who sells it.
+    pub seller_id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+    /// The asking price in KRW.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub price: i64,
+    /// Its category, if any.
+    pub category: Option<String>,
+    /// Its status.
+    #[schema(value_type = crate::views::statuses::ListingStatus)]
+    pub status: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+const VIEW_COLUMNS: &str =
+    "listing_id, seller_id, title, description, price, category, status, created_at, updated_at";
+
+/// One listing by id, if the catalog has it.
+#[tracing::instrument(skip(pool))]
+pub async fn listing_by_id(pool: &Db, id: ListingId) -> Result<Option<ListingView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {VIEW_COLUMNS} FROM catalog.listings WHERE listing_id = $1"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await
+}
+
+/// What to list.
+#[derive(Debug, Clone)]
+pub struct CatalogQuery {
+    /// Only listings in this status.
+    pub status: String,
+    /// A case-insensitive substring of the title or description.
+    pub text: Option<String>,
+    /// Continue after this cursor.
+    pub after: Option<PageCursor>,
+    /// At most this many items.
+    pub limit: i64,
+}
+
+/// One page of the catalog, newest first, and the cursor of the next page if there is one.
+#[tracing::instrument(skip(pool))]
+pub async fn list(pool: &Db, query: &CatalogQuery) -> Result<Page<ListingView>, sqlx::Error> {
+    let pattern = query
+        .text
+        .as_deref()
+        .map(|t| format!("%{}%", escape_like(t)));
+    let items: Vec<ListingView> = sqlx::query_as(&format!(
+        "SELECT {VIEW_COLUMNS} FROM catalog.listings
+          WHERE status = $1
+            AND ($2::text IS NULL OR title ILIKE $2 OR description ILIKE $2)
+            AND ($3::timestamptz IS NULL OR (created_at, listing_id) < ($3, $4))
+          ORDER BY created_at DESC, listing_id DESC
+          LIMIT $5"
+    ))
+    .bind(&query.status)
+    .bind(pattern)
+    .bind(query.after.map(|c| c.created_at))
+    .bind(query.after.map(|c| c.id))
+    .bind(query.limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::cut(items, query.limit, |l| {
+        PageCursor::after(l.created_at, l.listing_id).encode()
+    }))
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

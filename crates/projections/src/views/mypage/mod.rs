@@ -1,0 +1,333 @@
+//! MyPage: each user's purchases (their requests, with status and payment status), sales
+//! (their listings with the requests on them) and money (held, refunded, paid out, earned,
+//! summed at read time). Kept by the `mypage` subscriber in the `mypage` schema.
+//!
+//! A request that never reached its seller (its payment was declined, or it was abandoned
+//! after a capture whose answer was lost) is its buyer's alone. This file folds the events
+//! into rows; `queries.rs` reads them.
+
+use async_trait::async_trait;
+use carrot_domain::listing::{Listing, ListingEvent};
+use carrot_domain::payment::{MovementKind, Payment, PaymentEvent};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent as E};
+use carrot_domain::{PaymentId, Price, Trade};
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+mod queries;
+
+pub use crate::views::page::PageCursor;
+pub use queries::{
+    purchases, request_for, sales, summary, Counts, Money, PaymentSummary, RequestView, SaleView,
+    Summary, REQUESTS_PER_SALE,
+};
+
+use crate::log::subscriber::{ApplyError, Subscriber};
+use crate::log::StoredEvent;
+use crate::views::fold::{self, Fold, KeyedRow};
+
+/// The subscriber that keeps MyPage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MyPageProjection;
+
+/// The subscriber's name, its checkpoint row and its schema.
+pub const MYPAGE: &str = "mypage";
+
+#[async_trait]
+impl Subscriber for MyPageProjection {
+    fn name(&self) -> &'static str {
+        MYPAGE
+    }
+
+    // Rows carry version guards (`VERSIONS`): replaying old events changes nothing.
+    fn replays_idempotently(&self) -> bool {
+        true
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
+        if !listing_events.is_empty() {
+            let keys = fold::to_load(listing_events.iter().map(|(_, e)| {
+                let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+                (e.listing_id().as_uuid(), creates)
+            }));
+            let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
+            for (stored, event) in listing_events {
+                fold_listing(&mut listings, stored.sequence, event);
+            }
+            listings.store(tx).await?;
+        }
+        let request_events = fold::decode::<E>(events, PurchaseRequest::TYPE)?;
+        let payment_events = fold::decode::<PaymentEvent>(events, Payment::TYPE)?;
+        if request_events.is_empty() && payment_events.is_empty() {
+            return Ok(());
+        }
+        // Captures and declines come before their request and change no row: only
+        // settlements of payments touch requests.
+        let keys = fold::to_load(
+            request_events
+                .iter()
+                .map(|(_, e)| {
+                    let creates = matches!(
+                        e,
+                        E::PurchaseRequested { .. }
+                            | E::PurchaseRequestPaymentFailed { .. }
+                            | E::PurchaseRequestAbandoned { .. }
+                    );
+                    (e.trade().request_id.as_uuid(), creates)
+                })
+                .chain(
+                    payment_events
+                        .iter()
+                        .filter(|(_, e)| {
+                            matches!(
+                                e,
+                                PaymentEvent::PaymentRefunded { .. }
+                                    | PaymentEvent::PaymentPaidOut { .. }
+                                    | PaymentEvent::PaymentSettledOutside { .. }
+                            )
+                        })
+                        .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
+                ),
+        );
+        let mut requests = Fold::<RequestRow>::load(tx, keys).await?;
+        // In log order across both aggregates: a capture precedes its request, a refund
+        // follows its request's end.
+        let mut request_events = request_events.into_iter().peekable();
+        let mut payment_events = payment_events.into_iter().peekable();
+        loop {
+            let request_first = match (request_events.peek(), payment_events.peek()) {
+                (Some((r, _)), Some((p, _))) => r.checkpoint < p.checkpoint,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if request_first {
+                if let Some((stored, event)) = request_events.next() {
+                    fold_request(&mut requests, stored.sequence, event);
+                }
+            } else if let Some((stored, event)) = payment_events.next() {
+                fold_payment(&mut requests, stored.sequence, event);
+            }
+        }
+        requests.store(tx).await
+    }
+}
+
+/// A row of `mypage.listings`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+struct ListingRow {
+    listing_id: Uuid,
+    seller_id: Uuid,
+    title: String,
+    price: i64,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl KeyedRow for ListingRow {
+    const TABLE: &'static str = "listings";
+    const KEY: &'static str = "listing_id";
+    const VERSIONS: &'static [&'static str] = &["version"];
+    fn key(&self) -> Uuid {
+        self.listing_id
+    }
+}
+
+/// A row of `mypage.requests`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+struct RequestRow {
+    request_id: Uuid,
+    listing_id: Uuid,
+    buyer_id: Uuid,
+    seller_id: Uuid,
+    price: i64,
+    status: String,
+    reason: Option<String>,
+    payment_id: Uuid,
+    payment_status: String,
+    seen_by_seller: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+    payment_version: i64,
+}
+
+impl KeyedRow for RequestRow {
+    const TABLE: &'static str = "requests";
+    const KEY: &'static str = "request_id";
+    const VERSIONS: &'static [&'static str] = &["version", "payment_version"];
+    fn key(&self) -> Uuid {
+        self.request_id
+    }
+}
+
+fn fold_listing(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
+    let id = event.listing_id().as_uuid();
+    if let ListingEvent::ListingRegistered {
+        listing_id,
+        seller_id,
+        title,
+        price,
+        registered_at,
+        ..
+    } = event
+    {
+        listings.create(ListingRow {
+            listing_id: listing_id.as_uuid(),
+            seller_id: seller_id.as_uuid(),
+            title: title.as_str().to_owned(),
+            price: price.as_krw(),
+            status: "available".into(),
+            created_at: registered_at,
+            updated_at: registered_at,
+            version,
+        });
+        return;
+    }
+    let Some(row) = listings.change(id).filter(|row| row.version < version) else {
+        return;
+    };
+    row.version = version;
+    if let Some((status, at)) = event.status_change() {
+        row.status = status.to_owned();
+        row.updated_at = at;
+    } else if let ListingEvent::ListingEdited {
+        title,
+        price,
+        edited_at,
+        ..
+    } = event
+    {
+        row.title = title.as_str().to_owned();
+        row.price = price.as_krw();
+        row.updated_at = edited_at;
+    }
+}
+
+fn new_request(
+    trade: Trade,
+    price: Price,
+    payment_id: PaymentId,
+    (status, payment_status): (&str, &str),
+    reason: Option<String>,
+    at: DateTime<Utc>,
+    version: i64,
+) -> RequestRow {
+    RequestRow {
+        request_id: trade.request_id.as_uuid(),
+        listing_id: trade.listing_id.as_uuid(),
+        buyer_id: trade.buyer_id.as_uuid(),
+        seller_id: trade.seller_id.as_uuid(),
+        price: price.as_krw(),
+        status: status.to_owned(),
+        reason,
+        payment_id: payment_id.as_uuid(),
+        payment_status: payment_status.to_owned(),
+        seen_by_seller: status == "requested",
+        created_at: at,
+        updated_at: at,
+        version,
+        payment_version: 0,
+    }
+}
+
+fn fold_request(requests: &mut Fold<RequestRow>, version: i64, event: E) {
+    let id = event.trade().request_id.as_uuid();
+    // A request exists only with a captured payment (or a failed one, or an abandoned
+    // capture): the payment's status follows from how it was created.
+    let (status, at, reason) = match event {
+        E::PurchaseRequested {
+            trade,
+            price,
+            payment_id,
+            requested_at: at,
+        } => {
+            let statuses = ("requested", "captured");
+            requests.create(new_request(
+                trade, price, payment_id, statuses, None, at, version,
+            ));
+            return;
+        }
+        E::PurchaseRequestPaymentFailed {
+            trade,
+            price,
+            payment_id,
+            reason,
+            failed_at: at,
+        } => {
+            let statuses = ("payment_failed", "failed");
+            let row = new_request(
+                trade,
+                price,
+                payment_id,
+                statuses,
+                Some(reason),
+                at,
+                version,
+            );
+            requests.create(row);
+            return;
+        }
+        E::PurchaseRequestAbandoned {
+            trade,
+            price,
+            payment_id,
+            abandoned_at: at,
+        } => {
+            let statuses = ("expired", "captured");
+            requests.create(new_request(
+                trade, price, payment_id, statuses, None, at, version,
+            ));
+            return;
+        }
+        E::PurchaseRequestAccepted { accepted_at, .. } => ("accepted", accepted_at, None),
+        E::PurchaseRequestRejected {
+            rejected_at,
+            reason,
+            ..
+        } => ("rejected", rejected_at, reason),
+        E::PurchaseRequestCompleted { completed_at, .. } => ("completed", completed_at, None),
+        E::PurchaseRequestCancelled { cancelled_at, .. } => ("cancelled", cancelled_at, None),
+        E::PurchaseRequestExpired { expired_at, .. } => ("expired", expired_at, None),
+    };
+    let Some(row) = requests.change(id).filter(|row| row.version < version) else {
+        return;
+    };
+    row.version = version;
+    row.status = status.to_owned();
+    row.updated_at = at;
+    if reason.is_some() {
+        row.reason = reason;
+    }
+}
+
+/// Only settlements change a request's payment status: captures and declines come before
+/// the request exists and are implied by how it was created.
+fn fold_payment(requests: &mut Fold<RequestRow>, version: i64, event: PaymentEvent) {
+    let (status, at) = match &event {
+        PaymentEvent::PaymentRefunded { refunded_at, .. } => ("refunded", *refunded_at),
+        PaymentEvent::PaymentPaidOut { paid_out_at, .. } => ("paid_out", *paid_out_at),
+        PaymentEvent::PaymentSettledOutside {
+            kind, settled_at, ..
+        } => match kind {
+            MovementKind::Payout => ("paid_out", *settled_at),
+            _ => ("refunded", *settled_at),
+        },
+        _ => return,
+    };
+    let id = event.trade().request_id.as_uuid();
+    if let Some(row) = requests
+        .change(id)
+        .filter(|row| row.payment_version < version)
+    {
+        row.payment_status = status.to_owned();
+        row.payment_version = version;
+        row.updated_at = row.updated_at.max(at);
+    }
+}

@@ -1,0 +1,323 @@
+//! The event store behind the cqrs-es frameworks.
+//!
+//! It keeps postgres-es's table and its optimistic concurrency (the primary key on
+//! `(aggregate_type, aggregate_id, sequence)`: of two commands decided on the same version,
+//! the second append fails and is retried), but does in one statement what took four or
+//! five round trips:
+//! - load: the aggregate's snapshot, if any, and the events after it;
+//! - commit: every event of the command, the snapshot when one is due, and the place in the
+//!   log of the last event (the command's consistency token), in one autocommit `INSERT`.
+//!
+//! Snapshots are taken every [`SNAPSHOT_EVERY`] events, of the aggregate as the command left
+//! it: cqrs-es's `EventSink` has already applied the new events to the context's aggregate,
+//! so it is stored as it is (cqrs-es 0.5's own snapshot writer applies them a second time).
+//! A snapshot that no longer deserializes (the aggregate's shape changed) is ignored and the
+//! aggregate is replayed from its first event.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use cqrs_es::{
+    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
+};
+use serde_json::Value;
+
+use crate::log::notify::Notifier;
+use crate::log::Checkpoint;
+use crate::postgres::Db;
+
+/// A snapshot is written when a command crosses a multiple of this many events.
+pub const SNAPSHOT_EVERY: i64 = 100;
+
+/// What the last commit of the running task left: its consistency token and the aggregate
+/// as the command left it (the write side reads it back after `execute_with_metadata`).
+pub struct Receipt {
+    /// The place of the aggregate's last event, or `None` when it has none.
+    pub token: Option<Checkpoint>,
+    /// The aggregate after the command (`A`, boxed).
+    pub aggregate: Box<dyn Any + Send>,
+    /// Whether the command appended events (false: it was a no-op).
+    pub appended: bool,
+}
+
+/// What a command's run tells the store, and what the store leaves for it.
+struct Scope {
+    /// The command creates its aggregate under a fresh id: skip the load, start empty. If
+    /// the id was taken after all, the append conflicts on sequence 1 and the caller runs
+    /// the command again without this.
+    fresh: bool,
+    receipt: Option<Receipt>,
+}
+
+tokio::task_local! {
+    static SCOPE: RefCell<Scope>;
+}
+
+/// Runs `command` (a future calling into a framework over a [`Store`]) and returns what its
+/// commit left, if it reached one. `fresh`: the aggregate is assumed not to exist yet.
+pub async fn with_receipt<T>(
+    fresh: bool,
+    command: impl std::future::Future<Output = T>,
+) -> (T, Option<Receipt>) {
+    let scope = RefCell::new(Scope {
+        fresh,
+        receipt: None,
+    });
+    SCOPE
+        .scope(scope, async {
+            let out = command.await;
+            let receipt = SCOPE.with(|s| s.borrow_mut().receipt.take());
+            (out, receipt)
+        })
+        .await
+}
+
+fn leave(receipt: Receipt) {
+    let _ = SCOPE.try_with(|s| s.borrow_mut().receipt = Some(receipt));
+}
+
+fn assumed_fresh() -> bool {
+    SCOPE.try_with(|s| s.borrow().fresh).unwrap_or(false)
+}
+
+/// The store for aggregate type `A`.
+pub struct Store<A> {
+    pool: Db,
+    notifier: Notifier,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A> Store<A> {
+    /// A store over `pool`, waking subscribers through `notifier` after each append.
+    pub fn new(pool: Db, notifier: Notifier) -> Self {
+        Store {
+            pool,
+            notifier,
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+/// An aggregate as loaded: its state, its last sequence and where its last event is.
+pub struct Loaded<A: Aggregate> {
+    aggregate_id: String,
+    aggregate: A,
+    sequence: i64,
+    last: Option<Checkpoint>,
+}
+
+impl<A: Aggregate> AggregateContext<A> for Loaded<A> {
+    fn aggregate(&mut self) -> &mut A {
+        &mut self.aggregate
+    }
+}
+
+type Row = (i32, i64, Value, String, i64);
+
+fn failed<E: std::error::Error>(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> AggregateError<E> {
+    AggregateError::DatabaseConnectionError(Box::new(e))
+}
+
+fn checkpoint<E: std::error::Error>(
+    transaction_id: &str,
+    global_position: i64,
+) -> Result<Checkpoint, AggregateError<E>> {
+    Ok(Checkpoint {
+        transaction_id: transaction_id
+            .parse()
+            .map_err(|e: std::num::ParseIntError| AggregateError::UnexpectedError(Box::new(e)))?,
+        global_position,
+    })
+}
+
+impl<A: Aggregate + 'static> Store<A> {
+    async fn rows(&self, aggregate_id: &str, use_snapshot: bool) -> Result<Vec<Row>, sqlx::Error> {
+        sqlx::query_as(
+            "WITH s AS (SELECT sequence, payload, transaction_id, global_position
+                          FROM aggregate_snapshots
+                         WHERE $3 AND aggregate_type = $1 AND aggregate_id = $2)
+             SELECT 0, sequence, payload, transaction_id::text, global_position FROM s
+             UNION ALL
+             SELECT 1, e.sequence, e.payload, e.transaction_id::text, e.global_position
+               FROM events e
+              WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
+                AND e.sequence > coalesce((SELECT sequence FROM s), 0)
+             ORDER BY 1, 2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(use_snapshot)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Folds rows (a snapshot first, if any, then events) into a context.
+    fn fold(
+        aggregate_id: &str,
+        rows: Vec<Row>,
+    ) -> Result<Option<Loaded<A>>, AggregateError<A::Error>> {
+        let mut context = Loaded {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            sequence: 0,
+            last: None,
+        };
+        for (part, sequence, payload, tx, position) in rows {
+            if part == 0 {
+                match serde_json::from_value::<A>(payload) {
+                    Ok(aggregate) => context.aggregate = aggregate,
+                    Err(_) => return Ok(None),
+                }
+            } else {
+                let event: A::Event = serde_json::from_value(payload)
+                    .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?;
+                context.aggregate.apply(event);
+            }
+            context.sequence = sequence;
+            context.last = Some(checkpoint(&tx, position)?);
+        }
+        Ok(Some(context))
+    }
+}
+
+impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
+    type AC = Loaded<A>;
+
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let rows = self.rows(aggregate_id, false).await.map_err(failed)?;
+        rows.into_iter()
+            .map(|(_, sequence, payload, _, _)| {
+                Ok(EventEnvelope {
+                    aggregate_id: aggregate_id.to_owned(),
+                    sequence: usize::try_from(sequence).unwrap_or_default(),
+                    payload: serde_json::from_value(payload)
+                        .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?,
+                    metadata: HashMap::new(),
+                })
+            })
+            .collect()
+    }
+
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Loaded<A>, AggregateError<A::Error>> {
+        if assumed_fresh() {
+            return Ok(Loaded {
+                aggregate_id: aggregate_id.to_owned(),
+                aggregate: A::default(),
+                sequence: 0,
+                last: None,
+            });
+        }
+        let rows = self.rows(aggregate_id, true).await.map_err(failed)?;
+        if let Some(context) = Self::fold(aggregate_id, rows)? {
+            return Ok(context);
+        }
+        // The snapshot no longer fits the aggregate: replay every event instead.
+        let rows = self.rows(aggregate_id, false).await.map_err(failed)?;
+        Self::fold(aggregate_id, rows)?
+            .ok_or_else(|| AggregateError::UnexpectedError("unreadable snapshot".into()))
+    }
+
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: Loaded<A>,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        if events.is_empty() {
+            leave(Receipt {
+                token: context.last,
+                aggregate: Box::new(context.aggregate),
+                appended: false,
+            });
+            return Ok(Vec::new());
+        }
+        let first = context.sequence + 1;
+        let last = context.sequence + events.len() as i64;
+        let sequences: Vec<i64> = (first..=last).collect();
+        let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+        let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
+        let payloads: Vec<Value> = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
+        let meta = serde_json::to_value(&metadata)
+            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
+        let snapshot = if last / SNAPSHOT_EVERY > context.sequence / SNAPSHOT_EVERY {
+            Some(
+                serde_json::to_value(&context.aggregate)
+                    .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?,
+            )
+        } else {
+            None
+        };
+        let appended: Result<(String, i64), sqlx::Error> = sqlx::query_as(
+            "WITH appended AS (
+                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                     payload, metadata)
+                 SELECT $1, $2, s, t, v, p, $7
+                   FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS e(s, t, v, p)
+                 RETURNING transaction_id, global_position, sequence),
+             snapshot AS (
+                 INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, payload,
+                                                  transaction_id, global_position)
+                 SELECT $1, $2, a.sequence, $8, a.transaction_id, a.global_position
+                   FROM appended a WHERE $8::jsonb IS NOT NULL
+                  ORDER BY a.sequence DESC LIMIT 1
+                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                    SET sequence = EXCLUDED.sequence, payload = EXCLUDED.payload,
+                        transaction_id = EXCLUDED.transaction_id,
+                        global_position = EXCLUDED.global_position
+                  WHERE aggregate_snapshots.sequence < EXCLUDED.sequence)
+             SELECT transaction_id::text, global_position FROM appended ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(A::TYPE)
+        .bind(&context.aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&meta)
+        .bind(&snapshot)
+        .fetch_one(&self.pool)
+        .await;
+        let (tx, position) = match appended {
+            Ok(row) => row,
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                return Err(AggregateError::AggregateConflict)
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let token = checkpoint(&tx, position)?;
+        self.notifier.appended();
+        let envelopes = events
+            .into_iter()
+            .zip(sequences)
+            .map(|(payload, sequence)| EventEnvelope {
+                aggregate_id: context.aggregate_id.clone(),
+                sequence: usize::try_from(sequence).unwrap_or_default(),
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        leave(Receipt {
+            token: Some(token),
+            aggregate: Box::new(context.aggregate),
+            appended: true,
+        });
+        Ok(envelopes)
+    }
+}

@@ -1,0 +1,305 @@
+//! The write side, shared by the HTTP handlers and the settlement saga's dispatcher: one
+//! cqrs-es framework per aggregate over Carrot's event store (`event_store.rs`), and command
+//! execution that retries a lost optimistic-concurrency race inside the server and answers
+//! with the consistency token of the aggregate's last event; and the purchase-request slot a
+//! buyer claims before any money moves (`slots.rs`).
+
+pub mod event_store;
+pub mod slots;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carrot_domain::listing::{Listing, ListingServices};
+use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
+use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
+use carrot_domain::Clock;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+
+use crate::log::notify::Notifier;
+use crate::log::Checkpoint;
+use crate::postgres::Db;
+use event_store::{with_receipt, Store};
+
+/// How many times a command is tried when another writer got to the aggregate first.
+const ATTEMPTS: u32 = 8;
+
+/// A failure that is ours, not the caller's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a command did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused it (a business rule).
+    #[error(transparent)]
+    Refused(E),
+    /// Other writers kept winning the race for the aggregate, retries included.
+    #[error("too many concurrent changes to the same aggregate")]
+    Contended,
+    /// The database or the stored events failed us.
+    #[error("command failed: {0}")]
+    Failed(BoxError),
+}
+
+/// What an executed command left.
+#[derive(Debug)]
+pub struct Executed<A> {
+    /// The checkpoint of the aggregate's last event (the consistency token).
+    pub token: Checkpoint,
+    /// The aggregate as the command left it.
+    pub aggregate: A,
+    /// Whether the command appended events (false: it had been done already).
+    pub appended: bool,
+}
+
+/// A cqrs-es framework over Carrot's event store.
+pub type Framework<A> = CqrsFramework<A, Store<A>>;
+
+/// The three aggregates' command frameworks over one pool.
+pub struct WriteSide {
+    pool: Db,
+    listings: Framework<Listing>,
+    requests: Framework<PurchaseRequest>,
+    payments: Framework<Payment>,
+    request_services: PurchaseRequestServices,
+}
+
+/// An aggregate the write side can route a command to.
+pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> + 'static {
+    /// Its framework.
+    fn framework(write: &WriteSide) -> &Framework<Self>;
+}
+
+impl Routed for Listing {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
+        &write.listings
+    }
+}
+
+impl Routed for PurchaseRequest {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
+        &write.requests
+    }
+}
+
+impl Routed for Payment {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
+        &write.payments
+    }
+}
+
+impl WriteSide {
+    /// The frameworks over `pool`, with the default deadlines; `gateway` is used as given
+    /// (wrap it first).
+    pub fn new(pool: Db, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Self {
+        Self::with_deadlines(pool, clock, gateway, Deadlines::default())
+    }
+
+    /// The frameworks over `pool`, purchase requests keeping `deadlines`.
+    pub fn with_deadlines(
+        pool: Db,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+        deadlines: Deadlines,
+    ) -> Self {
+        let notifier = Notifier::start(&pool);
+        let request_services = PurchaseRequestServices {
+            clock: clock.clone(),
+            deadlines,
+        };
+        WriteSide {
+            listings: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
+                vec![],
+                ListingServices {
+                    clock: clock.clone(),
+                },
+            ),
+            requests: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
+                vec![],
+                request_services.clone(),
+            ),
+            payments: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone()),
+                vec![],
+                PaymentServices { gateway, clock },
+            ),
+            pool,
+            request_services,
+        }
+    }
+
+    /// What purchase requests decide with (their clock and deadlines): for checking a
+    /// command before touching another aggregate for it.
+    pub fn request_services(&self) -> &PurchaseRequestServices {
+        &self.request_services
+    }
+
+    /// Executes `command` on aggregate `id`; returns the checkpoint of the aggregate's last
+    /// event (the consistency token), which is an earlier one when the command was a no-op.
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Checkpoint, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.execute_for::<A>(id, command, metadata)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    /// Executes `command` and also returns the aggregate as the command left it.
+    pub async fn execute_for<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, false)
+            .await
+            .map(|done| (done.token, done.aggregate))
+    }
+
+    /// Executes a command that creates its aggregate under an id fresh from this request:
+    /// no load first (if the id exists after all, a retry under an idempotency key, the
+    /// append conflicts and the command runs again the usual way).
+    pub async fn create<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Checkpoint, A), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, true)
+            .await
+            .map(|done| (done.token, done.aggregate))
+    }
+
+    /// Executes `command` (`fresh`: under an id fresh from this request, as [`Self::create`])
+    /// and also tells whether it appended anything.
+    pub async fn execute_reporting<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        self.run::<A>(id, command, metadata, fresh).await
+    }
+
+    async fn run<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        let name = crate::metrics::variant_name(&command);
+        let outcome = self.try_execute::<A>(id, command, metadata, fresh).await;
+        let (label, code) = match &outcome {
+            Ok(_) => ("ok", String::new()),
+            Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
+            Err(CommandError::Contended) => ("contended", String::new()),
+            Err(CommandError::Failed(_)) => ("failed", String::new()),
+        };
+        crate::metrics::global().inc(
+            "carrot_commands_total",
+            &[
+                ("aggregate", A::TYPE),
+                ("command", &name),
+                ("outcome", label),
+                ("refusal", &code),
+            ],
+        );
+        outcome
+    }
+
+    async fn try_execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+    ) -> Result<Executed<A>, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (outcome, receipt) = with_receipt(
+                fresh && attempt == 1,
+                A::framework(self).execute_with_metadata(id, command.clone(), metadata.clone()),
+            )
+            .await;
+            match outcome {
+                Ok(()) => {
+                    let receipt = receipt
+                        .ok_or_else(|| CommandError::Failed("a command left no receipt".into()))?;
+                    let aggregate = receipt.aggregate.downcast::<A>().map_err(|_| {
+                        CommandError::Failed("a receipt of another aggregate".into())
+                    })?;
+                    // A no-op on an aggregate with no events: any view satisfies it.
+                    return Ok(Executed {
+                        token: receipt.token.unwrap_or(Checkpoint::ORIGIN),
+                        aggregate: *aggregate,
+                        appended: receipt.appended,
+                    });
+                }
+                // Assumed fresh, but the id exists: decide again on what is there, at once.
+                Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}
+                Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
+                    // Another command appended first: reload and decide again, after a
+                    // jittered pause so the racers spread out.
+                    let ceiling = 1u64 << attempt.min(6);
+                    let pause = rand::random::<u64>() % (ceiling + 1);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(AggregateError::AggregateConflict) => return Err(CommandError::Contended),
+                Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
+                Err(AggregateError::DatabaseConnectionError(e))
+                | Err(AggregateError::DeserializationError(e))
+                | Err(AggregateError::UnexpectedError(e)) => return Err(CommandError::Failed(e)),
+            }
+        }
+    }
+
+    /// The current state of one aggregate, from its snapshot and the events after it. For
+    /// decisions on the write side only: reads go to views.
+    pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, BoxError> {
+        match Store::<A>::new(self.pool.clone(), Notifier::silent())
+            .load_aggregate(id)
+            .await
+        {
+            Ok(mut context) => Ok(std::mem::take(cqrs_es::AggregateContext::aggregate(
+                &mut context,
+            ))),
+            Err(AggregateError::DatabaseConnectionError(e))
+            | Err(AggregateError::DeserializationError(e))
+            | Err(AggregateError::UnexpectedError(e)) => Err(e),
+            Err(other) => Err(other.to_string().into()),
+        }
+    }
+}
