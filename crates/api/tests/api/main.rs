@@ -5,6 +5,9 @@ mod admin;
 mod authorization;
 mod bounds;
 mod breaker;
+#[path = "../common/mod.rs"]
+mod common;
+mod corpus;
 mod crash;
 mod deadlines;
 mod health;
