@@ -89,10 +89,11 @@ def kustomize(directory):
 
 
 def known_names():
-    """The names the binary reads: clap's `env = "CARROT_..."` in config.rs, and the two
+    """The names the binary reads: clap's `env = "CARROT_..."` in config/, and the two
     that telemetry.rs reads before the command line is parsed (CARROT_LOG, _FORMAT)."""
-    config = (ROOT / "crates/api/src/config.rs").read_text()
-    names = set(re.findall(r'env\s*=\s*"(CARROT_[A-Z0-9_]+)"', config))
+    names = set()
+    for config in (ROOT / "crates/api/src/config").glob("*.rs"):
+        names |= set(re.findall(r'env\s*=\s*"(CARROT_[A-Z0-9_]+)"', config.read_text()))
     for source in (ROOT / "crates/api/src").rglob("*.rs"):
         names |= set(
             re.findall(
@@ -101,7 +102,7 @@ def known_names():
             )
         )
     if len(names) < 10:
-        fail(f"found only {len(names)} CARROT_* names in crates/api/src: did config.rs move?")
+        fail(f"found only {len(names)} CARROT_* names in crates/api/src: did config/ move?")
     return names
 
 
@@ -119,7 +120,7 @@ def check_names():
                 if name not in known:
                     unknown.append(f"{path.relative_to(ROOT)}:{number}: {name}")
     if unknown:
-        fail("names the binary does not read (crates/api/src/config.rs):\n  " + "\n  ".join(unknown))
+        fail("names the binary does not read (crates/api/src/config/):\n  " + "\n  ".join(unknown))
     print(f"CARROT_* names: the {len(used)} used in the deployment files are all read by the binary")
 
 
