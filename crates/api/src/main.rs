@@ -40,6 +40,13 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.into()),
         },
+        Command::Events(args) if args.check => {
+            with_database(&args.database, |pool| async move {
+                let mut out = std::io::stdout().lock();
+                ops::events::check(&pool, &mut out).await
+            })
+            .await
+        }
         Command::Events(args) => match selection(&args) {
             Ok(selection) => {
                 with_database(&args.database, |pool| async move {

@@ -173,7 +173,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     .fetch_one(&state.pool)
     .await?;
     let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
-    let per_subscriber: [Gauge<SubscriberStatus>; 3] = [
+    let per_subscriber: [Gauge<SubscriberStatus>; 4] = [
         (
             "carrot_subscription_lag_events",
             "Events in the log a subscriber has not applied yet.",
@@ -188,6 +188,11 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
             "carrot_subscription_quarantined_events",
             "Events a subscriber holds in quarantine: poisons it cannot read and the later events of their aggregates.",
             |s| s.quarantined as f64,
+        ),
+        (
+            "carrot_subscription_failing",
+            "1 while a subscriber's last batch failed (an event this code cannot read, the database): it retries, and stays where it is; why is in GET /admin/subscriptions.",
+            |s| f64::from(u8::from(s.last_error.is_some())),
         ),
     ];
     for (name, help, value) in per_subscriber {

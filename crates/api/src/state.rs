@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use carrot_domain::schema::StateVersion;
 use carrot_domain::Clock;
 use carrot_projections::postgres::Db;
 use carrot_projections::views::consistency::WaitBound;
@@ -82,7 +83,10 @@ impl AppState {
 
     /// The current state of one aggregate, replayed from its events. For decisions on the
     /// write side only: reads go to views.
-    pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, ApiError> {
+    pub async fn load<A: Aggregate + StateVersion + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<A, ApiError> {
         self.write.load::<A>(id).await.map_err(ApiError::Internal)
     }
 }

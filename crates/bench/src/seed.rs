@@ -8,12 +8,13 @@
 //! events per trade on average.
 
 use carrot_domain::listing::fields::{Description, ListingTitle};
-use carrot_domain::listing::ListingEvent;
+use carrot_domain::listing::{Change, ListingChanges, ListingEvent};
 use carrot_domain::payment::PaymentEvent;
 use carrot_domain::purchase_request::PurchaseRequestEvent;
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, Money, PaymentId, Price, RequestId, Trade, UserId};
 use chrono::{DateTime, Duration, Utc};
+use cqrs_es::DomainEvent;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -37,6 +38,7 @@ struct Row {
     aggregate_id: String,
     sequence: i64,
     event_type: String,
+    event_version: String,
     payload: Value,
     metadata: Value,
 }
@@ -49,7 +51,7 @@ struct Trader {
 }
 
 impl Trader {
-    fn push<E: serde::Serialize>(
+    fn push<E: serde::Serialize + DomainEvent>(
         &mut self,
         aggregate_type: &'static str,
         id: String,
@@ -58,15 +60,12 @@ impl Trader {
         actor: Actor,
     ) {
         let payload = serde_json::to_value(&event).unwrap_or(Value::Null);
-        let event_type = payload
-            .as_object()
-            .and_then(|o| o.keys().next().cloned())
-            .unwrap_or_default();
         self.rows.push(Row {
             aggregate_type,
             aggregate_id: id,
             sequence,
-            event_type,
+            event_type: event.event_type(),
+            event_version: event.event_version(),
             payload,
             metadata: json!({
                 "actor": actor.to_string(),
@@ -306,14 +305,16 @@ async fn write(pool: &PgPool, rows: &[Row]) -> Result<usize, sqlx::Error> {
     let ids: Vec<&str> = rows.iter().map(|r| r.aggregate_id.as_str()).collect();
     let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
     let names: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    let versions: Vec<&str> = rows.iter().map(|r| r.event_version.as_str()).collect();
     let payloads: Vec<&Value> = rows.iter().map(|r| &r.payload).collect();
     let metadata: Vec<&Value> = rows.iter().map(|r| &r.metadata).collect();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)
-         SELECT t, i, s, e, '1.0', p, m
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::jsonb[])
-             AS r(t, i, s, e, p, m)",
+         SELECT t, i, s, e, v, p, m
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::jsonb[],
+                       $7::text[])
+             AS r(t, i, s, e, p, m, v)",
     )
     .bind(types)
     .bind(ids)
@@ -321,6 +322,7 @@ async fn write(pool: &PgPool, rows: &[Row]) -> Result<usize, sqlx::Error> {
     .bind(names)
     .bind(payloads)
     .bind(metadata)
+    .bind(versions)
     .execute(pool)
     .await?;
     Ok(rows.len())
@@ -340,18 +342,25 @@ pub async fn edits(pool: &PgPool, listing: &str, count: usize) -> Result<(), sql
     };
     let rows: Vec<Row> = (1..=count)
         .filter_map(|n| {
+            let (from_price, to_price) =
+                (10_000 + (n as i64 - 1) % 1_000, 10_000 + n as i64 % 1_000);
             let event = ListingEvent::ListingEdited {
                 listing_id,
-                title: ListingTitle::parse("Benchmark bicycle").ok()?,
-                description: Description::parse("Edited again and again").ok()?,
-                price: Price::parse(10_000 + (n as i64 % 1_000)).ok()?,
+                changes: ListingChanges {
+                    price: Some(Change {
+                        from: Some(Price::parse(from_price).ok()?),
+                        to: Price::parse(to_price).ok()?,
+                    }),
+                    ..ListingChanges::default()
+                },
                 edited_at: Utc::now(),
             };
             Some(Row {
                 aggregate_type: "listing",
                 aggregate_id: listing.to_owned(),
                 sequence: from + n as i64,
-                event_type: "ListingEdited".into(),
+                event_type: event.event_type(),
+                event_version: event.event_version(),
                 payload: serde_json::to_value(&event).ok()?,
                 metadata: seller.clone(),
             })

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod money;
 pub mod payment;
 pub mod purchase_request;
+pub mod schema;
 pub mod trade;
 
 pub use actor::Actor;

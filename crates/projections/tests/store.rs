@@ -1,18 +1,28 @@
 //! The event store: snapshots give the same aggregate as replaying every event, concurrent
 //! appends on one version conflict, commits report their place in the log, and a snapshot
-//! that no longer fits is ignored.
+//! that no longer fits, or holds another version of the state, is ignored.
+//!
+//! And the table is postgres-es's. Carrot appends with its own store (one statement per
+//! command, README), but what it writes postgres-es reads: a listing Carrot wrote loads
+//! through postgres-es's own repository to the same state, and one postgres-es committed
+//! loads through Carrot's store and reaches the ordered log like any other event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use carrot_domain::listing::fields::{Description, ListingTitle};
 use carrot_domain::listing::{Listing, ListingCommand, ListingServices};
+use carrot_domain::schema::StateVersion;
 use carrot_domain::{FixedClock, ListingId, Price, UserId};
-use carrot_projections::log::last_event_of;
 use carrot_projections::log::notify::Notifier;
-use carrot_projections::testing::test_database;
+use carrot_projections::log::{events_of_aggregate, last_event_of};
+use carrot_projections::testing::{test_database, TestDatabase};
 use carrot_projections::write_side::event_store::{with_receipt, Store, SNAPSHOT_EVERY};
 use chrono::{TimeZone, Utc};
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, CqrsFramework, EventStore};
+use postgres_es::PostgresEventRepository;
+use sqlx::postgres::PgPoolOptions;
 
 fn services() -> ListingServices {
     ListingServices {
@@ -42,6 +52,15 @@ fn edit(seller: UserId, n: i64) -> ListingCommand {
     }
 }
 
+/// Carrot's command framework for listings over `db`.
+fn carrot_framework(db: &TestDatabase) -> CqrsFramework<Listing, Store<Listing>> {
+    CqrsFramework::new(
+        Store::<Listing>::new(db.pool.clone(), Notifier::silent()),
+        vec![],
+        services(),
+    )
+}
+
 /// Replays every event of the listing from the first, ignoring any snapshot.
 async fn replayed(store: &Store<Listing>, id: &str) -> Listing {
     let mut listing = Listing::default();
@@ -54,11 +73,7 @@ async fn replayed(store: &Store<Listing>, id: &str) -> Listing {
 #[tokio::test]
 async fn a_snapshotted_listing_equals_one_replayed_from_every_event() {
     let db = test_database().await;
-    let cqrs = CqrsFramework::new(
-        Store::<Listing>::new(db.pool.clone(), Notifier::silent()),
-        vec![],
-        services(),
-    );
+    let cqrs = carrot_framework(&db);
     let (listing, seller) = (ListingId::new(), UserId::new());
     let id = listing.to_string();
     cqrs.execute(&id, register(listing, seller)).await.unwrap();
@@ -109,11 +124,7 @@ async fn a_snapshotted_listing_equals_one_replayed_from_every_event() {
 async fn two_commits_on_the_same_version_conflict_and_nothing_of_the_loser_is_kept() {
     let db = test_database().await;
     let store = Store::<Listing>::new(db.pool.clone(), Notifier::silent());
-    let cqrs = CqrsFramework::new(
-        Store::<Listing>::new(db.pool.clone(), Notifier::silent()),
-        vec![],
-        services(),
-    );
+    let cqrs = carrot_framework(&db);
     let (listing, seller) = (ListingId::new(), UserId::new());
     let id = listing.to_string();
     cqrs.execute(&id, register(listing, seller)).await.unwrap();
@@ -121,9 +132,13 @@ async fn two_commits_on_the_same_version_conflict_and_nothing_of_the_loser_is_ke
     let second = store.load_aggregate(&id).await.unwrap();
     let event = |price: i64| carrot_domain::listing::ListingEvent::ListingEdited {
         listing_id: listing,
-        title: ListingTitle::parse("Bookshelf").unwrap(),
-        description: Description::parse("Oak, five shelves").unwrap(),
-        price: Price::parse(price).unwrap(),
+        changes: carrot_domain::listing::ListingChanges {
+            price: Some(carrot_domain::listing::Change {
+                from: Some(Price::parse(50_000).unwrap()),
+                to: Price::parse(price).unwrap(),
+            }),
+            ..Default::default()
+        },
         edited_at: Utc::now(),
     };
     store
@@ -143,11 +158,7 @@ async fn two_commits_on_the_same_version_conflict_and_nothing_of_the_loser_is_ke
 #[tokio::test]
 async fn a_commit_reports_its_last_events_place_and_a_no_op_the_aggregates_latest() {
     let db = test_database().await;
-    let cqrs = CqrsFramework::new(
-        Store::<Listing>::new(db.pool.clone(), Notifier::silent()),
-        vec![],
-        services(),
-    );
+    let cqrs = carrot_framework(&db);
     let (listing, seller) = (ListingId::new(), UserId::new());
     let id = listing.to_string();
     let (outcome, receipt) =
@@ -168,20 +179,23 @@ async fn a_commit_reports_its_last_events_place_and_a_no_op_the_aggregates_lates
     assert!(receipt.aggregate.downcast::<Listing>().is_ok());
 }
 
-#[tokio::test]
-async fn a_snapshot_that_no_longer_fits_is_ignored_and_every_event_replayed() {
+/// A listing with one snapshot (at event 100) and one event after it: its database, id
+/// and seller.
+async fn snapshotted_listing() -> (TestDatabase, String, UserId) {
     let db = test_database().await;
-    let cqrs = CqrsFramework::new(
-        Store::<Listing>::new(db.pool.clone(), Notifier::silent()),
-        vec![],
-        services(),
-    );
+    let cqrs = carrot_framework(&db);
     let (listing, seller) = (ListingId::new(), UserId::new());
     let id = listing.to_string();
     cqrs.execute(&id, register(listing, seller)).await.unwrap();
     for n in 1..=SNAPSHOT_EVERY {
         cqrs.execute(&id, edit(seller, n)).await.unwrap();
     }
+    (db, id, seller)
+}
+
+#[tokio::test]
+async fn a_snapshot_that_no_longer_fits_is_ignored_and_every_event_replayed() {
+    let (db, id, seller) = snapshotted_listing().await;
     sqlx::query("UPDATE aggregate_snapshots SET payload = '{\"from\": \"an older shape\"}'")
         .execute(&db.pool)
         .await
@@ -191,6 +205,37 @@ async fn a_snapshot_that_no_longer_fits_is_ignored_and_every_event_replayed() {
     let loaded = cqrs_es::AggregateContext::aggregate(&mut loaded).clone();
     assert_eq!(loaded, replayed(&store, &id).await);
     assert_eq!(loaded.seller_id(), seller);
+}
+
+#[tokio::test]
+async fn a_snapshot_of_another_state_version_is_ignored_even_when_it_parses() {
+    let (db, id, _) = snapshotted_listing().await;
+    // What older code with other fields would have left: JSON today's state still parses,
+    // meaning something else (here, another seller).
+    let store = Store::<Listing>::new(db.pool.clone(), Notifier::silent());
+    let set = |version: i32| {
+        sqlx::query(
+            "UPDATE aggregate_snapshots
+                SET payload = jsonb_set(payload, '{seller_id}', to_jsonb($2::text)),
+                    state_version = $1",
+        )
+        .bind(version)
+        .bind(UserId::from_uuid(uuid::Uuid::nil()).to_string())
+        .execute(&db.pool)
+    };
+    set(Listing::STATE_VERSION + 1).await.unwrap();
+    let mut loaded = store.load_aggregate(&id).await.unwrap();
+    let loaded = cqrs_es::AggregateContext::aggregate(&mut loaded).clone();
+    assert_eq!(loaded, replayed(&store, &id).await);
+    assert_eq!(
+        loaded.price().map(Price::as_krw),
+        Some(50_000 + SNAPSHOT_EVERY)
+    );
+    // The version alone decided: at the code's own version the same snapshot is read.
+    set(Listing::STATE_VERSION).await.unwrap();
+    let mut loaded = store.load_aggregate(&id).await.unwrap();
+    let loaded = cqrs_es::AggregateContext::aggregate(&mut loaded).clone();
+    assert_eq!(loaded.seller_id(), UserId::from_uuid(uuid::Uuid::nil()));
 }
 
 /// A gateway for write sides that never pay (listing commands only).
@@ -268,4 +313,58 @@ async fn creating_under_an_id_that_exists_falls_back_to_the_usual_path_and_appen
         refused,
         Err(carrot_projections::write_side::CommandError::Refused(_))
     ));
+}
+
+/// postgres-es's store over the same table (its own pool: it takes sqlx's).
+async fn postgres_es_store(url: &str) -> PersistedEventStore<PostgresEventRepository, Listing> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap();
+    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool))
+}
+
+#[tokio::test]
+async fn a_listing_carrot_wrote_loads_through_postgres_es_and_one_it_committed_through_carrot() {
+    let db = test_database().await;
+    let ours = Store::<Listing>::new(db.pool.clone(), Notifier::silent());
+    let theirs = postgres_es_store(&db.url).await;
+
+    // Carrot writes; postgres-es reads.
+    let cqrs = carrot_framework(&db);
+    let (listing, seller) = (ListingId::new(), UserId::new());
+    let id = listing.to_string();
+    cqrs.execute(&id, register(listing, seller)).await.unwrap();
+    cqrs.execute(&id, edit(seller, 7)).await.unwrap();
+    let mut by_carrot = ours.load_aggregate(&id).await.unwrap();
+    let mut by_them = theirs.load_aggregate(&id).await.unwrap();
+    assert_eq!(by_them.aggregate(), by_carrot.aggregate());
+    assert_eq!(by_them.aggregate().price().map(Price::as_krw), Some(50_007));
+
+    // postgres-es writes; Carrot reads, and the ordered log carries its events.
+    let cqrs = CqrsFramework::new(theirs, vec![], services());
+    let (other, seller) = (ListingId::new(), UserId::new());
+    let other_id = other.to_string();
+    cqrs.execute_with_metadata(&other_id, register(other, seller), HashMap::new())
+        .await
+        .unwrap();
+    cqrs.execute(&other_id, edit(seller, 9)).await.unwrap();
+    let theirs = postgres_es_store(&db.url).await;
+    let mut by_them = theirs.load_aggregate(&other_id).await.unwrap();
+    let mut by_carrot = ours.load_aggregate(&other_id).await.unwrap();
+    assert_eq!(by_carrot.aggregate(), by_them.aggregate());
+    assert_eq!(
+        by_carrot.aggregate().price().map(Price::as_krw),
+        Some(50_009)
+    );
+    let log = events_of_aggregate(&db.pool, Listing::TYPE, &other_id)
+        .await
+        .unwrap();
+    let in_log: Vec<&str> = log.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(in_log, ["ListingRegistered", "ListingEdited"]);
+    assert!(
+        log.windows(2).all(|w| w[0].checkpoint < w[1].checkpoint),
+        "in log order"
+    );
 }

@@ -93,7 +93,7 @@ pub struct QuarantineArgs {
 
 /// `carrot events`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["request", "aggregate"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["request", "aggregate", "check"])))]
 pub struct EventsArgs {
     /// The database.
     #[command(flatten)]
@@ -107,6 +107,10 @@ pub struct EventsArgs {
     /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Read the whole log through the upcasters instead, and report per event type and
+    /// stored version how many events read as today's (before and after an upgrade).
+    #[arg(long, conflicts_with = "json")]
+    pub check: bool,
 }
 
 /// `carrot saga ...`

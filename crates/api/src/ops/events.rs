@@ -1,5 +1,6 @@
 //! `carrot events`: the events of one trade (by request id) or of one aggregate, in order,
-//! one per line for a person, or as JSON lines with `--json`.
+//! one per line for a person, or as JSON lines with `--json`; with `--check`, how the whole
+//! log reads through the upcasters.
 
 use std::io::Write;
 
@@ -47,6 +48,35 @@ pub async fn print(
         }
     }
     Ok(())
+}
+
+/// Reads the whole log through the upcasters and prints, per aggregate type, event type
+/// and stored version, how many events read as today's; fails if any does not.
+pub async fn check(pool: &Db, out: &mut dyn Write) -> Result<(), OpsError> {
+    let counts = carrot_projections::log::check::check(pool).await?;
+    writeln!(
+        out,
+        "{:<18} {:<30} {:>7} {:>9} {:>10}",
+        "aggregate", "event", "stored", "read", "unreadable"
+    )?;
+    let mut unreadable = 0;
+    for ((aggregate, event_type, version), count) in &counts {
+        writeln!(
+            out,
+            "{aggregate:<18} {event_type:<30} {version:>7} {:>9} {:>10}",
+            count.read, count.unreadable
+        )?;
+        if let Some(why) = &count.first_failure {
+            writeln!(out, "    first unreadable {why}")?;
+        }
+        unreadable += count.unreadable;
+    }
+    match unreadable {
+        0 => Ok(()),
+        n => Err(OpsError::Failed(format!(
+            "{n} event(s) this code cannot read: deploy code that reads them before it serves"
+        ))),
+    }
 }
 
 fn as_json(event: &StoredEvent) -> Value {

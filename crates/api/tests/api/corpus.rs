@@ -1,5 +1,5 @@
 //! The frozen corpus's writer: real trades through the API, ending every way a trade can
-//! end, whose stored events become `crates/projections/tests/corpus/events.jsonl`. The
+//! end, whose stored events become `crates/domain/corpus/events.jsonl`. The
 //! corpus is never regenerated: `CARROT_WRITE_CORPUS=1` writes it when it does not exist,
 //! and appends a new run when the code writes an event type or version the corpus lacks
 //! (docs/DESIGN.md, "Changing an event"). Without the variable the test only checks that
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use carrot_api::payment::SimulationProfile;
 use carrot_domain::payment::{CaptureOrder, PaymentGateway};
+use carrot_domain::schema;
 use carrot_domain::{FixedClock, Money, PaymentId, SystemClock};
 use carrot_projections::settlement::{DispatcherConfig, ReconcileConfig, Reconciler};
 use carrot_projections::write_side::WriteSide;
@@ -22,36 +23,7 @@ use serde_json::{json, Value};
 use crate::helpers::{eventually, spawn_app_with, test_settings, Deal, TestApp, User};
 
 /// Where the corpus lives, from this crate.
-const CORPUS: &str = "../projections/tests/corpus/events.jsonl";
-
-/// Every event type of every aggregate, as the corpus must hold them.
-const EVERY_TYPE: [&str; 25] = [
-    "listing/ListingRegistered",
-    "listing/ListingEdited",
-    "listing/ListingWithdrawn",
-    "listing/ListingReserved",
-    "listing/ListingReleased",
-    "listing/ListingSold",
-    "purchase_request/PurchaseRequested",
-    "purchase_request/PurchaseRequestPaymentFailed",
-    "purchase_request/PurchaseRequestAbandoned",
-    "purchase_request/PurchaseRequestAccepted",
-    "purchase_request/PurchaseRequestRejected",
-    "purchase_request/PurchaseRequestCompleted",
-    "purchase_request/PurchaseRequestCancelled",
-    "purchase_request/PurchaseRequestExpired",
-    "payment/PaymentCaptureStarted",
-    "payment/PaymentCaptureAborted",
-    "payment/PaymentCaptureDiscovered",
-    "payment/PaymentCaptured",
-    "payment/PaymentDeclined",
-    "payment/PaymentCaptureTimedOut",
-    "payment/PaymentRefunded",
-    "payment/PaymentPaidOut",
-    "payment/PaymentTransferDeclined",
-    "payment/PaymentTransferRetried",
-    "payment/PaymentSettledOutside",
-];
+const CORPUS: &str = "../domain/corpus/events.jsonl";
 
 /// An app on a clock the test moves, whose dispatcher gives up on a declined transfer fast.
 async fn app_at(clock: &FixedClock) -> TestApp {
@@ -325,7 +297,10 @@ async fn trades_ending_every_way_write_every_event_type_of_every_aggregate() {
     app.settle().await;
 
     let events = stored_events(&app).await;
-    let expected: BTreeSet<String> = EVERY_TYPE.iter().map(|t| (*t).to_owned()).collect();
+    let expected: BTreeSet<String> = schema::EVENTS
+        .iter()
+        .flat_map(|(aggregate, types)| types.iter().map(move |(t, _)| format!("{aggregate}/{t}")))
+        .collect();
     assert_eq!(
         kinds(&events, false),
         expected,

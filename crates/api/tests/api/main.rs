@@ -27,6 +27,7 @@ mod requests;
 mod restore;
 mod roles;
 mod saga_recovery;
+mod schema;
 mod security;
 mod settlement;
 mod stranded;

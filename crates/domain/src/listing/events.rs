@@ -7,6 +7,37 @@ use serde::{Deserialize, Serialize};
 use super::fields::{Category, Description, ListingTitle};
 use crate::{ListingId, Price, RequestId, UserId};
 
+/// One field's change: its value before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change<T> {
+    /// The value before; unknown (`None`) for edits recorded before `ListingEdited` 2.0,
+    /// which kept only the values after.
+    pub from: Option<T>,
+    /// The value after.
+    pub to: T,
+}
+
+/// What an edit changed; the fields it left alone are absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListingChanges {
+    /// The title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<Change<ListingTitle>>,
+    /// The description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Description>>,
+    /// The asking price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Change<Price>>,
+}
+
+impl ListingChanges {
+    /// Whether the edit changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.description.is_none() && self.price.is_none()
+    }
+}
+
 /// An event of the `Listing` aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ListingEvent {
@@ -27,16 +58,13 @@ pub enum ListingEvent {
         /// When it was registered (from the injected clock).
         registered_at: DateTime<Utc>,
     },
-    /// The seller edited the listing; the event holds the values after the edit.
+    /// The seller edited the listing: what changed, each from what (version 2.0; 1.0 held
+    /// the three values after the edit, and reads as changes from unknown values).
     ListingEdited {
         /// The listing.
         listing_id: ListingId,
-        /// The title now.
-        title: ListingTitle,
-        /// The description now.
-        description: Description,
-        /// The price now.
-        price: Price,
+        /// The fields the edit changed.
+        changes: ListingChanges,
         /// When.
         edited_at: DateTime<Utc>,
     },
@@ -106,6 +134,17 @@ impl ListingEvent {
     }
 }
 
+/// The version each event type is written with. A change to an event's stored shape moves
+/// its version and adds an upcaster (docs/DESIGN.md, "Changing an event").
+pub const VERSIONS: &[(&str, &str)] = &[
+    ("ListingRegistered", "1.0"),
+    ("ListingEdited", "2.0"),
+    ("ListingWithdrawn", "1.0"),
+    ("ListingReserved", "1.0"),
+    ("ListingReleased", "1.0"),
+    ("ListingSold", "1.0"),
+];
+
 impl DomainEvent for ListingEvent {
     fn event_type(&self) -> String {
         match self {
@@ -120,6 +159,6 @@ impl DomainEvent for ListingEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".into()
+        crate::schema::version_in(VERSIONS, &self.event_type())
     }
 }

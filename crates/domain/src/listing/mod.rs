@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use commands::ListingCommand;
 pub use error::ListingError;
-pub use events::ListingEvent;
+pub use events::{Change, ListingChanges, ListingEvent, VERSIONS};
 pub use quote::QuoteRefusal;
 
 use crate::{Clock, ListingId, Price, RequestId, UserId};
@@ -158,17 +158,24 @@ impl Listing {
                 else {
                     return Err(ListingError::NotFound);
                 };
-                let title = title.unwrap_or_else(|| old_title.clone());
-                let description = description.unwrap_or_else(|| old_description.clone());
-                let price = price.unwrap_or(old_price);
-                if &title == old_title && &description == old_description && price == old_price {
+                // What differs from now, each with what it was.
+                fn change<T: PartialEq + Clone>(old: &T, new: Option<T>) -> Option<Change<T>> {
+                    new.filter(|new| new != old).map(|to| Change {
+                        from: Some(old.clone()),
+                        to,
+                    })
+                }
+                let changes = ListingChanges {
+                    title: change(old_title, title),
+                    description: change(old_description, description),
+                    price: change(&old_price, price),
+                };
+                if changes.is_empty() {
                     return Ok(None);
                 }
                 ListingEvent::ListingEdited {
                     listing_id: self.id,
-                    title,
-                    description,
-                    price,
+                    changes,
                     edited_at: now,
                 }
             }
@@ -253,15 +260,16 @@ impl Aggregate for Listing {
                 self.price = Some(price);
                 self.status = ListingStatus::Available;
             }
-            ListingEvent::ListingEdited {
-                title,
-                description,
-                price,
-                ..
-            } => {
-                self.title = Some(title);
-                self.description = Some(description);
-                self.price = Some(price);
+            ListingEvent::ListingEdited { changes, .. } => {
+                if let Some(title) = changes.title {
+                    self.title = Some(title.to);
+                }
+                if let Some(description) = changes.description {
+                    self.description = Some(description.to);
+                }
+                if let Some(price) = changes.price {
+                    self.price = Some(price.to);
+                }
             }
             ListingEvent::ListingWithdrawn { .. } => self.status = ListingStatus::Withdrawn,
             ListingEvent::ListingReserved { request_id, .. } => {

@@ -233,6 +233,22 @@ impl PaymentEvent {
     }
 }
 
+/// The version each event type is written with. A change to an event's stored shape moves
+/// its version and adds an upcaster (docs/DESIGN.md, "Changing an event").
+pub const VERSIONS: &[(&str, &str)] = &[
+    ("PaymentCaptureStarted", "1.0"),
+    ("PaymentCaptureAborted", "1.0"),
+    ("PaymentCaptureDiscovered", "1.0"),
+    ("PaymentCaptured", "1.0"),
+    ("PaymentDeclined", "1.0"),
+    ("PaymentCaptureTimedOut", "1.0"),
+    ("PaymentRefunded", "1.0"),
+    ("PaymentPaidOut", "1.0"),
+    ("PaymentTransferDeclined", "1.0"),
+    ("PaymentTransferRetried", "1.0"),
+    ("PaymentSettledOutside", "1.0"),
+];
+
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> String {
         match self {
@@ -252,6 +268,6 @@ impl DomainEvent for PaymentEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".into()
+        crate::schema::version_in(VERSIONS, &self.event_type())
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use commands::PaymentCommand;
 pub use error::PaymentError;
-pub use events::PaymentEvent;
+pub use events::{PaymentEvent, VERSIONS};
 pub use gateway::{
     CaptureOrder, CaptureStatus, GatewayError, Movement, MovementKind, PaymentGateway, Receipt,
     TransferOrder,

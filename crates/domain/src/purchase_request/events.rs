@@ -109,6 +109,19 @@ impl PurchaseRequestEvent {
     }
 }
 
+/// The version each event type is written with. A change to an event's stored shape moves
+/// its version and adds an upcaster (docs/DESIGN.md, "Changing an event").
+pub const VERSIONS: &[(&str, &str)] = &[
+    ("PurchaseRequested", "1.0"),
+    ("PurchaseRequestPaymentFailed", "1.0"),
+    ("PurchaseRequestAccepted", "1.0"),
+    ("PurchaseRequestRejected", "1.0"),
+    ("PurchaseRequestCompleted", "1.0"),
+    ("PurchaseRequestCancelled", "1.0"),
+    ("PurchaseRequestExpired", "1.0"),
+    ("PurchaseRequestAbandoned", "1.0"),
+];
+
 impl DomainEvent for PurchaseRequestEvent {
     fn event_type(&self) -> String {
         match self {
@@ -127,6 +140,6 @@ impl DomainEvent for PurchaseRequestEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".into()
+        crate::schema::version_in(VERSIONS, &self.event_type())
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use commands::PurchaseRequestCommand;
 pub use deadlines::Deadlines;
 pub use error::PurchaseRequestError;
-pub use events::PurchaseRequestEvent;
+pub use events::{PurchaseRequestEvent, VERSIONS};
 
 use chrono::{DateTime, Utc};
 

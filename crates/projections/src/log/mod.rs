@@ -1,7 +1,9 @@
-//! The event log as its followers see it: the ordered reader (`reader.rs`), and what follows
-//! it (a subscriber, the runner that feeds it batches under its checkpoint, the events it
+//! The event log as its followers see it: the ordered reader (`reader.rs`, every event
+//! brought to its type's current version), the whole log's check (`check.rs`), and what
+//! follows it (a subscriber, the runner that feeds it batches under its checkpoint, the events it
 //! holds in quarantine, its progress, and the wake-ups that spare polling).
 
+pub mod check;
 pub mod checkpoint;
 pub mod notify;
 pub mod quarantine;
@@ -13,5 +15,5 @@ pub mod subscriber;
 
 pub use reader::{
     events_of_aggregate, events_of_trade, last_event_of, read_after, read_between, Checkpoint,
-    MalformedToken, StoredEvent,
+    MalformedToken, StoredEvent, UnreadableEvent,
 };

@@ -12,11 +12,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::postgres::Db;
+use carrot_domain::schema;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
+
+use crate::postgres::Db;
 
 /// A place in the log: the pair `(transaction_id, global_position)`, never the position alone.
 ///
@@ -102,9 +104,14 @@ pub(crate) const EVENT_COLUMNS: &str = "e.transaction_id::text AS transaction_id
     e.event_version, e.payload, e.metadata, e.recorded_at";
 
 impl StoredEvent {
+    /// An event as read from its row, brought to its type's current version
+    /// (`carrot_domain::schema`). An event this code cannot read (a type or version newer
+    /// than the code) fails the read, naming its place in the log: the reader stops there,
+    /// it never skips. Payloads left out of the read (other aggregates' events for a
+    /// subscriber that does not read them) are not looked at.
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         let transaction_id: String = row.try_get("transaction_id")?;
-        Ok(StoredEvent {
+        let mut event = StoredEvent {
             checkpoint: Checkpoint {
                 transaction_id: transaction_id
                     .parse()
@@ -119,8 +126,48 @@ impl StoredEvent {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
-        })
+        };
+        if !event.payload.is_null() {
+            event
+                .upcast()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        }
+        Ok(event)
     }
+
+    fn upcast(&mut self) -> Result<(), Box<UnreadableEvent>> {
+        let stored = std::mem::take(&mut self.payload);
+        let (aggregate, event_type) = (&self.aggregate_type, &self.event_type);
+        match schema::upcast(aggregate, event_type, &self.event_version, stored) {
+            Ok(payload) => {
+                self.payload = payload;
+                if let Some(current) = schema::current_version(aggregate, event_type) {
+                    current.clone_into(&mut self.event_version);
+                }
+                Ok(())
+            }
+            Err(reason) => Err(Box::new(UnreadableEvent {
+                at: self.checkpoint,
+                aggregate_type: self.aggregate_type.clone(),
+                aggregate_id: self.aggregate_id.clone(),
+                reason,
+            })),
+        }
+    }
+}
+
+/// An event in the log this code cannot read: where it is, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("the event at {at} ({aggregate_type} {aggregate_id}) cannot be read by this code: {reason}; deploy code that reads it (no event is skipped)")]
+pub struct UnreadableEvent {
+    /// Its place in the log.
+    pub at: Checkpoint,
+    /// Its aggregate's type.
+    pub aggregate_type: String,
+    /// Its aggregate's id.
+    pub aggregate_id: String,
+    /// Why.
+    pub reason: schema::Unreadable,
 }
 
 /// The statement fragment that selects the next events after the checkpoint `(tx, pos)`

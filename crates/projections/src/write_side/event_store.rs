@@ -11,14 +11,17 @@
 //! Snapshots are taken every [`SNAPSHOT_EVERY`] events, of the aggregate as the command left
 //! it: cqrs-es's `EventSink` has already applied the new events to the context's aggregate,
 //! so it is stored as it is (cqrs-es 0.5's own snapshot writer applies them a second time).
-//! A snapshot that no longer deserializes (the aggregate's shape changed) is ignored and the
-//! aggregate is replayed from its first event.
+//! A snapshot records the version of the aggregate's state it holds (`StateVersion`); one of
+//! another version is ignored, as is one that no longer deserializes, and the aggregate is
+//! replayed from its first event. Every event is brought to its type's current version
+//! first (`carrot_domain::schema`).
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
+use carrot_domain::schema::{self, StateVersion};
 use cqrs_es::{
     Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
 };
@@ -114,7 +117,20 @@ impl<A: Aggregate> AggregateContext<A> for Loaded<A> {
     }
 }
 
-type Row = (i32, i64, Value, String, i64);
+/// A snapshot (part 0) or an event (part 1): sequence, payload, its place in the log, and
+/// an event's type and version.
+type Row = (i32, i64, Value, String, i64, String, String);
+
+/// An event's payload at its type's current version.
+fn upcast<E: std::error::Error>(
+    aggregate_type: &str,
+    event_type: &str,
+    version: &str,
+    payload: Value,
+) -> Result<Value, AggregateError<E>> {
+    schema::upcast(aggregate_type, event_type, version, payload)
+        .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))
+}
 
 fn failed<E: std::error::Error>(
     e: impl std::error::Error + Send + Sync + 'static,
@@ -134,15 +150,17 @@ fn checkpoint<E: std::error::Error>(
     })
 }
 
-impl<A: Aggregate + 'static> Store<A> {
+impl<A: Aggregate + StateVersion + 'static> Store<A> {
     async fn rows(&self, aggregate_id: &str, use_snapshot: bool) -> Result<Vec<Row>, sqlx::Error> {
         sqlx::query_as(
             "WITH s AS (SELECT sequence, payload, transaction_id, global_position
                           FROM aggregate_snapshots
-                         WHERE $3 AND aggregate_type = $1 AND aggregate_id = $2)
-             SELECT 0, sequence, payload, transaction_id::text, global_position FROM s
+                         WHERE $3 AND aggregate_type = $1 AND aggregate_id = $2
+                           AND state_version = $4)
+             SELECT 0, sequence, payload, transaction_id::text, global_position, '', '' FROM s
              UNION ALL
-             SELECT 1, e.sequence, e.payload, e.transaction_id::text, e.global_position
+             SELECT 1, e.sequence, e.payload, e.transaction_id::text, e.global_position,
+                    e.event_type, e.event_version
                FROM events e
               WHERE e.aggregate_type = $1 AND e.aggregate_id = $2
                 AND e.sequence > coalesce((SELECT sequence FROM s), 0)
@@ -151,6 +169,7 @@ impl<A: Aggregate + 'static> Store<A> {
         .bind(A::TYPE)
         .bind(aggregate_id)
         .bind(use_snapshot)
+        .bind(A::STATE_VERSION)
         .fetch_all(&self.pool)
         .await
     }
@@ -166,13 +185,14 @@ impl<A: Aggregate + 'static> Store<A> {
             sequence: 0,
             last: None,
         };
-        for (part, sequence, payload, tx, position) in rows {
+        for (part, sequence, payload, tx, position, event_type, version) in rows {
             if part == 0 {
                 match serde_json::from_value::<A>(payload) {
                     Ok(aggregate) => context.aggregate = aggregate,
                     Err(_) => return Ok(None),
                 }
             } else {
+                let payload = upcast(A::TYPE, &event_type, &version, payload)?;
                 let event: A::Event = serde_json::from_value(payload)
                     .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?;
                 context.aggregate.apply(event);
@@ -184,7 +204,7 @@ impl<A: Aggregate + 'static> Store<A> {
     }
 }
 
-impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
+impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
     type AC = Loaded<A>;
 
     async fn load_events(
@@ -193,7 +213,8 @@ impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let rows = self.rows(aggregate_id, false).await.map_err(failed)?;
         rows.into_iter()
-            .map(|(_, sequence, payload, _, _)| {
+            .map(|(_, sequence, payload, _, _, event_type, version)| {
+                let payload = upcast(A::TYPE, &event_type, &version, payload)?;
                 Ok(EventEnvelope {
                     aggregate_id: aggregate_id.to_owned(),
                     sequence: usize::try_from(sequence).unwrap_or_default(),
@@ -270,15 +291,17 @@ impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
                  RETURNING transaction_id, global_position, sequence),
              snapshot AS (
                  INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, payload,
-                                                  transaction_id, global_position)
-                 SELECT $1, $2, a.sequence, $8, a.transaction_id, a.global_position
+                                                  transaction_id, global_position, state_version)
+                 SELECT $1, $2, a.sequence, $8, a.transaction_id, a.global_position, $9
                    FROM appended a WHERE $8::jsonb IS NOT NULL
                   ORDER BY a.sequence DESC LIMIT 1
                  ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
                     SET sequence = EXCLUDED.sequence, payload = EXCLUDED.payload,
                         transaction_id = EXCLUDED.transaction_id,
-                        global_position = EXCLUDED.global_position
-                  WHERE aggregate_snapshots.sequence < EXCLUDED.sequence)
+                        global_position = EXCLUDED.global_position,
+                        state_version = EXCLUDED.state_version
+                  WHERE aggregate_snapshots.sequence < EXCLUDED.sequence
+                     OR aggregate_snapshots.state_version <> EXCLUDED.state_version)
              SELECT transaction_id::text, global_position FROM appended ORDER BY sequence DESC LIMIT 1",
         )
         .bind(A::TYPE)
@@ -289,6 +312,7 @@ impl<A: Aggregate + 'static> EventStore<A> for Store<A> {
         .bind(&payloads)
         .bind(&meta)
         .bind(&snapshot)
+        .bind(A::STATE_VERSION)
         .fetch_one(&self.pool)
         .await;
         let (tx, position) = match appended {

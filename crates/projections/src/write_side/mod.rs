@@ -14,6 +14,7 @@ use std::time::Duration;
 use carrot_domain::listing::{Listing, ListingServices};
 use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
 use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
+use carrot_domain::schema::StateVersion;
 use carrot_domain::Clock;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 
@@ -66,7 +67,7 @@ pub struct WriteSide {
 }
 
 /// An aggregate the write side can route a command to.
-pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> + 'static {
+pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> + StateVersion + 'static {
     /// Its framework.
     fn framework(write: &WriteSide) -> &Framework<Self>;
 }
@@ -288,7 +289,10 @@ impl WriteSide {
 
     /// The current state of one aggregate, from its snapshot and the events after it. For
     /// decisions on the write side only: reads go to views.
-    pub async fn load<A: Aggregate + 'static>(&self, id: &str) -> Result<A, BoxError> {
+    pub async fn load<A: Aggregate + StateVersion + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<A, BoxError> {
         match Store::<A>::new(self.pool.clone(), Notifier::silent())
             .load_aggregate(id)
             .await

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use carrot_domain::listing::fields::{Category, Description, ListingTitle};
-use carrot_domain::listing::{Listing, ListingEvent};
+use carrot_domain::listing::{Change, Listing, ListingChanges, ListingEvent};
 use carrot_domain::payment::{Payment, PaymentEvent};
 use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestEvent as E};
 use carrot_domain::trade::Party;
@@ -159,9 +159,20 @@ pub fn edited(
 ) -> Event {
     Event::Listing(ListingEvent::ListingEdited {
         listing_id: listing,
-        title: ListingTitle::parse(title).expect("a title"),
-        description: Description::parse(description).expect("a text"),
-        price: Price::parse(price).expect("a price"),
+        changes: ListingChanges {
+            title: Some(Change {
+                from: None,
+                to: ListingTitle::parse(title).expect("a title"),
+            }),
+            description: Some(Change {
+                from: None,
+                to: Description::parse(description).expect("a text"),
+            }),
+            price: Some(Change {
+                from: None,
+                to: Price::parse(price).expect("a price"),
+            }),
+        },
         edited_at: at(minute),
     })
 }

@@ -3,45 +3,67 @@
 use super::*;
 
 #[test]
-fn editing_every_field_records_the_new_values() {
+fn editing_every_field_records_each_change_from_what() {
     given(available())
         .when(edit(SELLER, Some("Floor lamp"), Some("Tall"), Some(20_000)))
-        .then_expect_events(vec![edited("Floor lamp", "Tall", 20_000)]);
+        .then_expect_events(vec![edited(Edit {
+            title: Some(("Desk lamp", "Floor lamp")),
+            description: Some(("Warm light", "Tall")),
+            price: Some((15_000, 20_000)),
+        })]);
 }
 
 #[test]
-fn editing_only_the_price_keeps_the_title_and_description() {
+fn editing_only_the_price_records_only_the_price() {
     given(available())
         .when(edit(SELLER, None, None, Some(12_000)))
-        .then_expect_events(vec![edited("Desk lamp", "Warm light", 12_000)]);
+        .then_expect_events(vec![edited(Edit {
+            price: Some((15_000, 12_000)),
+            ..Edit::default()
+        })]);
 }
 
 #[test]
-fn editing_only_the_title_keeps_the_description_and_price() {
+fn editing_only_the_title_records_only_the_title() {
     given(available())
         .when(edit(SELLER, Some("Reading lamp"), None, None))
-        .then_expect_events(vec![edited("Reading lamp", "Warm light", 15_000)]);
+        .then_expect_events(vec![edited(Edit {
+            title: Some(("Desk lamp", "Reading lamp")),
+            ..Edit::default()
+        })]);
 }
 
 #[test]
-fn editing_only_the_description_keeps_the_title_and_price() {
+fn editing_only_the_description_records_only_the_description() {
     given(available())
         .when(edit(SELLER, None, Some(""), None))
-        .then_expect_events(vec![edited("Desk lamp", "", 15_000)]);
+        .then_expect_events(vec![edited(Edit {
+            description: Some(("Warm light", "")),
+            ..Edit::default()
+        })]);
 }
 
 #[test]
 fn a_second_edit_starts_from_the_values_of_the_first() {
     given(available())
-        .and(vec![edited("Floor lamp", "Tall", 20_000)])
-        .when(edit(SELLER, None, None, Some(18_000)))
-        .then_expect_events(vec![edited("Floor lamp", "Tall", 18_000)]);
+        .and(vec![edited(Edit {
+            price: Some((15_000, 20_000)),
+            ..Edit::default()
+        })])
+        .when(edit(SELLER, None, Some("Warm light"), Some(18_000)))
+        .then_expect_events(vec![edited(Edit {
+            price: Some((20_000, 18_000)),
+            ..Edit::default()
+        })]);
 }
 
 #[test]
 fn an_edit_is_applied_to_the_listing_state() {
     let mut history = available();
-    history.push(edited("Floor lamp", "Tall", 20_000));
+    history.push(edited(Edit {
+        price: Some((15_000, 20_000)),
+        ..Edit::default()
+    }));
     assert_eq!(current(history).price(), Some(price(20_000)));
 }
 
@@ -100,5 +122,8 @@ fn editing_an_unknown_listing_is_refused() {
 fn editing_a_released_listing_is_allowed_again() {
     given(released_by(REQUEST))
         .when(edit(SELLER, None, None, Some(9_000)))
-        .then_expect_events(vec![edited("Desk lamp", "Warm light", 9_000)]);
+        .then_expect_events(vec![edited(Edit {
+            price: Some((15_000, 9_000)),
+            ..Edit::default()
+        })]);
 }

@@ -111,12 +111,31 @@ fn registered() -> ListingEvent {
     }
 }
 
-fn edited(new_title: &str, new_description: &str, new_price: i64) -> ListingEvent {
+/// What an edit changed: `(from, to)` of each field it changed.
+#[derive(Default)]
+struct Edit {
+    title: Option<(&'static str, &'static str)>,
+    description: Option<(&'static str, &'static str)>,
+    price: Option<(i64, i64)>,
+}
+
+fn edited(edit: Edit) -> ListingEvent {
     ListingEvent::ListingEdited {
         listing_id: LISTING,
-        title: title(new_title),
-        description: description(new_description),
-        price: price(new_price),
+        changes: ListingChanges {
+            title: edit.title.map(|(from, to)| Change {
+                from: Some(title(from)),
+                to: title(to),
+            }),
+            description: edit.description.map(|(from, to)| Change {
+                from: Some(description(from)),
+                to: description(to),
+            }),
+            price: edit.price.map(|(from, to)| Change {
+                from: Some(price(from)),
+                to: price(to),
+            }),
+        },
         edited_at: now(),
     }
 }

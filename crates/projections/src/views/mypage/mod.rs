@@ -198,14 +198,15 @@ fn fold_listing(listings: &mut Fold<ListingRow>, version: i64, event: ListingEve
         row.status = status.to_owned();
         row.updated_at = at;
     } else if let ListingEvent::ListingEdited {
-        title,
-        price,
-        edited_at,
-        ..
+        changes, edited_at, ..
     } = event
     {
-        row.title = title.as_str().to_owned();
-        row.price = price.as_krw();
+        if let Some(title) = changes.title {
+            row.title = title.to.as_str().to_owned();
+        }
+        if let Some(price) = changes.price {
+            row.price = price.to.as_krw();
+        }
         row.updated_at = edited_at;
     }
 }
