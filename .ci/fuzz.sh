@@ -47,8 +47,11 @@ token() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
 export CARROT_FUZZ_SELLER_TOKEN CARROT_FUZZ_BUYER_TOKEN CARROT_FUZZ_ADMIN_TOKEN
+export CARROT_FUZZ_LEAVER_TOKEN
 CARROT_FUZZ_SELLER_TOKEN=$(token signup fuzz_seller)
 CARROT_FUZZ_BUYER_TOKEN=$(token signup fuzz_buyer)
+# Logging out ends the token that asks: those calls get a user of their own.
+CARROT_FUZZ_LEAVER_TOKEN=$(token signup fuzz_leaver)
 token signup fuzz_admin >/dev/null
 # The admin role is granted the operators' way, `carrot admin grant`, here on the running
 # server's embedded cluster (its address is in the server's log, its superuser password

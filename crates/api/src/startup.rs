@@ -144,6 +144,14 @@ impl Application {
         } else {
             Vec::new()
         };
+        let mut tasks = tasks;
+        if self.role != ServeRole::Worker {
+            let sessions = self.state.sessions.clone();
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(
+                async move { sessions.keep_reading(stop).await },
+            ));
+        }
         let accepting = self.state.accepting.clone();
         let mut stop = shutdown.clone();
         let router = self

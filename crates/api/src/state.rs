@@ -11,6 +11,7 @@ use carrot_projections::views::consistency::WaitBound;
 use carrot_projections::write_side::WriteSide;
 use cqrs_es::Aggregate;
 
+use crate::auth::sessions::Sessions;
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
 use crate::limits::RateLimits;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// Per-user and per-address rate limits.
     pub limits: Arc<RateLimits>,
+    /// The sessions tokens belong to, and those revoked.
+    pub sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             )),
             breaker,
             hub: NotificationHub::start(&pool),
+            sessions: Arc::new(Sessions::new(pool.clone(), jwt.ttl())),
             pool,
             jwt: Arc::new(jwt),
             clock,
@@ -94,6 +98,12 @@ impl AppState {
 impl FromRef<AppState> for Arc<RateLimits> {
     fn from_ref(state: &AppState) -> Self {
         state.limits.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Sessions> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
     }
 }
 

@@ -1,9 +1,11 @@
-//! Accounts' credentials: argon2 password hashes and JWT access tokens.
+//! Accounts' credentials: argon2 password hashes, JWT access tokens, and the sessions they
+//! name (`sessions.rs`: what logging out revokes).
 //!
 //! Tokens are HS256 with the algorithm pinned (a token naming any other algorithm, `none`
 //! included, is refused), and issuer, audience and expiry always checked.
 
 pub mod password;
+pub mod sessions;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -43,6 +45,8 @@ pub struct Claims {
     pub sub: Uuid,
     /// The user's role.
     pub role: Role,
+    /// The session the token belongs to (`sessions.rs`): revoked, it is refused.
+    pub sid: Uuid,
     /// Issuer.
     pub iss: String,
     /// Audience.
@@ -83,17 +87,29 @@ impl JwtKeys {
         }
     }
 
-    /// Issues a token for `user_id` with `role`, valid from `now`.
+    /// How long a token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// When a token issued at `now` expires.
+    pub fn expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.ttl
+    }
+
+    /// Issues a token for `user_id` with `role` in `session`, valid from `now`.
     pub fn issue(
         &self,
         user_id: Uuid,
         role: Role,
+        session: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), jsonwebtoken::errors::Error> {
-        let expires_at = now + self.ttl;
+        let expires_at = self.expiry(now);
         let claims = Claims {
             sub: user_id,
             role,
+            sid: session,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat: now.timestamp(),
@@ -120,7 +136,9 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_with_its_claims() {
         let user = Uuid::new_v4();
-        let (token, _) = keys().issue(user, Role::Admin, Utc::now()).unwrap();
+        let (token, _) = keys()
+            .issue(user, Role::Admin, Uuid::new_v4(), Utc::now())
+            .unwrap();
         let claims = keys().verify(&token).unwrap();
         assert_eq!((claims.sub, claims.role), (user, Role::Admin));
     }
@@ -128,7 +146,12 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let (token, _) = keys()
-            .issue(Uuid::new_v4(), Role::User, Utc::now() - Duration::hours(2))
+            .issue(
+                Uuid::new_v4(),
+                Role::User,
+                Uuid::new_v4(),
+                Utc::now() - Duration::hours(2),
+            )
             .unwrap();
         assert!(keys().verify(&token).is_err());
     }
@@ -136,7 +159,9 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = JwtKeys::new(b"another secret, also long enough", Duration::hours(1));
-        let (token, _) = other.issue(Uuid::new_v4(), Role::User, Utc::now()).unwrap();
+        let (token, _) = other
+            .issue(Uuid::new_v4(), Role::User, Uuid::new_v4(), Utc::now())
+            .unwrap();
         assert!(keys().verify(&token).is_err());
     }
 
@@ -144,7 +169,8 @@ mod tests {
     fn an_unsigned_token_is_refused() {
         // {"alg":"none"} . claims . (no signature)
         let claims = serde_json::json!({
-            "sub": Uuid::new_v4(), "role": "admin", "iss": ISSUER, "aud": AUDIENCE,
+            "sub": Uuid::new_v4(), "role": "admin", "sid": Uuid::new_v4(), "iss": ISSUER,
+            "aud": AUDIENCE,
             "iat": Utc::now().timestamp(), "exp": Utc::now().timestamp() + 3600,
         });
         let b64 = |v: &[u8]| {

@@ -17,6 +17,7 @@ impl<S> FromRequestParts<S> for AdminUser
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<crate::limits::RateLimits>: FromRef<S>,
+    Arc<crate::auth::sessions::Sessions>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

@@ -1,4 +1,5 @@
-//! The authenticated caller, from `Authorization: Bearer <JWT>`.
+//! The authenticated caller, from `Authorization: Bearer <JWT>`: a valid token of a session
+//! that was not revoked.
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -6,6 +7,7 @@ use axum::http::request::Parts;
 use carrot_domain::UserId;
 use std::sync::Arc;
 
+use crate::auth::sessions::Sessions;
 use crate::auth::{JwtKeys, Role};
 use crate::error::ApiError;
 use crate::limits::RateLimits;
@@ -17,12 +19,15 @@ pub struct AuthUser {
     pub user_id: UserId,
     /// With what role.
     pub role: Role,
+    /// In which session (what logging out ends).
+    pub session_id: uuid::Uuid,
 }
 
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<RateLimits>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -43,15 +48,16 @@ where
             .ok_or(ApiError::Unauthenticated(
                 "the Authorization header must be `Bearer <token>`",
             ))?;
-        authenticate(token, state)
+        authenticate(token, state).await
     }
 }
 
-/// The caller a valid `token` names, counted against its rate limit.
-fn authenticate<S>(token: &str, state: &S) -> Result<AuthUser, ApiError>
+/// The caller a valid `token` of a live session names, counted against its rate limit.
+async fn authenticate<S>(token: &str, state: &S) -> Result<AuthUser, ApiError>
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<RateLimits>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
 {
     let keys = Arc::<JwtKeys>::from_ref(state);
     let claims = keys
@@ -59,9 +65,15 @@ where
         .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
     let user_id = UserId::from_uuid(claims.sub);
     Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
+    if !Arc::<Sessions>::from_ref(state).is_live(claims.sid).await? {
+        return Err(ApiError::Unauthenticated(
+            "the session was ended (logged out)",
+        ));
+    }
     Ok(AuthUser {
         user_id,
         role: claims.role,
+        session_id: claims.sid,
     })
 }
 
@@ -79,6 +91,7 @@ impl<S> FromRequestParts<S> for StreamUser
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<RateLimits>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -99,6 +112,6 @@ where
             .ok_or(ApiError::Unauthenticated(
                 "an Authorization: Bearer token (or, for this stream only, ?access_token=) is required",
             ))?;
-        authenticate(token, state).map(StreamUser)
+        authenticate(token, state).await.map(StreamUser)
     }
 }

@@ -64,6 +64,7 @@ impl<S> FromRequestParts<S> for CommandContext
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<crate::limits::RateLimits>: FromRef<S>,
+    Arc<crate::auth::sessions::Sessions>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

@@ -48,6 +48,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     paths(
         auth::signup,
         auth::login,
+        auth::logout,
+        auth::logout_all,
+        auth::change_password,
         listings::browse,
         listings::register,
         listings::read,
@@ -101,7 +104,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         &InternalErrors
     ),
     tags(
-        (name = "accounts", description = "Sign up and log in: the bearer token every other call needs."),
+        (name = "accounts", description = "Sign up, log in, log out (one session or all), change the password: the bearer token every other call needs."),
         (name = "listings", description = "Register, edit and withdraw listings; browse the catalog."),
         (name = "requests", description = "Purchase requests: pay and request, then accept, reject, complete or cancel."),
         (name = "payments", description = "A payment as its buyer or seller sees it."),

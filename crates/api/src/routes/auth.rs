@@ -1,4 +1,5 @@
-//! Accounts: sign up and log in. Accounts are plain rows, not events (see the migration).
+//! Accounts: sign up, log in, log out (this session or every one), change the password.
+//! Accounts and sessions are plain rows, not events (see the migrations).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,8 +10,8 @@ use uuid::Uuid;
 
 use crate::auth::{password, Role};
 use crate::error::{is_unique_violation, ApiError, FieldError, Problem};
-use crate::extract::Json;
-use crate::openapi::vocabulary::IdempotencyHeader;
+use crate::extract::{AuthUser, Json};
+use crate::openapi::vocabulary::{IdempotencyHeader, Unauthenticated};
 use crate::state::AppState;
 
 /// The account routes.
@@ -18,6 +19,20 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/signup", post(signup))
         .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/auth/password", post(change_password))
+}
+
+/// A password change.
+#[derive(Deserialize, utoipa::ToSchema)]
+struct PasswordBody {
+    /// The account's password now.
+    #[schema(format = Password)]
+    current_password: String,
+    /// The new one: 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, format = Password)]
+    new_password: String,
 }
 
 /// A new account.
@@ -152,10 +167,7 @@ async fn signup(
         }
         Err(e) => return Err(e.into()),
     }
-    let (token, expires_at) = state
-        .jwt
-        .issue(user_id, Role::User, token_time())
-        .map_err(ApiError::internal)?;
+    let (token, expires_at) = sign_in(&state, user_id, Role::User).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(TokenResponse {
@@ -212,10 +224,7 @@ async fn login(
     };
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::Internal(format!("unknown role {role:?} stored").into()))?;
-    let (token, expires_at) = state
-        .jwt
-        .issue(user_id, role, token_time())
-        .map_err(ApiError::internal)?;
+    let (token, expires_at) = sign_in(&state, user_id, role).await?;
     Ok(axum::Json(TokenResponse {
         user_id,
         token,
@@ -223,8 +232,119 @@ async fn login(
     }))
 }
 
-/// Tokens live in wall-clock time whatever the injected clock says: their expiry is checked
-/// against the real time, by us and by anyone holding them.
-fn token_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
+/// A new session for `user_id` and its token. Tokens live in wall-clock time whatever the
+/// injected clock says: their expiry is checked against the real time, by us and by anyone
+/// holding them.
+async fn sign_in(
+    state: &AppState,
+    user_id: Uuid,
+    role: Role,
+) -> Result<(String, chrono::DateTime<chrono::Utc>), ApiError> {
+    let now = chrono::Utc::now();
+    let session = state.sessions.open(user_id, state.jwt.expiry(now)).await?;
+    state
+        .jwt
+        .issue(user_id, role, session, now)
+        .map_err(ApiError::internal)
+}
+
+/// Ends this session: its token is refused from now on, on every replica within a second.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "accounts",
+    operation_id = "logout",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out."),
+        (status = 401, response = Unauthenticated),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    state.sessions.revoke(user.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the caller, this one included (a lost phone, a shared computer).
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "accounts",
+    operation_id = "logout_all",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended."),
+        (status = 401, response = Unauthenticated),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn logout_all(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    let ended = state
+        .sessions
+        .revoke_all(user.user_id.as_uuid(), None)
+        .await?;
+    tracing::info!(sessions = ended, "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password, and ends every other session (this one goes on).
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "accounts",
+    operation_id = "change_password",
+    request_body = PasswordBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed; every other session ended."),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 413, response = crate::openapi::vocabulary::PayloadTooLarge),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: current_password, \
+         which is not the account's, or new_password).",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    if !(8..=128).contains(&body.new_password.chars().count()) {
+        return Err(ApiError::invalid(
+            "new_password",
+            "must be 8 to 128 characters",
+        ));
+    }
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE user_id = $1")
+            .bind(user.user_id.as_uuid())
+            .fetch_optional(&state.pool)
+            .await?;
+    let matches = password::verify(body.current_password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        return Err(ApiError::invalid(
+            "current_password",
+            "is not the account's password",
+        ));
+    }
+    let hash = password::hash(body.new_password)
+        .await
+        .map_err(ApiError::internal)?;
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
+        .bind(user.user_id.as_uuid())
+        .bind(hash)
+        .execute(&state.pool)
+        .await?;
+    let ended = state
+        .sessions
+        .revoke_all(user.user_id.as_uuid(), Some(user.session_id))
+        .await?;
+    tracing::info!(sessions = ended, "password changed; other sessions ended");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -197,6 +197,25 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
             none.clone(),
             [0, 0, 404, 404, 401],
         ),
+        // Ending one's own sessions is for the signed in only (tested in sessions.rs).
+        (
+            post.clone(),
+            "/auth/logout".into(),
+            none.clone(),
+            [0, 0, 0, 0, 401],
+        ),
+        (
+            post.clone(),
+            "/auth/logout-all".into(),
+            none.clone(),
+            [0, 0, 0, 0, 401],
+        ),
+        (
+            post.clone(),
+            "/auth/password".into(),
+            Some(json!({})),
+            [422, 422, 422, 422, 401],
+        ),
     ];
     let events_before = app.event_count().await;
     let mut wrong = Vec::new();

@@ -29,6 +29,7 @@ mod roles;
 mod saga_recovery;
 mod schema;
 mod security;
+mod sessions;
 mod settlement;
 mod stranded;
 mod tls;

@@ -1,7 +1,7 @@
 //! Hostile callers: forged and stale tokens, and callers over their rate limits.
 
 use chrono::{Duration as Span, Utc};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -22,11 +22,23 @@ fn token(claims: &Value, secret: &[u8], algorithm: Algorithm) -> String {
     .unwrap()
 }
 
+/// The session `user`'s own token names (a forged token must name a live one to get past
+/// the session check: what is tested is the signature and the claims).
+fn session_of(user: &User) -> Value {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[AUDIENCE]);
+    let key = DecodingKey::from_secret(SECRET);
+    jsonwebtoken::decode::<Value>(&user.token, &key, &validation)
+        .unwrap()
+        .claims["sid"]
+        .clone()
+}
+
 fn claims(user: &User) -> Value {
     let now = Utc::now();
     json!({
-        "sub": user.id, "role": "admin", "iss": ISSUER, "aud": AUDIENCE,
-        "iat": now.timestamp(), "exp": (now + Span::minutes(10)).timestamp(),
+        "sub": user.id, "role": "admin", "sid": session_of(user), "iss": ISSUER,
+        "aud": AUDIENCE, "iat": now.timestamp(), "exp": (now + Span::minutes(10)).timestamp(),
     })
 }
 

@@ -106,6 +106,24 @@ async fn accounts_phase(app: &TestApp, c: &mut Conformance, seller: &User) {
         .check("post", "/auth/signup", app.signup_response(&invalid).await)
         .await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+    sessions_phase(app, c).await;
+}
+
+/// A user of their own changes their password, logs out, and logs out everywhere.
+async fn sessions_phase(app: &TestApp, c: &mut Conformance) {
+    let user = app.signup("sessions").await;
+    let change = |current: &str| {
+        let body = json!({"current_password": current, "new_password": "a brand new secret"});
+        app.post(&user, "/auth/password").json(&body).send()
+    };
+    let response = change("not the password").await.unwrap();
+    c.check("post", "/auth/password", response).await;
+    let response = change("correct horse battery").await.unwrap();
+    c.check("post", "/auth/password", response).await;
+    let response = app.post(&user, "/auth/logout").send().await.unwrap();
+    c.check("post", "/auth/logout", response).await;
+    let response = app.post(&user, "/auth/logout-all").send().await.unwrap();
+    c.check("post", "/auth/logout-all", response).await;
 }
 
 /// The first listing, as the later phases need it.
