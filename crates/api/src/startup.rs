@@ -182,6 +182,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
     }
     operations
         .merge(routes::auth::router())
+        .merge(routes::me::router())
         .merge(routes::listings::router())
         .merge(routes::requests::router())
         .merge(routes::payments::router())

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::{
-    admin, auth, docs, health, listings, mypage, notifications, payments, quarantine, requests,
+    admin, auth, docs, health, listings, me, mypage, notifications, payments, quarantine, requests,
     transfers,
 };
 use modifiers::{Consistency, DocsPage, InternalErrors, OptionalBodies, Security, TextFields};
@@ -51,6 +51,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         auth::logout,
         auth::logout_all,
         auth::change_password,
+        me::export_all,
         listings::browse,
         listings::register,
         listings::read,

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use carrot_projections::log::{self, StoredEvent};
 use carrot_projections::postgres::Db;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::OpsError;
@@ -36,7 +36,11 @@ pub async fn print(
     }
     for event in &events {
         let written = if json {
-            writeln!(out, "{}", as_json(event))
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&event.record()).unwrap_or_default()
+            )
         } else {
             writeln!(out, "{}", as_line(event))
         };
@@ -77,20 +81,6 @@ pub async fn check(pool: &Db, out: &mut dyn Write) -> Result<(), OpsError> {
             "{n} event(s) this code cannot read: deploy code that reads them before it serves"
         ))),
     }
-}
-
-fn as_json(event: &StoredEvent) -> Value {
-    json!({
-        "checkpoint": event.checkpoint.to_string(),
-        "recorded_at": event.recorded_at,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "sequence": event.sequence,
-        "event_type": event.event_type,
-        "event_version": event.event_version,
-        "payload": event.payload,
-        "metadata": event.metadata,
-    })
 }
 
 /// `time  checkpoint  aggregate #seq  Event  by actor  field=value ...`, the trade left out.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod listings;
+pub mod me;
 pub mod mypage;
 pub mod notifications;
 pub mod payments;

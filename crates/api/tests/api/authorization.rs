@@ -197,6 +197,12 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
             none.clone(),
             [0, 0, 404, 404, 401],
         ),
+        (
+            get.clone(),
+            "/me/export".into(),
+            none.clone(),
+            [200, 200, 200, 200, 401],
+        ),
         // Ending one's own sessions is for the signed in only (tested in sessions.rs).
         (
             post.clone(),

@@ -155,7 +155,7 @@ pub struct ListingView {
     pub updated_at: DateTime<Utc>,
 }
 
-const VIEW_COLUMNS: &str =
+pub(crate) const VIEW_COLUMNS: &str =
     "listing_id, seller_id, title, description, price, category, status, created_at, updated_at";
 
 /// One listing by id, if the catalog has it.

@@ -1,9 +1,10 @@
 //! The read models: one module per view, each with its subscriber (folding the log into
 //! its schema's tables, `fold.rs`) and its queries; pages of lists, the statuses views
-//! show, and the wait for a client's consistency token.
+//! show, the wait for a client's consistency token, and one user's holdings (`export.rs`).
 
 pub mod catalog;
 pub mod consistency;
+pub mod export;
 pub mod fold;
 pub mod mypage;
 pub mod notifications;

@@ -236,6 +236,10 @@ pub struct PaymentView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of a [`PaymentView`].
+pub(crate) const PAYMENT_COLUMNS: &str = "payment_id, request_id, listing_id, buyer_id, seller_id,
+    amount, status, reason, captured_at, settled_at, updated_at";
+
 /// A payment by id, if `reader` is its buyer or seller: anyone else learns nothing.
 #[tracing::instrument(skip(pool))]
 pub async fn payment_for(
@@ -243,12 +247,10 @@ pub async fn payment_for(
     id: PaymentId,
     reader: UserId,
 ) -> Result<Option<PaymentView>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT payment_id, request_id, listing_id, buyer_id, seller_id, amount, status, reason,
-                captured_at, settled_at, updated_at
-           FROM payments.payments
-          WHERE payment_id = $1 AND $2 IN (buyer_id, seller_id)",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments.payments
+          WHERE payment_id = $1 AND $2 IN (buyer_id, seller_id)"
+    ))
     .bind(id.as_uuid())
     .bind(reader.as_uuid())
     .fetch_optional(pool)

@@ -356,6 +356,8 @@ async fn reads_phase(
         (seller, "/mypage/sales?limit=2"),
         (seller, "/notifications"),
         (buyer, "/notifications?limit=1"),
+        (buyer, "/me/export"),
+        (seller, "/me/export"),
     ] {
         c.check("get", path, with_token(user, path).send().await.unwrap())
             .await;

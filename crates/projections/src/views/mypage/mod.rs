@@ -21,8 +21,8 @@ mod queries;
 
 pub use crate::views::page::PageCursor;
 pub use queries::{
-    purchases, request_for, sales, summary, Counts, Money, PaymentSummary, RequestView, SaleView,
-    Summary, REQUESTS_PER_SALE,
+    purchases, request_for, requests_of, sales, summary, Counts, Money, PaymentSummary,
+    RequestView, SaleView, Summary, REQUESTS_PER_SALE,
 };
 
 use crate::log::subscriber::{ApplyError, Subscriber};

@@ -111,6 +111,28 @@ pub async fn request_for(
     Ok(row.map(RequestView::from))
 }
 
+/// Every request `user` made, and every paid one made for their listings, oldest first.
+#[tracing::instrument(skip(pool))]
+pub async fn requests_of(
+    pool: &Db,
+    user: UserId,
+) -> Result<(Vec<RequestView>, Vec<RequestView>), sqlx::Error> {
+    let fetched: Vec<Fetched> = sqlx::query_as(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM mypage.requests r
+           LEFT JOIN mypage.listings l USING (listing_id)
+          WHERE r.buyer_id = $1 OR (r.seller_id = $1 AND r.seen_by_seller)
+          ORDER BY r.created_at, r.request_id"
+    ))
+    .bind(user.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    let (purchases, sales) = fetched
+        .into_iter()
+        .map(RequestView::from)
+        .partition(|r| r.buyer_id == user.as_uuid());
+    Ok((purchases, sales))
+}
+
 /// The buyer's requests, newest first.
 #[tracing::instrument(skip(pool))]
 pub async fn purchases(
