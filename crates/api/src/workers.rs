@@ -101,6 +101,11 @@ async fn housekeeping(pool: Db, mut shutdown: Shutdown) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
         }
+        match crate::auth::sessions::purge_expired(&pool).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
         tokio::select! {
             () = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
             () = shutdown.wait() => {}

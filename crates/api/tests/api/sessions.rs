@@ -169,3 +169,22 @@ async fn a_token_that_names_no_session_is_refused() {
     let response = app.get(&old, "/mypage").send().await.unwrap();
     assert_problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
+
+#[tokio::test]
+async fn sessions_whose_tokens_all_expired_are_purged_and_live_ones_kept() {
+    let app = spawn_app().await;
+    let user = app.signup("expiring").await;
+    sqlx::query(
+        "INSERT INTO sessions (session_id, user_id, expires_at)
+         VALUES (gen_random_uuid(), $1::uuid, now() - interval '1 minute')",
+    )
+    .bind(&user.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let purged = carrot_api::auth::sessions::purge_expired(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(status_at(&app, &app.address, &user).await, StatusCode::OK);
+}
