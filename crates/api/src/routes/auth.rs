@@ -254,6 +254,7 @@ async fn sign_in(
     path = "/auth/logout",
     tag = "accounts",
     operation_id = "logout",
+    params(IdempotencyHeader),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out."),
@@ -272,6 +273,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusC
     path = "/auth/logout-all",
     tag = "accounts",
     operation_id = "logout_all",
+    params(IdempotencyHeader),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Every session ended."),
@@ -294,6 +296,7 @@ async fn logout_all(State(state): State<AppState>, user: AuthUser) -> Result<Sta
     path = "/auth/password",
     tag = "accounts",
     operation_id = "change_password",
+    params(IdempotencyHeader),
     request_body = PasswordBody,
     security(("bearer" = [])),
     responses(
