@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use carrot_domain::listing::fields::{Description, ListingTitle};
 use carrot_domain::listing::{Listing, ListingCommand, ListingServices};
-use carrot_domain::schema::StateVersion;
+use carrot_domain::schema::{CqrsUpcaster, StateVersion};
 use carrot_domain::{FixedClock, ListingId, Price, UserId};
 use carrot_projections::log::notify::Notifier;
 use carrot_projections::log::{events_of_aggregate, last_event_of};
@@ -367,4 +367,43 @@ async fn a_listing_carrot_wrote_loads_through_postgres_es_and_one_it_committed_t
         log.windows(2).all(|w| w[0].checkpoint < w[1].checkpoint),
         "in log order"
     );
+}
+
+#[tokio::test]
+async fn postgres_es_reads_an_old_version_through_carrots_upcasters() {
+    let db = test_database().await;
+    let cqrs = carrot_framework(&db);
+    let (listing, seller) = (ListingId::new(), UserId::new());
+    let id = listing.to_string();
+    cqrs.execute(&id, register(listing, seller)).await.unwrap();
+    // An edit as the code before `ListingEdited` 2.0 wrote it.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ('listing', $1, 2, 'ListingEdited', '1.0', jsonb_build_object('ListingEdited',
+                 jsonb_build_object('listing_id', $1, 'title', 'Bookshelf, walnut',
+                                    'description', 'Oak, five shelves', 'price', 42000,
+                                    'edited_at', '2026-05-01T12:00:00Z')), '{}')",
+    )
+    .bind(&id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let ours = Store::<Listing>::new(db.pool.clone(), Notifier::silent());
+    let mut by_carrot = ours.load_aggregate(&id).await.unwrap();
+    assert_eq!(
+        by_carrot.aggregate().price().map(Price::as_krw),
+        Some(42_000)
+    );
+    // Without the upcasters postgres-es cannot read it; with them, the same state.
+    assert!(postgres_es_store(&db.url)
+        .await
+        .load_aggregate(&id)
+        .await
+        .is_err());
+    let theirs = postgres_es_store(&db.url)
+        .await
+        .with_upcasters(vec![Box::new(CqrsUpcaster)]);
+    let mut by_them = theirs.load_aggregate(&id).await.unwrap();
+    assert_eq!(by_them.aggregate(), by_carrot.aggregate());
 }

@@ -157,6 +157,50 @@ pub fn upcast(
     Ok(payload)
 }
 
+/// The upcasters as cqrs-es's [`EventUpcaster`](cqrs_es::persist::EventUpcaster), for a
+/// store of cqrs-es's own reading Carrot's log (postgres-es's
+/// `PersistedEventStore::with_upcasters(vec![Box::new(CqrsUpcaster)])`). It runs the whole
+/// chain at once; an event it cannot bring up is left as stored, for the decoder to refuse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CqrsUpcaster;
+
+impl CqrsUpcaster {
+    /// The aggregate an event type belongs to (event types are unique across aggregates).
+    fn aggregate_of(event_type: &str) -> Option<&'static str> {
+        EVENTS
+            .iter()
+            .find(|(_, types)| types.iter().any(|(t, _)| *t == event_type))
+            .map(|(aggregate, _)| *aggregate)
+    }
+}
+
+impl cqrs_es::persist::EventUpcaster for CqrsUpcaster {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        let current = Self::aggregate_of(event_type)
+            .and_then(|aggregate| current_version(aggregate, event_type))
+            .and_then(parse);
+        matches!((parse(event_version), current), (Some(at), Some(today)) if at < today)
+    }
+
+    fn upcast(
+        &self,
+        mut event: cqrs_es::persist::SerializedEvent,
+    ) -> cqrs_es::persist::SerializedEvent {
+        let stored = std::mem::take(&mut event.payload);
+        let (aggregate, event_type) = (&event.aggregate_type, &event.event_type);
+        match upcast(aggregate, event_type, &event.event_version, stored.clone()) {
+            Ok(payload) => {
+                event.payload = payload;
+                if let Some(current) = current_version(aggregate, event_type) {
+                    current.clone_into(&mut event.event_version);
+                }
+            }
+            Err(_) => event.payload = stored,
+        }
+        event
+    }
+}
+
 /// Why a stored event does not read as today's event.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
