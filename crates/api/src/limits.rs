@@ -151,6 +151,8 @@ impl<K: Eq + Hash + Clone, C: Clock> std::fmt::Debug for Limiter<K, C> {
 
 /// Keys kept before idle ones are swept.
 const SWEEP_ABOVE: usize = 100_000;
+/// The longest interval between two requests a rate may ask for.
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How often (in calls) the map's size is looked at.
 const LOOK_EVERY: u64 = 1024;
 
@@ -162,8 +164,11 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
 
 impl<K: Eq + Hash + Clone, C: Clock> Limiter<K, C> {
     fn with_clock(rate: Rate, clock: C) -> Self {
-        // A rate too high for a nanosecond interval is one a second short of no limit.
-        let interval = Duration::from_secs_f64(1.0 / rate.per_second);
+        // A rate too high for a nanosecond interval is one a second short of no limit; one
+        // too low for a year's interval is one a year.
+        let interval = Duration::try_from_secs_f64(1.0 / rate.per_second)
+            .unwrap_or(YEAR)
+            .min(YEAR);
         let quota = Quota::with_period(interval)
             .unwrap_or(Quota::per_second(NonZeroU32::MAX))
             .allow_burst(NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN));
@@ -178,6 +183,7 @@ impl<K: Eq + Hash + Clone, C: Clock> Limiter<K, C> {
         let calls = self.calls.fetch_add(1, Ordering::Relaxed);
         if calls.is_multiple_of(LOOK_EVERY) && self.keys.len() > SWEEP_ABOVE {
             self.keys.retain_recent();
+            self.keys.shrink_to_fit();
         }
         self.keys
             .check_key(key)

@@ -1,11 +1,12 @@
 //! Sessions: every access token names one. Logging out revokes it in the database; logging
 //! out everywhere (or changing the password) revokes a user's others. Every API process
 //! refuses a revoked session's tokens within a second, with no round trip per request: it
-//! reads the revocations every [`REFRESH`] and keeps those of the last token lifetime in
-//! memory (a token outlives no revocation older than that), so a request costs one hash
-//! lookup. If the list could not be read for longer than [`TRUSTED_FOR`] (the database
-//! away), a request asks the database itself, and is refused if it cannot: an unknown
-//! revocation never lets a token through.
+//! reads the revocations every [`REFRESH`], in commit order (each carries its transaction's
+//! place in the log's order, and a read takes those at or above the horizon the last read
+//! saw, as the event log's reader does), and keeps those of sessions not yet expired in
+//! memory, so a request costs one hash lookup. If the list was last read more than
+//! [`TRUSTED_FOR`] before (the database away), a request asks the database itself, and is
+//! refused if it cannot: an unknown revocation never lets a token through.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -18,11 +19,12 @@ use uuid::Uuid;
 
 /// How often each process reads the revocations.
 pub const REFRESH: Duration = Duration::from_millis(250);
-/// How long a read list is trusted: past it, requests ask the database.
+/// How long a read list is trusted (from when its read began): past it, requests ask the
+/// database.
 pub const TRUSTED_FOR: Duration = Duration::from_secs(1);
-/// How far back each read looks before the last one's time: a revocation committed late
-/// (its `now()` is its transaction's start) is still seen.
-const OVERLAP_SECONDS: f64 = 5.0;
+/// How long past a session's expiry its revocation is kept in memory: tokens are accepted
+/// a few seconds past their expiry (the verifier's leeway), and hosts' clocks differ.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// Deletes the sessions whose tokens have all expired: a revocation of one protects
 /// nothing any more, and the row is data about a person kept for no purpose. How many.
@@ -33,15 +35,22 @@ pub async fn purge_expired(pool: &Db) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
+/// Revokes a user's live sessions but one (`$2`, or none): their ids and expiries.
+const REVOKE_OTHERS: &str =
+    "UPDATE sessions SET revoked_at = now(), revoked_xid = log_transaction_id()
+      WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+        AND session_id IS DISTINCT FROM $2
+     RETURNING session_id, expires_at";
+
 /// The sessions of one process: the revocations it knows, and when it last read them.
 #[derive(Debug)]
 pub struct Sessions {
     pool: Db,
-    /// Revoked sessions, with when this process learned of each.
-    revoked: RwLock<HashMap<Uuid, Instant>>,
-    /// When the list was last read, and the database's time then.
-    read: Mutex<Option<(Instant, DateTime<Utc>)>>,
-    /// A token's lifetime: revocations older than it protect no live token.
+    /// Revoked sessions, with when each expires (after that its tokens are refused anyway).
+    revoked: RwLock<HashMap<Uuid, DateTime<Utc>>>,
+    /// When the last read began, and the log horizon it saw (the next read starts there).
+    read: Mutex<Option<(Instant, String)>>,
+    /// A token's lifetime: the first read takes the revocations of that long.
     keep: Duration,
 }
 
@@ -74,28 +83,51 @@ impl Sessions {
 
     /// Revokes one session (logging out).
     pub async fn revoke(&self, session_id: Uuid) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = now() WHERE session_id = $1 AND revoked_at IS NULL",
+        let revoked: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "UPDATE sessions SET revoked_at = now(), revoked_xid = log_transaction_id()
+              WHERE session_id = $1 AND revoked_at IS NULL
+             RETURNING session_id, expires_at",
         )
         .bind(session_id)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        self.forget([session_id]);
+        self.forget(revoked);
         Ok(())
     }
 
     /// Revokes every live session of `user_id` but `keep` (logging out everywhere, or a
     /// password change); how many.
     pub async fn revoke_all(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<u64, sqlx::Error> {
-        let revoked: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = now()
-              WHERE user_id = $1 AND revoked_at IS NULL AND session_id IS DISTINCT FROM $2
-             RETURNING session_id",
-        )
-        .bind(user_id)
-        .bind(keep)
-        .fetch_all(&self.pool)
-        .await?;
+        let revoked: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(REVOKE_OTHERS)
+            .bind(user_id)
+            .bind(keep)
+            .fetch_all(&self.pool)
+            .await?;
+        let count = revoked.len() as u64;
+        self.forget(revoked);
+        Ok(count)
+    }
+
+    /// Sets `user_id`'s password hash and ends every other session, in one transaction: a
+    /// changed password never leaves the old sessions alive.
+    pub async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: String,
+        keep: Uuid,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        let revoked: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(REVOKE_OTHERS)
+            .bind(user_id)
+            .bind(Some(keep))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
         let count = revoked.len() as u64;
         self.forget(revoked);
         Ok(count)
@@ -103,12 +135,9 @@ impl Sessions {
 
     /// Adds sessions to this process's revoked list at once (the other processes read them
     /// at their next refresh).
-    fn forget(&self, sessions: impl IntoIterator<Item = Uuid>) {
-        let now = Instant::now();
+    fn forget(&self, sessions: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>) {
         let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
-        for session in sessions {
-            revoked.insert(session, now);
-        }
+        revoked.extend(sessions);
     }
 
     /// Whether `session_id`'s tokens still hold: from memory while the list is fresh, else
@@ -118,6 +147,7 @@ impl Sessions {
             .read
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
             .is_some_and(|(at, _)| at.elapsed() <= TRUSTED_FOR);
         if fresh {
             let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
@@ -131,28 +161,43 @@ impl Sessions {
         Ok(live.unwrap_or(false))
     }
 
-    /// Reads the revocations since the last read (the first read: those of the last token
-    /// lifetime), and forgets those older than a token's lifetime.
+    /// Reads the revocations committed since the last read (the first read: those of the
+    /// last token lifetime), and forgets those of sessions long expired.
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
-        let since = *self.read.lock().unwrap_or_else(PoisonError::into_inner);
-        let keep_seconds = self.keep.as_secs_f64();
-        let (now, revoked): (DateTime<Utc>, Vec<Uuid>) = sqlx::query_as(
-            "SELECT now(), coalesce(array_agg(session_id), '{}') FROM sessions
-              WHERE revoked_at > coalesce($1 - make_interval(secs => $2),
-                                          now() - make_interval(secs => $3))",
+        let started = Instant::now();
+        let since = self
+            .read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, horizon)| horizon.clone());
+        // The horizon first: every revocation below it has committed, and the next read
+        // starts there, so one committing late is read then.
+        let mut tx = self.pool.begin().await?;
+        let horizon: String = sqlx::query_scalar("SELECT log_horizon()::text")
+            .fetch_one(&mut *tx)
+            .await?;
+        let revoked: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT session_id, expires_at FROM sessions
+              WHERE expires_at > now() - make_interval(secs => $3)
+                AND CASE WHEN $1::text IS NULL
+                         THEN revoked_at > now() - make_interval(secs => $2)
+                         ELSE revoked_xid >= $1::text::xid8 END",
         )
-        .bind(since.map(|(_, at)| at))
-        .bind(OVERLAP_SECONDS)
-        .bind(keep_seconds)
-        .fetch_one(&self.pool)
+        .bind(since)
+        .bind(self.keep.as_secs_f64())
+        .bind(EXPIRY_MARGIN.as_secs_f64())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.forget(revoked);
-        let keep = self.keep;
+        let margin = chrono::Duration::from_std(EXPIRY_MARGIN).unwrap_or_default();
+        let now = Utc::now();
         self.revoked
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, learned| learned.elapsed() <= keep);
-        *self.read.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), now));
+            .retain(|_, expires_at| *expires_at + margin > now);
+        *self.read.lock().unwrap_or_else(PoisonError::into_inner) = Some((started, horizon));
         Ok(())
     }
 

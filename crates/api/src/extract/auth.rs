@@ -63,13 +63,14 @@ where
     let claims = keys
         .verify(token)
         .map_err(|_| ApiError::Unauthenticated("the token is invalid or expired"))?;
-    let user_id = UserId::from_uuid(claims.sub);
-    Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
+    // The session first: an ended session's token must not use up its owner's rate limit.
     if !Arc::<Sessions>::from_ref(state).is_live(claims.sid).await? {
         return Err(ApiError::Unauthenticated(
             "the session was ended (logged out)",
         ));
     }
+    let user_id = UserId::from_uuid(claims.sub);
+    Arc::<RateLimits>::from_ref(state).check_user(user_id)?;
     Ok(AuthUser {
         user_id,
         role: claims.role,

@@ -339,14 +339,9 @@ async fn change_password(
     let hash = password::hash(body.new_password)
         .await
         .map_err(ApiError::internal)?;
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
-        .bind(user.user_id.as_uuid())
-        .bind(hash)
-        .execute(&state.pool)
-        .await?;
     let ended = state
         .sessions
-        .revoke_all(user.user_id.as_uuid(), Some(user.session_id))
+        .replace_password(user.user_id.as_uuid(), hash, user.session_id)
         .await?;
     tracing::info!(sessions = ended, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)

@@ -2,9 +2,11 @@
 //! account, sessions, listings, requests on both sides, payments, notifications, and the
 //! events of those listings, requests and payments), and nothing of anyone else's trades.
 
+use carrot_api::payment::SimulationProfile;
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, Deal};
+use crate::helpers::{eventually, spawn_app, Deal};
 
 fn ids(items: &Value, field: &str) -> Vec<String> {
     items
@@ -62,8 +64,39 @@ async fn an_export_holds_everything_about_the_caller_and_nothing_about_others() 
         "{aggregates:?}"
     );
 
+    // A buyer whose card is declined on another of the seller's listings: that payment never
+    // reached the seller, and stays the buyer's alone (as `GET /payments/{id}` has it).
+    let (lantern, _) = app.register_listing(&seller, "Lantern", 9_000).await;
+    app.gateway.set_profile(SimulationProfile {
+        decline_rate: 1.0,
+        ..SimulationProfile::default()
+    });
+    let declined = app.signup("declined").await;
+    let response = app.request_listing(&declined, &lantern, None).await;
+    assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
+    app.gateway.set_profile(SimulationProfile::default());
+    let seller_uuid: uuid::Uuid = seller.id.parse().unwrap();
+    eventually("the declined payment in the payments view", || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM payments.payments WHERE seller_id = $1")
+                .bind(seller_uuid)
+                .fetch_one(&app.db.pool)
+                .await
+                .ok()?;
+        (n == 2).then_some(())
+    })
+    .await;
+
     let theirs = read(&seller).await;
-    assert_eq!(ids(&theirs["listings"], "listing_id"), [listing.as_str()]);
+    assert_eq!(
+        ids(&theirs["payments"], "payment_id"),
+        [placed.payment_id.as_str()],
+        "not the declined buyer's payment"
+    );
+    assert_eq!(
+        ids(&theirs["listings"], "listing_id"),
+        [listing.as_str(), lantern.as_str()]
+    );
     assert!(ids(&theirs["events"], "aggregate_id").contains(&listing));
     assert_eq!(theirs["listings"][0]["description"], "in good shape");
     assert_eq!(

@@ -146,8 +146,11 @@ pub fn upcast(
     while at < target {
         let step = upcasters::UPCASTERS
             .iter()
-            .find(|u| u.aggregate_type == aggregate_type && u.event_type == event_type)
-            .filter(|u| parse(u.from) == Some(at))
+            .find(|u| {
+                u.aggregate_type == aggregate_type
+                    && u.event_type == event_type
+                    && parse(u.from) == Some(at)
+            })
             .ok_or_else(no_path)?;
         if let Some(body) = payload.get_mut(event_type).and_then(Value::as_object_mut) {
             (step.apply)(body);

@@ -45,11 +45,18 @@ pub async fn holdings(pool: &Db, user: UserId) -> Result<Holdings, sqlx::Error> 
     .fetch_all(pool)
     .await?;
     let (purchases, sales) = mypage::requests_of(pool, user).await?;
+    // The payments of the requests they may see: a payment that never reached its seller
+    // (declined, abandoned) is its buyer's alone, as `GET /payments/{id}` has it.
+    let payment_ids: Vec<uuid::Uuid> = purchases
+        .iter()
+        .chain(&sales)
+        .map(|r| r.payment.payment_id)
+        .collect();
     let payments: Vec<PaymentView> = sqlx::query_as(&format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE $1 IN (buyer_id, seller_id)
+        "SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE payment_id = ANY($1)
           ORDER BY captured_at NULLS FIRST, payment_id"
     ))
-    .bind(user.as_uuid())
+    .bind(&payment_ids)
     .fetch_all(pool)
     .await?;
     let mut notifications = notifications::newest(pool, user, None, i64::MAX).await?;
@@ -63,11 +70,6 @@ pub async fn holdings(pool: &Db, user: UserId) -> Result<Holdings, sqlx::Error> 
                 (Payment::TYPE.to_owned(), r.payment.payment_id.to_string()),
             ]
         }))
-        .chain(
-            payments
-                .iter()
-                .map(|p| (Payment::TYPE.to_owned(), p.payment_id.to_string())),
-        )
         .collect();
     let events = events_of_aggregates(pool, &aggregates)
         .await?
