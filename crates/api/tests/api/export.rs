@@ -58,6 +58,17 @@ async fn an_export_holds_everything_about_the_caller_and_nothing_about_others() 
     for own in [&placed.request_id, &placed.payment_id] {
         assert!(aggregates.contains(own), "{own} in {aggregates:?}");
     }
+    // Their own acts keep their metadata; the seller's accept keeps who and which trade only.
+    let events = mine["events"].as_array().unwrap();
+    let of = |event_type: &str| {
+        let event = events.iter().find(|e| e["event_type"] == event_type);
+        event.unwrap()["metadata"].clone()
+    };
+    assert!(of("PurchaseRequested")["http_request_id"].is_string());
+    let accepted = of("PurchaseRequestAccepted");
+    assert_eq!(accepted["actor"], seller.id.as_str());
+    assert_eq!(accepted["correlation_id"], placed.request_id.as_str());
+    assert!(accepted.get("http_request_id").is_none(), "{accepted}");
     let others = [&listing, &elsewhere.listing, &elsewhere.placed.request_id];
     assert!(
         others.iter().all(|id| !aggregates.contains(id)),

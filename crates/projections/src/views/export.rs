@@ -1,15 +1,18 @@
 //! Everything the views and the log hold about one user, for `GET /me/export`: the
 //! listings they sell, the requests they made and those made to them, the payments of both,
-//! their notifications, and every event of those listings, requests and payments.
+//! their notifications, and every event of those listings, requests and payments (with
+//! others' metadata cut to who and which trade).
 
 use carrot_domain::listing::Listing;
+use carrot_domain::metadata::{ACTOR, CORRELATION_ID};
 use carrot_domain::payment::Payment;
 use carrot_domain::purchase_request::PurchaseRequest;
 use carrot_domain::UserId;
 use cqrs_es::Aggregate;
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::log::{events_of_aggregates, EventRecord, StoredEvent};
+use crate::log::{events_of_aggregates, EventRecord};
 use crate::postgres::Db;
 use crate::views::catalog::{ListingView, VIEW_COLUMNS};
 use crate::views::mypage::{self, RequestView};
@@ -32,6 +35,18 @@ pub struct Holdings {
     /// Every event of those listings, requests and payments, in log order (as
     /// `carrot events --json` prints them).
     pub events: Vec<EventRecord>,
+}
+
+/// Metadata the caller may take: all of it for what they did; for what someone else did on
+/// their trade (a seller's accept, the saga's refund), who and which trade, but not that
+/// person's request ids and idempotency keys.
+fn only_theirs(mut record: EventRecord, caller: &str) -> EventRecord {
+    if record.metadata.get(ACTOR).and_then(Value::as_str) != Some(caller) {
+        if let Some(fields) = record.metadata.as_object_mut() {
+            fields.retain(|k, _| k == ACTOR || k == CORRELATION_ID);
+        }
+    }
+    record
 }
 
 /// Everything held about `user`.
@@ -71,10 +86,11 @@ pub async fn holdings(pool: &Db, user: UserId) -> Result<Holdings, sqlx::Error> 
             ]
         }))
         .collect();
+    let caller = user.to_string();
     let events = events_of_aggregates(pool, &aggregates)
         .await?
         .iter()
-        .map(StoredEvent::record)
+        .map(|event| only_theirs(event.record(), &caller))
         .collect();
     Ok(Holdings {
         listings,
