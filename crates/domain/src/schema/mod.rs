@@ -189,19 +189,28 @@ impl cqrs_es::persist::EventUpcaster for CqrsUpcaster {
         &self,
         mut event: cqrs_es::persist::SerializedEvent,
     ) -> cqrs_es::persist::SerializedEvent {
-        let stored = std::mem::take(&mut event.payload);
         let (aggregate, event_type) = (&event.aggregate_type, &event.event_type);
-        match upcast(aggregate, event_type, &event.event_version, stored.clone()) {
-            Ok(payload) => {
-                event.payload = payload;
-                if let Some(current) = current_version(aggregate, event_type) {
-                    current.clone_into(&mut event.event_version);
-                }
-            }
-            Err(_) => event.payload = stored,
+        let stored = event.payload.clone();
+        if let Ok(payload) = bring_up(aggregate, event_type, &mut event.event_version, stored) {
+            event.payload = payload;
         }
         event
     }
+}
+
+/// [`upcast`], and `version` set to the type's current one: what every reader of stored
+/// events does with one.
+pub fn bring_up(
+    aggregate_type: &str,
+    event_type: &str,
+    version: &mut String,
+    payload: Value,
+) -> Result<Value, Unreadable> {
+    let payload = upcast(aggregate_type, event_type, version, payload)?;
+    if let Some(current) = current_version(aggregate_type, event_type) {
+        current.clone_into(version);
+    }
+    Ok(payload)
 }
 
 /// Why a stored event does not read as today's event.

@@ -153,12 +153,9 @@ impl StoredEvent {
     fn upcast(&mut self) -> Result<(), Box<UnreadableEvent>> {
         let stored = std::mem::take(&mut self.payload);
         let (aggregate, event_type) = (&self.aggregate_type, &self.event_type);
-        match schema::upcast(aggregate, event_type, &self.event_version, stored) {
+        match schema::bring_up(aggregate, event_type, &mut self.event_version, stored) {
             Ok(payload) => {
                 self.payload = payload;
-                if let Some(current) = schema::current_version(aggregate, event_type) {
-                    current.clone_into(&mut self.event_version);
-                }
                 Ok(())
             }
             Err(reason) => Err(Box::new(UnreadableEvent {
