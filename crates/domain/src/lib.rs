@@ -4,6 +4,7 @@
 //! cqrs-es and tested with its given/when/then `TestFramework`.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod actor;
 pub mod clock;
 pub mod ids;

@@ -12,23 +12,26 @@
 
 #[cfg(test)]
 mod lock;
+pub mod personal;
 mod upcasters;
 
 use cqrs_es::Aggregate;
 use serde_json::Value;
 
+use crate::account::{self, Account};
 use crate::listing::{self, Listing};
 use crate::payment::{self, Payment};
 use crate::purchase_request::{self, PurchaseRequest};
 
 /// Every aggregate type, with its event types and the version each is written with today.
-pub const EVENTS: [(&str, &[(&str, &str)]); 3] = [
+pub const EVENTS: [(&str, &[(&str, &str)]); 4] = [
     (<Listing as Aggregate>::TYPE, listing::VERSIONS),
     (
         <PurchaseRequest as Aggregate>::TYPE,
         purchase_request::VERSIONS,
     ),
     (<Payment as Aggregate>::TYPE, payment::VERSIONS),
+    (<Account as Aggregate>::TYPE, account::VERSIONS),
 ];
 
 /// The version of an aggregate's state as its snapshots hold it. Moved whenever the
@@ -48,6 +51,10 @@ impl StateVersion for PurchaseRequest {
 }
 
 impl StateVersion for Payment {
+    const STATE_VERSION: i32 = 1;
+}
+
+impl StateVersion for Account {
     const STATE_VERSION: i32 = 1;
 }
 
