@@ -10,6 +10,7 @@
 
 pub mod log;
 pub mod metrics;
+pub mod personal;
 pub mod postgres;
 pub mod replay;
 pub mod settlement;

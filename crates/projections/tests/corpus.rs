@@ -79,7 +79,7 @@ async fn aggregates<A: Aggregate + StateVersion + 'static>(
     pool: &Db,
     events: &[Value],
 ) -> BTreeMap<String, Value> {
-    let store = Store::<A>::new(pool.clone(), Notifier::silent());
+    let store = Store::<A>::new(pool.clone(), Notifier::silent(), Default::default());
     let mut loaded = BTreeMap::new();
     for event in events.iter().filter(|e| e["aggregate_type"] == A::TYPE) {
         let id = event["aggregate_id"]

@@ -31,7 +31,7 @@ type Row = (String, i64, String, String, String, Value);
 
 /// Reads every committed event below the log's horizon, in log order (as every reader of
 /// the log does: one committing behind the scan is never passed), through the upcasters
-/// and the decoders.
+/// and the decoders (what people typed opened first, as every reader does).
 pub async fn check(pool: &Db) -> Result<Counts, sqlx::Error> {
     let mut counts = Counts::new();
     let mut after = Checkpoint::ORIGIN;
@@ -58,6 +58,19 @@ pub async fn check(pool: &Db) -> Result<Counts, sqlx::Error> {
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             global_position: last.1,
         };
+        let mut rows = rows;
+        let sealed = rows
+            .iter_mut()
+            .filter_map(|(_, _, _, event_type, _, payload)| {
+                let event_type: &String = event_type;
+                Some((
+                    event_type.as_str(),
+                    crate::personal::sealable_body(event_type, payload)?,
+                ))
+            });
+        crate::personal::open_all(pool, sealed)
+            .await
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         for (tx, position, aggregate, event_type, version, payload) in rows {
             let outcome = schema::read(&aggregate, &event_type, &version, payload);
             let count = counts.entry((aggregate, event_type, version)).or_default();

@@ -14,6 +14,7 @@ pub mod status;
 pub mod subscriber;
 
 pub use reader::{
-    events_of_aggregate, events_of_aggregates, events_of_trade, last_event_of, read_after,
-    read_between, Checkpoint, EventRecord, MalformedToken, StoredEvent, UnreadableEvent,
+    events_of_aggregate, events_of_aggregates, events_of_trade, last_event_of, log_head,
+    read_after, read_between, Checkpoint, EventRecord, MalformedToken, StoredEvent,
+    UnreadableEvent,
 };

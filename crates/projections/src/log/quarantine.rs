@@ -225,10 +225,7 @@ pub(crate) async fn retry(
     .bind(all)
     .fetch_all(&mut *tx)
     .await?;
-    let events = rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = crate::log::reader::ready_rows(&mut *tx, &rows).await?;
     let mut held = Held::default();
     let applied = apply_around(tx, subscriber, &events, &mut held).await?;
     let positions = |events: &[&StoredEvent]| -> (Vec<String>, Vec<i64>) {

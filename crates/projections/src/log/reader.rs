@@ -119,14 +119,11 @@ pub(crate) const EVENT_COLUMNS: &str = "e.transaction_id::text AS transaction_id
     e.event_version, e.payload, e.metadata, e.recorded_at";
 
 impl StoredEvent {
-    /// An event as read from its row, brought to its type's current version
-    /// (`carrot_domain::schema`). An event this code cannot read (a type or version newer
-    /// than the code) fails the read, naming its place in the log: the reader stops there,
-    /// it never skips. Payloads left out of the read (other aggregates' events for a
-    /// subscriber that does not read them) are not looked at.
+    /// An event as stored in its row: sealed fields still sealed, at its stored version.
+    /// [`ready`] makes it readable.
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         let transaction_id: String = row.try_get("transaction_id")?;
-        let mut event = StoredEvent {
+        Ok(StoredEvent {
             checkpoint: Checkpoint {
                 transaction_id: transaction_id
                     .parse()
@@ -141,13 +138,7 @@ impl StoredEvent {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
-        };
-        if !event.payload.is_null() {
-            event
-                .upcast()
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        }
-        Ok(event)
+        })
     }
 
     fn upcast(&mut self) -> Result<(), Box<UnreadableEvent>> {
@@ -166,6 +157,41 @@ impl StoredEvent {
             })),
         }
     }
+}
+
+/// Stored events made readable: what a person typed opened with their key (one read of the
+/// keys the events need; `[erased]` where a key is destroyed), then each brought to its
+/// type's current version (`carrot_domain::schema`). An event this code cannot read (a type
+/// or version newer than the code) fails the read, naming its place in the log: the reader
+/// stops there, it never skips. Payloads left out of the read (other aggregates' events for
+/// a subscriber that does not read them) are not looked at.
+pub(crate) async fn ready<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    mut events: Vec<StoredEvent>,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    crate::personal::open_events(db, &mut events)
+        .await
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    for event in &mut events {
+        if !event.payload.is_null() {
+            event
+                .upcast()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        }
+    }
+    Ok(events)
+}
+
+/// Rows of [`EVENT_COLUMNS`] as readable events.
+pub(crate) async fn ready_rows<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    rows: &[PgRow],
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let events = rows
+        .iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<_, _>>()?;
+    ready(db, events).await
 }
 
 /// One event as people and other programs read it (fields in alphabetical order, as
@@ -251,9 +277,9 @@ pub async fn read_after(
         .bind(after.transaction_id.to_string())
         .bind(after.global_position)
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    ready_rows(conn, &rows).await
 }
 
 /// Up to `limit` events after `after` and at most `upto`, in log order: the events a view
@@ -276,9 +302,9 @@ pub async fn read_between(
     .bind(upto.transaction_id.to_string())
     .bind(upto.global_position)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    ready_rows(conn, &rows).await
 }
 
 /// Every event of one trade, in log order: those whose correlation id is the request id
@@ -296,7 +322,7 @@ pub async fn events_of_trade(
     .bind(request_id.to_string())
     .fetch_all(pool)
     .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    ready_rows(pool, &rows).await
 }
 
 /// Every event of the aggregates `(type, id)`, in log order.
@@ -317,7 +343,7 @@ pub async fn events_of_aggregates(
     .bind(ids)
     .fetch_all(pool)
     .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    ready_rows(pool, &rows).await
 }
 
 /// Every event of one aggregate, in order.
@@ -334,7 +360,7 @@ pub async fn events_of_aggregate(
     .bind(aggregate_id)
     .fetch_all(pool)
     .await?;
-    rows.iter().map(StoredEvent::from_row).collect()
+    ready_rows(pool, &rows).await
 }
 
 /// The place of the last event of one aggregate: the consistency token of a command.
@@ -352,13 +378,27 @@ pub async fn last_event_of(
     .bind(aggregate_id)
     .fetch_optional(conn)
     .await?;
-    row.map(|(tx, pos)| {
-        Ok(Checkpoint {
-            transaction_id: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            global_position: pos,
-        })
+    row.map(checkpoint_of).transpose()
+}
+
+/// The place of the last event of the log that this moment sees committed (not only
+/// those below the horizon): a subscriber at it has applied everything committed before.
+pub async fn log_head(pool: &Db) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM events
+          ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(checkpoint_of).transpose()
+}
+
+/// A checkpoint from its two columns as selected (`transaction_id::text`, position).
+fn checkpoint_of((tx, pos): (String, i64)) -> Result<Checkpoint, sqlx::Error> {
+    Ok(Checkpoint {
+        transaction_id: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        global_position: pos,
     })
-    .transpose()
 }
 
 #[cfg(test)]

@@ -206,6 +206,7 @@ impl Runner {
                 events.push(StoredEvent::from_row(row)?);
             }
         }
+        let events = crate::log::reader::ready(&mut *tx, events).await?;
         let failed = |source| RunnerError::Apply {
             first: events.first().map_or(at, |e| e.checkpoint),
             last: events.last().map_or(at, |e| e.checkpoint),

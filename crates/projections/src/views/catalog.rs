@@ -3,6 +3,7 @@
 
 use crate::views::page::{Page, PageCursor};
 use async_trait::async_trait;
+use carrot_domain::account::Account;
 use carrot_domain::listing::{Listing, ListingEvent};
 use carrot_domain::ListingId;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use crate::log::subscriber::{ApplyError, Subscriber};
 use crate::log::StoredEvent;
 use crate::postgres::Db;
+use crate::views::erasure::{self, Part};
 use crate::views::fold::{self, Fold, KeyedRow};
 
 /// The subscriber that keeps the catalog.
@@ -35,24 +37,34 @@ impl Subscriber for CatalogProjection {
     }
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        Some(&[Listing::TYPE])
+        Some(&[Listing::TYPE, Account::TYPE])
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
-        let events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
-        if events.is_empty() {
-            return Ok(());
+        for part in erasure::cut_at_closings(events)? {
+            match part {
+                Part::Events(events) => apply_listings(tx, events).await?,
+                Part::Closed(user) => erasure::catalog(tx, user).await?,
+            }
         }
-        let keys = fold::to_load(events.iter().map(|(_, e)| {
-            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
-            (e.listing_id().as_uuid(), creates)
-        }));
-        let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
-        for (stored, event) in events {
-            fold(&mut listings, stored.sequence, event);
-        }
-        listings.store(tx).await
+        Ok(())
     }
+}
+
+async fn apply_listings(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+    let events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let keys = fold::to_load(events.iter().map(|(_, e)| {
+        let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+        (e.listing_id().as_uuid(), creates)
+    }));
+    let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
+    for (stored, event) in events {
+        fold(&mut listings, stored.sequence, event);
+    }
+    listings.store(tx).await
 }
 
 /// A row of `catalog.listings`.

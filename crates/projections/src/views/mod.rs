@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod consistency;
+pub mod erasure;
 pub mod export;
 pub mod fold;
 pub mod mypage;

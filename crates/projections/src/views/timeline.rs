@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::log::subscriber::{ApplyError, Subscriber};
 use crate::log::StoredEvent;
 use crate::postgres::Db;
+use crate::views::erasure::{self, Part};
 use crate::views::fold;
 
 /// The subscriber that keeps the timelines.
@@ -39,11 +40,19 @@ impl Subscriber for TimelineProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
-        let entries = events
-            .iter()
-            .filter_map(|event| entry(event).transpose())
-            .collect::<Result<Vec<Entry>, ApplyError>>()?;
-        fold::upsert(tx, "entries", None, &entries).await
+        for part in erasure::cut_at_closings(events)? {
+            match part {
+                Part::Events(events) => {
+                    let entries = events
+                        .iter()
+                        .filter_map(|event| entry(event).transpose())
+                        .collect::<Result<Vec<Entry>, ApplyError>>()?;
+                    fold::upsert(tx, "entries", None, &entries).await?
+                }
+                Part::Closed(user) => erasure::timeline(tx, user).await?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -15,11 +15,15 @@
 //! another version is ignored, as is one that no longer deserializes, and the aggregate is
 //! replayed from its first event. Every event is brought to its type's current version
 //! first (`carrot_domain::schema`).
+//!
+//! What a person typed is sealed with their key before it is written, in events and in
+//! snapshots, and opened as the aggregate is loaded (`crate::personal`).
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use carrot_domain::schema::{self, StateVersion};
 use cqrs_es::{
@@ -29,6 +33,7 @@ use serde_json::Value;
 
 use crate::log::notify::Notifier;
 use crate::log::Checkpoint;
+use crate::personal::{self, SealingKeys};
 use crate::postgres::Db;
 
 /// A snapshot is written when a command crosses a multiple of this many events.
@@ -89,15 +94,18 @@ fn assumed_fresh() -> bool {
 pub struct Store<A> {
     pool: Db,
     notifier: Notifier,
+    keys: Arc<SealingKeys>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A> Store<A> {
-    /// A store over `pool`, waking subscribers through `notifier` after each append.
-    pub fn new(pool: Db, notifier: Notifier) -> Self {
+    /// A store over `pool`, waking subscribers through `notifier` after each append and
+    /// sealing with `keys`.
+    pub fn new(pool: Db, notifier: Notifier, keys: Arc<SealingKeys>) -> Self {
         Store {
             pool,
             notifier,
+            keys,
             _aggregate: PhantomData,
         }
     }
@@ -151,7 +159,36 @@ fn checkpoint<E: std::error::Error>(
 }
 
 impl<A: Aggregate + StateVersion + 'static> Store<A> {
-    async fn rows(&self, aggregate_id: &str, use_snapshot: bool) -> Result<Vec<Row>, sqlx::Error> {
+    /// The snapshot (if `use_snapshot`) and events of `aggregate_id`, their personal fields
+    /// opened.
+    async fn rows<E: std::error::Error>(
+        &self,
+        aggregate_id: &str,
+        use_snapshot: bool,
+    ) -> Result<Vec<Row>, AggregateError<E>> {
+        let mut rows = self
+            .stored_rows(aggregate_id, use_snapshot)
+            .await
+            .map_err(failed)?;
+        let values = rows.iter_mut().filter_map(|row| {
+            let (part, _, payload, _, _, event_type, _) = row;
+            if *part == 0 {
+                Some((A::TYPE, payload))
+            } else {
+                Some((event_type.as_str(), payload.get_mut(event_type.as_str())?))
+            }
+        });
+        personal::open_all(&self.pool, values)
+            .await
+            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
+        Ok(rows)
+    }
+
+    async fn stored_rows(
+        &self,
+        aggregate_id: &str,
+        use_snapshot: bool,
+    ) -> Result<Vec<Row>, sqlx::Error> {
         sqlx::query_as(
             "WITH s AS (SELECT sequence, payload, transaction_id, global_position
                           FROM aggregate_snapshots
@@ -211,7 +248,7 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let rows = self.rows(aggregate_id, false).await.map_err(failed)?;
+        let rows = self.rows(aggregate_id, false).await?;
         rows.into_iter()
             .map(|(_, sequence, payload, _, _, event_type, version)| {
                 let payload = upcast(A::TYPE, &event_type, &version, payload)?;
@@ -238,12 +275,12 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
                 last: None,
             });
         }
-        let rows = self.rows(aggregate_id, true).await.map_err(failed)?;
+        let rows = self.rows(aggregate_id, true).await?;
         if let Some(context) = Self::fold(aggregate_id, rows)? {
             return Ok(context);
         }
         // The snapshot no longer fits the aggregate: replay every event instead.
-        let rows = self.rows(aggregate_id, false).await.map_err(failed)?;
+        let rows = self.rows(aggregate_id, false).await?;
         Self::fold(aggregate_id, rows)?
             .ok_or_else(|| AggregateError::UnexpectedError("unreadable snapshot".into()))
     }
@@ -267,18 +304,29 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
         let sequences: Vec<i64> = (first..=last).collect();
         let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
         let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
-        let payloads: Vec<Value> = events
+        let unexpected =
+            |e: Box<dyn std::error::Error + Send + Sync>| AggregateError::UnexpectedError(e);
+        let mut payloads: Vec<Value> = events
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()
-            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
-        let meta = serde_json::to_value(&metadata)
-            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
+            .map_err(|e| unexpected(Box::new(e)))?;
+        let actor = metadata
+            .get(carrot_domain::metadata::ACTOR)
+            .and_then(|a| uuid::Uuid::try_parse(a).ok());
+        for (payload, event_type) in payloads.iter_mut().zip(&types) {
+            personal::seal_event(&self.keys, &self.pool, event_type, payload, actor)
+                .await
+                .map_err(|e| unexpected(Box::new(e)))?;
+        }
+        let meta = serde_json::to_value(&metadata).map_err(|e| unexpected(Box::new(e)))?;
         let snapshot = if last / SNAPSHOT_EVERY > context.sequence / SNAPSHOT_EVERY {
-            Some(
-                serde_json::to_value(&context.aggregate)
-                    .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?,
-            )
+            let mut state =
+                serde_json::to_value(&context.aggregate).map_err(|e| unexpected(Box::new(e)))?;
+            personal::seal_state(&self.keys, &self.pool, A::TYPE, &mut state)
+                .await
+                .map_err(|e| unexpected(Box::new(e)))?;
+            Some(state)
         } else {
             None
         };

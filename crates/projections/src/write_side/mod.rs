@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carrot_domain::account::{Account, AccountServices};
 use carrot_domain::listing::{Listing, ListingServices};
 use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
 use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
@@ -20,6 +21,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 
 use crate::log::notify::Notifier;
 use crate::log::Checkpoint;
+use crate::personal::SealingKeys;
 use crate::postgres::Db;
 use event_store::{with_receipt, Store};
 
@@ -57,12 +59,13 @@ pub struct Executed<A> {
 /// A cqrs-es framework over Carrot's event store.
 pub type Framework<A> = CqrsFramework<A, Store<A>>;
 
-/// The three aggregates' command frameworks over one pool.
+/// The aggregates' command frameworks over one pool.
 pub struct WriteSide {
     pool: Db,
     listings: Framework<Listing>,
     requests: Framework<PurchaseRequest>,
     payments: Framework<Payment>,
+    accounts: Framework<Account>,
     request_services: PurchaseRequestServices,
 }
 
@@ -90,6 +93,12 @@ impl Routed for Payment {
     }
 }
 
+impl Routed for Account {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
+        &write.accounts
+    }
+}
+
 impl WriteSide {
     /// The frameworks over `pool`, with the default deadlines; `gateway` is used as given
     /// (wrap it first).
@@ -105,27 +114,36 @@ impl WriteSide {
         deadlines: Deadlines,
     ) -> Self {
         let notifier = Notifier::start(&pool);
+        let keys = Arc::new(SealingKeys::default());
         let request_services = PurchaseRequestServices {
             clock: clock.clone(),
             deadlines,
         };
         WriteSide {
             listings: CqrsFramework::new(
-                Store::new(pool.clone(), notifier.clone()),
+                Store::new(pool.clone(), notifier.clone(), keys.clone()),
                 vec![],
                 ListingServices {
                     clock: clock.clone(),
                 },
             ),
             requests: CqrsFramework::new(
-                Store::new(pool.clone(), notifier.clone()),
+                Store::new(pool.clone(), notifier.clone(), keys.clone()),
                 vec![],
                 request_services.clone(),
             ),
             payments: CqrsFramework::new(
-                Store::new(pool.clone(), notifier.clone()),
+                Store::new(pool.clone(), notifier.clone(), keys.clone()),
                 vec![],
-                PaymentServices { gateway, clock },
+                PaymentServices {
+                    gateway,
+                    clock: clock.clone(),
+                },
+            ),
+            accounts: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone(), keys),
+                vec![],
+                AccountServices { clock },
             ),
             pool,
             request_services,
@@ -293,7 +311,7 @@ impl WriteSide {
         &self,
         id: &str,
     ) -> Result<A, BoxError> {
-        match Store::<A>::new(self.pool.clone(), Notifier::silent())
+        match Store::<A>::new(self.pool.clone(), Notifier::silent(), Arc::default())
             .load_aggregate(id)
             .await
         {

@@ -17,9 +17,11 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+mod open;
 mod queries;
 
 pub use crate::views::page::PageCursor;
+pub use open::{available_listings, open_trades, OpenTrade};
 pub use queries::{
     purchases, request_for, requests_of, sales, summary, Counts, Money, PaymentSummary,
     RequestView, SaleView, Summary, REQUESTS_PER_SALE,
@@ -27,6 +29,7 @@ pub use queries::{
 
 use crate::log::subscriber::{ApplyError, Subscriber};
 use crate::log::StoredEvent;
+use crate::views::erasure::{self, Part};
 use crate::views::fold::{self, Fold, KeyedRow};
 
 /// The subscriber that keeps MyPage.
@@ -48,73 +51,84 @@ impl Subscriber for MyPageProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
-        let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
-        if !listing_events.is_empty() {
-            let keys = fold::to_load(listing_events.iter().map(|(_, e)| {
-                let creates = matches!(e, ListingEvent::ListingRegistered { .. });
-                (e.listing_id().as_uuid(), creates)
-            }));
-            let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
-            for (stored, event) in listing_events {
-                fold_listing(&mut listings, stored.sequence, event);
-            }
-            listings.store(tx).await?;
-        }
-        let request_events = fold::decode::<E>(events, PurchaseRequest::TYPE)?;
-        let payment_events = fold::decode::<PaymentEvent>(events, Payment::TYPE)?;
-        if request_events.is_empty() && payment_events.is_empty() {
-            return Ok(());
-        }
-        // Captures and declines come before their request and change no row: only
-        // settlements of payments touch requests.
-        let keys = fold::to_load(
-            request_events
-                .iter()
-                .map(|(_, e)| {
-                    let creates = matches!(
-                        e,
-                        E::PurchaseRequested { .. }
-                            | E::PurchaseRequestPaymentFailed { .. }
-                            | E::PurchaseRequestAbandoned { .. }
-                    );
-                    (e.trade().request_id.as_uuid(), creates)
-                })
-                .chain(
-                    payment_events
-                        .iter()
-                        .filter(|(_, e)| {
-                            matches!(
-                                e,
-                                PaymentEvent::PaymentRefunded { .. }
-                                    | PaymentEvent::PaymentPaidOut { .. }
-                                    | PaymentEvent::PaymentSettledOutside { .. }
-                            )
-                        })
-                        .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
-                ),
-        );
-        let mut requests = Fold::<RequestRow>::load(tx, keys).await?;
-        // In log order across both aggregates: a capture precedes its request, a refund
-        // follows its request's end.
-        let mut request_events = request_events.into_iter().peekable();
-        let mut payment_events = payment_events.into_iter().peekable();
-        loop {
-            let request_first = match (request_events.peek(), payment_events.peek()) {
-                (Some((r, _)), Some((p, _))) => r.checkpoint < p.checkpoint,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            if request_first {
-                if let Some((stored, event)) = request_events.next() {
-                    fold_request(&mut requests, stored.sequence, event);
-                }
-            } else if let Some((stored, event)) = payment_events.next() {
-                fold_payment(&mut requests, stored.sequence, event);
+        for part in erasure::cut_at_closings(events)? {
+            match part {
+                Part::Events(events) => apply_trades(tx, events).await?,
+                Part::Closed(user) => erasure::mypage(tx, user).await?,
             }
         }
-        requests.store(tx).await
+        Ok(())
     }
+}
+
+/// Folds a batch of listing, request and payment events into the rows they touch.
+async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+    let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
+    if !listing_events.is_empty() {
+        let keys = fold::to_load(listing_events.iter().map(|(_, e)| {
+            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+            (e.listing_id().as_uuid(), creates)
+        }));
+        let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
+        for (stored, event) in listing_events {
+            fold_listing(&mut listings, stored.sequence, event);
+        }
+        listings.store(tx).await?;
+    }
+    let request_events = fold::decode::<E>(events, PurchaseRequest::TYPE)?;
+    let payment_events = fold::decode::<PaymentEvent>(events, Payment::TYPE)?;
+    if request_events.is_empty() && payment_events.is_empty() {
+        return Ok(());
+    }
+    // Captures and declines come before their request and change no row: only
+    // settlements of payments touch requests.
+    let keys = fold::to_load(
+        request_events
+            .iter()
+            .map(|(_, e)| {
+                let creates = matches!(
+                    e,
+                    E::PurchaseRequested { .. }
+                        | E::PurchaseRequestPaymentFailed { .. }
+                        | E::PurchaseRequestAbandoned { .. }
+                );
+                (e.trade().request_id.as_uuid(), creates)
+            })
+            .chain(
+                payment_events
+                    .iter()
+                    .filter(|(_, e)| {
+                        matches!(
+                            e,
+                            PaymentEvent::PaymentRefunded { .. }
+                                | PaymentEvent::PaymentPaidOut { .. }
+                                | PaymentEvent::PaymentSettledOutside { .. }
+                        )
+                    })
+                    .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
+            ),
+    );
+    let mut requests = Fold::<RequestRow>::load(tx, keys).await?;
+    // In log order across both aggregates: a capture precedes its request, a refund
+    // follows its request's end.
+    let mut request_events = request_events.into_iter().peekable();
+    let mut payment_events = payment_events.into_iter().peekable();
+    loop {
+        let request_first = match (request_events.peek(), payment_events.peek()) {
+            (Some((r, _)), Some((p, _))) => r.checkpoint < p.checkpoint,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if request_first {
+            if let Some((stored, event)) = request_events.next() {
+                fold_request(&mut requests, stored, event);
+            }
+        } else if let Some((stored, event)) = payment_events.next() {
+            fold_payment(&mut requests, stored.sequence, event);
+        }
+    }
+    requests.store(tx).await
 }
 
 /// A row of `mypage.listings`.
@@ -149,6 +163,8 @@ struct RequestRow {
     price: i64,
     status: String,
     reason: Option<String>,
+    /// The person who wrote `reason`, when one did (closing their account erases it).
+    reason_by: Option<Uuid>,
     payment_id: Uuid,
     payment_status: String,
     seen_by_seller: bool,
@@ -228,6 +244,7 @@ fn new_request(
         price: price.as_krw(),
         status: status.to_owned(),
         reason,
+        reason_by: None,
         payment_id: payment_id.as_uuid(),
         payment_status: payment_status.to_owned(),
         seen_by_seller: status == "requested",
@@ -238,7 +255,8 @@ fn new_request(
     }
 }
 
-fn fold_request(requests: &mut Fold<RequestRow>, version: i64, event: E) {
+fn fold_request(requests: &mut Fold<RequestRow>, stored: &StoredEvent, event: E) {
+    let version = stored.sequence;
     let id = event.trade().request_id.as_uuid();
     // A request exists only with a captured payment (or a failed one, or an abandoned
     // capture): the payment's status follows from how it was created.
@@ -305,6 +323,7 @@ fn fold_request(requests: &mut Fold<RequestRow>, version: i64, event: E) {
     row.updated_at = at;
     if reason.is_some() {
         row.reason = reason;
+        row.reason_by = erasure::reason_author(stored);
     }
 }
 
