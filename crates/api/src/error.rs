@@ -5,10 +5,14 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use carrot_domain::{DomainError, ErrorKind};
+use carrot_projections::personal::SealingError;
+use carrot_projections::views::mypage::OpenTrade;
 use carrot_projections::write_side::slots::SlotError;
 use carrot_projections::write_side::CommandError;
 use serde::Serialize;
 use serde_json::json;
+
+use crate::auth::closing::CloseError;
 
 /// How long a client should wait before retrying after a dependency failure.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
@@ -75,6 +79,9 @@ pub struct Problem {
     /// With `payment_declined`: always `payment_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_of_request: Option<String>,
+    /// With `open_trades`: the trades that keep the account open, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_trades: Option<Vec<OpenTrade>>,
 }
 
 /// Everything a request can fail with.
@@ -154,6 +161,9 @@ pub enum ApiError {
         /// The declined payment.
         payment_id: uuid::Uuid,
     },
+    /// The account cannot close while its person is still in these trades.
+    #[error("the account is still in {} open trade(s); close it once they are settled", .0.len())]
+    OpenTrades(Vec<OpenTrade>),
     /// A fault of ours; logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -189,7 +199,7 @@ impl ApiError {
                 ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::OpenTrades(_) => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,6 +236,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => code,
             ApiError::PaymentDeclined { .. } => "payment_declined",
+            ApiError::OpenTrades(_) => "open_trades",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal_error",
         }
@@ -272,6 +283,7 @@ impl IntoResponse for ApiError {
                 body["payment_id"] = json!(payment_id);
                 body["status_of_request"] = json!("payment_failed");
             }
+            ApiError::OpenTrades(trades) => body["open_trades"] = json!(trades),
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
@@ -322,7 +334,33 @@ impl<E: DomainError + 'static> From<CommandError<E>> for ApiError {
                 code: "concurrent_update",
                 detail: "too many concurrent changes to the same item; try again".into(),
             },
+            // Written in the instant its account closed: refused like its revoked token.
+            CommandError::Failed(e) if is_closed_account(e.as_ref()) => {
+                ApiError::Unauthenticated("this account is closed")
+            }
             CommandError::Failed(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+fn is_closed_account(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<SealingError>(),
+        Some(SealingError::Closed(_))
+    )
+}
+
+impl From<CloseError> for ApiError {
+    fn from(error: CloseError) -> Self {
+        match error {
+            CloseError::OpenTrades(trades) => ApiError::OpenTrades(trades),
+            CloseError::Lagging => ApiError::Unavailable {
+                code: "views_catching_up",
+                detail: error.to_string(),
+                retry_after: 1,
+            },
+            CloseError::NotFound => ApiError::Unauthenticated("this account is closed"),
+            other => ApiError::internal(other),
         }
     }
 }

@@ -104,6 +104,20 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Admin(AdminCommand::Close {
+            database,
+            payment,
+            by,
+            username,
+        }) => match payment.gateway() {
+            Ok(gateway) => {
+                with_database(&database, |pool| async move {
+                    ops::accounts::close(&pool, gateway, &by, &username).await
+                })
+                .await
+            }
+            Err(e) => Err(e.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -84,18 +84,32 @@ pub async fn spawn(
         config.reconcile,
     );
     tasks.push(tokio::spawn(reconciler.run(shutdown.clone())));
-    let dispatcher = Dispatcher::new(pool.clone(), write, clock.clone(), config.dispatcher);
+    let dispatcher = Dispatcher::new(
+        pool.clone(),
+        write.clone(),
+        clock.clone(),
+        config.dispatcher,
+    );
     tasks.push(tokio::spawn(
         dispatcher.run(Wakeups::listen_on(pool, OUTBOX_CHANNEL), shutdown.clone()),
     ));
     let timer = Timer::new(pool.clone(), clock);
     tasks.push(tokio::spawn(timer.run(config.timer_tick, shutdown.clone())));
-    tasks.push(tokio::spawn(housekeeping(pool.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(housekeeping(
+        pool.clone(),
+        write,
+        shutdown.clone(),
+    )));
     tasks
 }
 
-async fn housekeeping(pool: Db, mut shutdown: Shutdown) {
+async fn housekeeping(pool: Db, write: Arc<WriteSide>, mut shutdown: Shutdown) {
     while !shutdown.is_triggered() {
+        match crate::auth::closing::finish_interrupted(&pool, &write).await {
+            Ok(n) if n > 0 => tracing::info!(finished = n, "interrupted account closings finished"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "finishing account closings failed"),
+        }
         match crate::idempotency::purge_expired(&pool).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
             Ok(_) => {}

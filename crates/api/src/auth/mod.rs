@@ -1,9 +1,10 @@
 //! Accounts' credentials: argon2 password hashes, JWT access tokens, and the sessions they
-//! name (`sessions.rs`: what logging out revokes).
+//! name (`sessions.rs`: what logging out revokes), and closing an account (`closing.rs`).
 //!
 //! Tokens are HS256 with the algorithm pinned (a token naming any other algorithm, `none`
 //! included, is refused), and issuer, audience and expiry always checked.
 
+pub mod closing;
 pub mod password;
 pub mod sessions;
 

@@ -42,6 +42,19 @@ const REVOKE_OTHERS: &str =
         AND session_id IS DISTINCT FROM $2
      RETURNING session_id, expires_at";
 
+/// Revokes every live session of `user_id` inside the caller's transaction (closing the
+/// account): their ids and expiries.
+pub async fn revoke_every(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(REVOKE_OTHERS)
+        .bind(user_id)
+        .bind(None::<Uuid>)
+        .fetch_all(conn)
+        .await
+}
+
 /// The sessions of one process: the revocations it knows, and when it last read them.
 #[derive(Debug)]
 pub struct Sessions {
@@ -135,7 +148,7 @@ impl Sessions {
 
     /// Adds sessions to this process's revoked list at once (the other processes read them
     /// at their next refresh).
-    fn forget(&self, sessions: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>) {
+    pub fn forget(&self, sessions: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>) {
         let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
         revoked.extend(sessions);
     }

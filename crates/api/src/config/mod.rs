@@ -164,6 +164,21 @@ pub enum AdminCommand {
         /// The user's username.
         username: String,
     },
+    /// Close a person's account for them (as `DELETE /me` does, without their password):
+    /// refused while they are in a trade; recorded in the log as closed by the operator.
+    Close {
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The payment gateway (the write side is built with it; closing pays nothing).
+        #[command(flatten)]
+        payment: PaymentArgs,
+        /// The operator's username (an admin): who the log records as closing it.
+        #[arg(long)]
+        by: String,
+        /// The username of the account to close.
+        username: String,
+    },
 }
 
 /// Where the database is.

@@ -51,6 +51,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         auth::logout,
         auth::logout_all,
         auth::change_password,
+        me::close_account,
         me::export_all,
         listings::browse,
         listings::register,

@@ -1,7 +1,15 @@
-//! `carrot admin grant USERNAME`.
+//! `carrot admin grant USERNAME` and `carrot admin close --by OPERATOR USERNAME`.
+
+use std::sync::Arc;
+
+use carrot_domain::payment::PaymentGateway;
+use carrot_domain::SystemClock;
+use carrot_projections::postgres::Db;
+use carrot_projections::write_side::WriteSide;
+use uuid::Uuid;
 
 use super::OpsError;
-use carrot_projections::postgres::Db;
+use crate::auth::closing::{self, CloseError};
 
 /// Gives `username` the admin role.
 pub async fn grant_admin(pool: &Db, username: &str) -> Result<(), OpsError> {
@@ -14,4 +22,47 @@ pub async fn grant_admin(pool: &Db, username: &str) -> Result<(), OpsError> {
     }
     println!("{username} is an admin from their next login");
     Ok(())
+}
+
+/// Closes `username`'s account for them, recorded as done by the admin `by`.
+pub async fn close(
+    pool: &Db,
+    gateway: Arc<dyn PaymentGateway>,
+    by: &str,
+    username: &str,
+) -> Result<(), OpsError> {
+    let operator: Option<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1 AND role = 'admin'")
+            .bind(by)
+            .fetch_optional(pool)
+            .await?;
+    let operator = operator.ok_or_else(|| OpsError::NotFound(format!("no admin {by:?}")))?;
+    let user: Option<Uuid> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(pool)
+        .await?;
+    let user = user.ok_or_else(|| OpsError::NotFound(format!("no open account {username:?}")))?;
+    let write = WriteSide::new(pool.clone(), Arc::new(SystemClock), gateway);
+    match closing::close(pool, &write, user, operator).await {
+        Ok(revoked) => {
+            println!(
+                "closed {user}: {} session(s) ended, personal data erased",
+                revoked.len()
+            );
+            Ok(())
+        }
+        Err(CloseError::OpenTrades(trades)) => {
+            for trade in &trades {
+                println!(
+                    "open: request {} ({}, {}, payment {})",
+                    trade.request_id, trade.role, trade.status, trade.payment_status
+                );
+            }
+            Err(OpsError::Failed(format!(
+                "{username} is still in {} trade(s); close the account once they are settled",
+                trades.len()
+            )))
+        }
+        Err(e) => Err(OpsError::Failed(e.to_string())),
+    }
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{password, Role};
+use crate::auth::{closing, password, Role};
 use crate::error::{is_unique_violation, ApiError, FieldError, Problem};
 use crate::extract::{AuthUser, Json};
 use crate::openapi::vocabulary::{IdempotencyHeader, Unauthenticated};
@@ -144,6 +144,14 @@ async fn signup(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let closed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+            .bind(closing::tombstone(&body.username))
+            .fetch_one(&state.pool)
+            .await?;
+    if closed {
+        return Err(taken());
+    }
     let hash = password::hash(body.password)
         .await
         .map_err(ApiError::internal)?;
@@ -159,12 +167,7 @@ async fn signup(
     .await;
     match inserted {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict {
-                code: "username_taken",
-                detail: "that username is taken".into(),
-            })
-        }
+        Err(e) if is_unique_violation(&e) => return Err(taken()),
         Err(e) => return Err(e.into()),
     }
     let (token, expires_at) = sign_in(&state, user_id, Role::User).await?;
@@ -176,6 +179,40 @@ async fn signup(
             expires_at,
         }),
     ))
+}
+
+/// Checks that `given` (sent as `field`) is the signed-in user's password: a 422 naming the
+/// field when it is not, a 401 when the account has closed meanwhile.
+pub(crate) async fn confirm_password(
+    state: &AppState,
+    user: &AuthUser,
+    given: String,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE user_id = $1 AND closed_at IS NULL",
+    )
+    .bind(user.user_id.as_uuid())
+    .fetch_optional(&state.pool)
+    .await?;
+    if stored.is_none() {
+        return Err(ApiError::Unauthenticated("this account is closed"));
+    }
+    let matches = password::verify(given, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    match matches {
+        true => Ok(()),
+        false => Err(ApiError::invalid(field, "is not the account's password")),
+    }
+}
+
+/// A username in use, or once used by an account since closed (never given out again).
+fn taken() -> ApiError {
+    ApiError::Conflict {
+        code: "username_taken",
+        detail: "that username is taken".into(),
+    }
 }
 
 /// Signs in: a new token for an existing account.
@@ -322,20 +359,7 @@ async fn change_password(
             "must be 8 to 128 characters",
         ));
     }
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE user_id = $1")
-            .bind(user.user_id.as_uuid())
-            .fetch_optional(&state.pool)
-            .await?;
-    let matches = password::verify(body.current_password, stored)
-        .await
-        .map_err(ApiError::internal)?;
-    if !matches {
-        return Err(ApiError::invalid(
-            "current_password",
-            "is not the account's password",
-        ));
-    }
+    confirm_password(&state, &user, body.current_password, "current_password").await?;
     let hash = password::hash(body.new_password)
         .await
         .map_err(ApiError::internal)?;

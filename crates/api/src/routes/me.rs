@@ -1,8 +1,10 @@
 //! The caller's own account: `GET /me/export`, everything Carrot holds about them as one
-//! JSON document (their right to take their data).
+//! JSON document (their right to take their data), and `DELETE /me`, closing it (their
+//! right to leave and be forgotten: `auth/closing.rs`).
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use carrot_projections::views::catalog::CATALOG;
 use carrot_projections::views::export::{self, Holdings};
@@ -10,17 +12,22 @@ use carrot_projections::views::mypage::MYPAGE;
 use carrot_projections::views::notifications::NOTIFICATIONS;
 use carrot_projections::views::payments::PAYMENTS;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::closing;
 use crate::error::{ApiError, Problem};
+use crate::extract::Json as JsonBody;
 use crate::extract::{await_views, AuthUser, ConsistencyToken, Freshness};
 use crate::openapi::vocabulary::Unauthenticated;
+use crate::routes::auth::confirm_password;
 use crate::state::AppState;
 
 /// The caller's routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/me/export", get(export_all))
+    Router::new()
+        .route("/me", delete(close_account))
+        .route("/me/export", get(export_all))
 }
 
 /// The account as stored (the password only as the fact that one is set).
@@ -115,4 +122,59 @@ async fn export_all(
         holdings,
     };
     Ok((freshness, Json(export)))
+}
+
+/// What confirms closing the account.
+#[derive(Deserialize, utoipa::ToSchema)]
+struct CloseBody {
+    /// The account's password.
+    #[schema(example = "the account's own password")]
+    password: String,
+}
+
+/// Closes the caller's account, for good.
+///
+/// Refused while they are in a trade (a request open, or money held in escrow for or from
+/// them), with those trades listed. Otherwise every session ends, their listings still on
+/// sale are withdrawn, and everything they typed (titles, descriptions, categories,
+/// reasons) reads `[erased]` from now on, everywhere: their key is destroyed. The other
+/// party of each of their past trades keeps it (amounts, statuses, dates). The username can
+/// never log in or be taken again.
+#[utoipa::path(
+    delete,
+    path = "/me",
+    tag = "accounts",
+    operation_id = "close_my_account",
+    request_body = CloseBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Closed; every session ended, personal data erased."),
+        (status = 400, response = crate::openapi::vocabulary::MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 409, description = "`open_trades`: still in a trade; `open_trades` lists \
+         them.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = crate::openapi::vocabulary::PayloadTooLarge),
+        (status = 415, response = crate::openapi::vocabulary::NotJson),
+        (status = 422, description = "`validation_failed` (with `errors`: password, which is \
+         not the account's).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`views_catching_up`: try again after `Retry-After`.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(user = %user.user_id))]
+async fn close_account(
+    State(state): State<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<CloseBody>,
+) -> Result<StatusCode, ApiError> {
+    confirm_password(&state, &user, body.password, "password").await?;
+    let id = user.user_id.as_uuid();
+    // In a task of its own: a client hanging up must not stop a closing halfway.
+    let (pool, write) = (state.pool.clone(), state.write.clone());
+    let revoked = tokio::spawn(async move { closing::close(&pool, &write, id, id).await })
+        .await
+        .map_err(ApiError::internal)??;
+    state.sessions.forget(revoked);
+    tracing::info!("account closed");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -203,6 +203,13 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
             none.clone(),
             [200, 200, 200, 200, 401],
         ),
+        // Closing one's own account: the signed in only, with their password (erasure.rs).
+        (
+            delete.clone(),
+            "/me".into(),
+            Some(json!({"password": "not anyone's password"})),
+            [422, 422, 422, 422, 401],
+        ),
         // Ending one's own sessions is for the signed in only (tested in sessions.rs).
         (
             post.clone(),

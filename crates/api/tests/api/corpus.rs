@@ -1,7 +1,8 @@
 //! The frozen corpus's writer: real trades through the API, ending every way a trade can
 //! end, whose stored events become `crates/domain/corpus/events.jsonl`. The
 //! corpus is never regenerated: `CARROT_WRITE_CORPUS=1` writes it when it does not exist,
-//! and appends a new run when the code writes an event type or version the corpus lacks
+//! and appends a run's events of each type or version the corpus lacks, when the code
+//! writes one
 //! (docs/DESIGN.md, "Changing an event"). Without the variable the test only checks that
 //! the trades still produce every event type of every aggregate.
 
@@ -252,6 +253,15 @@ async fn operators(app: &TestApp) {
     }
 }
 
+/// A person closes their account.
+async fn closed(app: &TestApp) {
+    let leaver = app.signup("leaver").await;
+    let body = json!({"password": "correct horse battery"});
+    let response = app.client.delete(app.url("/me")).bearer_auth(&leaver.token);
+    let response = response.json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
 /// The log as JSON lines, in log order, as `carrot events` would read it.
 async fn stored_events(app: &TestApp) -> Vec<Value> {
     sqlx::query_scalar(
@@ -294,6 +304,7 @@ async fn trades_ending_every_way_write_every_event_type_of_every_aggregate() {
     payment_faults(&app, &clock, &seller, &buyer).await;
     discovered(&app, &buyer).await;
     operators(&app).await;
+    closed(&app).await;
     app.settle().await;
 
     let events = stored_events(&app).await;
@@ -316,8 +327,22 @@ async fn trades_ending_every_way_write_every_event_type_of_every_aggregate() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let new_kinds = kinds(&events, true);
-    if !frozen.is_empty() && new_kinds.is_subset(&kinds(&frozen, true)) {
+    let known = kinds(&frozen, true);
+    // Only the kinds the corpus lacks (the events of the others are sealed now, with keys
+    // that end with this test's database).
+    let events: Vec<Value> = events
+        .into_iter()
+        .filter(|e| {
+            frozen.is_empty()
+                || !known.contains(
+                    &kinds(std::slice::from_ref(e), true)
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                )
+        })
+        .collect();
+    if events.is_empty() {
         return;
     }
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

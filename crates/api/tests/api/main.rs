@@ -10,6 +10,7 @@ mod common;
 mod corpus;
 mod crash;
 mod deadlines;
+mod erasure;
 mod export;
 mod health;
 mod helpers;

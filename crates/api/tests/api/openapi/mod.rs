@@ -18,11 +18,12 @@ use self::conformance::resolve;
 const REGENERATE: &str = "cargo run -p carrot-api --bin carrot -- openapi > docs/openapi.json";
 
 /// Every path and method of API.md.
-const CONTRACT: [(&str, &str); 30] = [
+const CONTRACT: [(&str, &str); 31] = [
     ("post", "/auth/signup"),
     ("post", "/auth/login"),
     ("post", "/auth/logout"),
     ("post", "/auth/logout-all"),
+    ("delete", "/me"),
     ("get", "/me/export"),
     ("get", "/listings"),
     ("post", "/listings"),

@@ -124,6 +124,14 @@ async fn sessions_phase(app: &TestApp, c: &mut Conformance) {
     c.check("post", "/auth/logout", response).await;
     let response = app.post(&user, "/auth/logout-all").send().await.unwrap();
     c.check("post", "/auth/logout-all", response).await;
+    // Closing an account: the wrong password, then the right one (erasure.rs has the rest).
+    let leaver = app.signup("leaver").await;
+    for password in ["not the password", "correct horse battery"] {
+        let body = json!({ "password": password });
+        let response = app.client.delete(app.url("/me")).bearer_auth(&leaver.token);
+        c.check("delete", "/me", response.json(&body).send().await.unwrap())
+            .await;
+    }
 }
 
 /// The first listing, as the later phases need it.
