@@ -48,6 +48,8 @@ impl Default for WorkerConfig {
 
 /// How often expired idempotency keys are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How often the workers look for account closings to finish.
+const CLOSINGS_EVERY: Duration = Duration::from_secs(30);
 
 /// Registers every subscriber's checkpoint row (so readiness and operators see them from
 /// the start; with the database down, each runner registers itself once it is back), then
@@ -95,21 +97,32 @@ pub async fn spawn(
     ));
     let timer = Timer::new(pool.clone(), clock);
     tasks.push(tokio::spawn(timer.run(config.timer_tick, shutdown.clone())));
-    tasks.push(tokio::spawn(housekeeping(
+    tasks.push(tokio::spawn(closings(
         pool.clone(),
         write,
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(housekeeping(pool.clone(), shutdown.clone())));
     tasks
 }
 
-async fn housekeeping(pool: Db, write: Arc<WriteSide>, mut shutdown: Shutdown) {
+/// Finishes account closings left half-done, every [`CLOSINGS_EVERY`].
+async fn closings(pool: Db, write: Arc<WriteSide>, mut shutdown: Shutdown) {
     while !shutdown.is_triggered() {
-        match crate::auth::closing::finish_interrupted(&pool, &write).await {
-            Ok(n) if n > 0 => tracing::info!(finished = n, "interrupted account closings finished"),
+        match crate::auth::closing::finish_closings(&pool, &write).await {
+            Ok(n) if n > 0 => tracing::info!(finished = n, "account closings finished"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "finishing account closings failed"),
         }
+        tokio::select! {
+            () = tokio::time::sleep(CLOSINGS_EVERY) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+}
+
+async fn housekeeping(pool: Db, mut shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
         match crate::idempotency::purge_expired(&pool).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
             Ok(_) => {}

@@ -1,22 +1,25 @@
 //! Closing an account (`DELETE /me`, and `carrot admin close` for an operator): refused
 //! while the person is still in a trade; otherwise, in this order,
 //! 1. **shut** (one transaction): their key destroyed (what they typed reads `[erased]`
-//!    everywhere from here on, and nothing more of theirs can be sealed, so none written),
+//!    everywhere from here on; a process that cached it for sealing may seal with it for
+//!    up to a minute, which no one can open, then refuses their writes),
 //!    every session revoked, the account row made a tombstone (no username, no password,
 //!    no display name: it can never log in again, and the name can never be taken), their
 //!    listings' snapshots and their idempotency keys deleted;
 //! 2. **record**: their listings still on sale withdrawn, and `AccountClosed` appended (who
 //!    closed it, audited in the log; every view erases its copies at that place).
 //!
-//! Step 2 is resumable: a process that dies between the two leaves `close_recorded_at`
-//! unset, and the worker's housekeeping finishes it ([`finish_interrupted`]). Handlers run
-//! the whole of it in a task of its own, so a client that hangs up does not cut it short.
+//! The account is closed once step 1 commits. Step 2 is resumable: when it fails (the views
+//! behind, a conflict) or the process dies before it, `close_recorded_at` stays unset and
+//! the workers finish it within a minute ([`finish_closings`], which also withdraws a
+//! listing registered by a request in flight as the account closed). Handlers run the whole
+//! of it in a task of its own, so a client that hangs up does not cut it short.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use carrot_domain::account::{Account, AccountCommand, AccountError};
-use carrot_domain::listing::{Listing, ListingCommand, ListingError};
+use carrot_domain::listing::{Listing, ListingCommand, ListingError, ListingStatus};
 use carrot_domain::metadata::{ACTOR, CAUSATION_ID};
 use carrot_domain::{Actor, UserId};
 use carrot_projections::log::log_head;
@@ -27,6 +30,7 @@ use carrot_projections::views::mypage::{self, OpenTrade, MYPAGE};
 use carrot_projections::write_side::{CommandError, WriteSide};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// How long closing waits for MyPage to have read the whole log before it looks.
@@ -59,6 +63,16 @@ pub fn tombstone(username: &str) -> String {
     let digest = Sha256::digest(username.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("#{hex}")
+}
+
+/// Holds `username` for the caller's transaction: a signup under it and the closing of its
+/// account happen one after the other, so a name being closed is never signed up again.
+pub async fn lock_username(conn: &mut PgConnection, username: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('carrot_username:' || $1, 0))")
+        .bind(username)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Waits until MyPage has read every event committed before now.
@@ -95,8 +109,13 @@ pub async fn close(
     if !open.is_empty() {
         return Err(CloseError::OpenTrades(open));
     }
+    write.forget_sealing_key(user);
     let revoked = shut(pool, user, by).await?;
-    record(pool, write, user, by).await?;
+    // Closed from here on. What is left (withdrawals, the event) the worker finishes if it
+    // cannot be done now.
+    if let Err(e) = record(pool, write, user, by).await {
+        tracing::warn!(%user, error = %e, "account closed; the worker will record it");
+    }
     Ok(revoked)
 }
 
@@ -113,6 +132,7 @@ async fn shut(pool: &Db, user: Uuid, by: Uuid) -> Result<Vec<(Uuid, DateTime<Utc
     let Some(username) = username else {
         return Err(CloseError::NotFound);
     };
+    lock_username(&mut tx, &username).await?;
     personal::destroy(&mut tx, user).await?;
     let revoked = super::sessions::revoke_every(&mut tx, user).await?;
     sqlx::query(
@@ -171,28 +191,38 @@ async fn record(pool: &Db, write: &WriteSide, user: Uuid, by: Uuid) -> Result<()
         Ok(_) | Err(CommandError::Refused(AccountError::AlreadyClosed)) => {}
         Err(e) => return Err(CloseError::Command(e.to_string())),
     }
-    sqlx::query("UPDATE users SET close_recorded_at = now() WHERE user_id = $1")
-        .bind(user)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE users SET close_recorded_at = coalesce(close_recorded_at, now())
+          WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
-/// Finishes the closings a process left half-done (shut but not recorded, for longer than
-/// a closing takes); how many.
-pub async fn finish_interrupted(pool: &Db, write: &WriteSide) -> Result<u64, CloseError> {
+/// Finishes closings: those a process left half-done (shut, not recorded, for longer than
+/// a closing takes), and those of the last day with a listing still on sale (registered by
+/// a request in flight as the account closed). Each is tried on its own; how many were
+/// finished.
+pub async fn finish_closings(pool: &Db, write: &WriteSide) -> Result<u64, CloseError> {
     let pending: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT user_id, closed_by FROM users
-          WHERE closed_at IS NOT NULL AND close_recorded_at IS NULL
-            AND closed_at < now() - interval '30 seconds'
-          ORDER BY closed_at LIMIT 100",
+        "SELECT u.user_id, u.closed_by FROM users u
+          WHERE u.closed_at > now() - interval '1 day'
+            AND ((u.close_recorded_at IS NULL AND u.closed_at < now() - interval '30 seconds')
+                 OR EXISTS (SELECT 1 FROM mypage.listings l
+                             WHERE l.seller_id = u.user_id AND l.status = $1))
+          ORDER BY u.closed_at LIMIT 100",
     )
+    .bind(ListingStatus::Available.name())
     .fetch_all(pool)
     .await?;
     let mut finished = 0;
     for (user, by) in pending {
-        record(pool, write, user, by.unwrap_or(user)).await?;
-        finished += 1;
+        match record(pool, write, user, by.unwrap_or(user)).await {
+            Ok(()) => finished += 1,
+            Err(e) => tracing::warn!(%user, error = %e, "finishing an account's closing failed"),
+        }
     }
     Ok(finished)
 }

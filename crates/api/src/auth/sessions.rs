@@ -79,19 +79,26 @@ impl Sessions {
     }
 
     /// Records a new session of `user_id` until `expires_at`; its id goes in the token.
+    /// `None` when the account is closed: the row lock orders this against a closing, so a
+    /// sign-in that raced one either ends before it (and the closing revokes the session)
+    /// or sees it closed.
     pub async fn open(
         &self,
         user_id: Uuid,
         expires_at: DateTime<Utc>,
-    ) -> Result<Uuid, sqlx::Error> {
+    ) -> Result<Option<Uuid>, sqlx::Error> {
         let session_id = Uuid::new_v4();
-        sqlx::query("INSERT INTO sessions (session_id, user_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(session_id)
-            .bind(user_id)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(session_id)
+        let opened = sqlx::query(
+            "INSERT INTO sessions (session_id, user_id, expires_at)
+             SELECT $1, user_id, $3 FROM users
+              WHERE user_id = $2 AND closed_at IS NULL FOR SHARE",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok((opened.rows_affected() == 1).then_some(session_id))
     }
 
     /// Revokes one session (logging out).
@@ -122,19 +129,25 @@ impl Sessions {
     }
 
     /// Sets `user_id`'s password hash and ends every other session, in one transaction: a
-    /// changed password never leaves the old sessions alive.
+    /// changed password never leaves the old sessions alive. How many; `None` when the
+    /// account has closed meanwhile (a tombstone gets no password).
     pub async fn replace_password(
         &self,
         user_id: Uuid,
         password_hash: String,
         keep: Uuid,
-    ) -> Result<u64, sqlx::Error> {
+    ) -> Result<Option<u64>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $2 WHERE user_id = $1")
-            .bind(user_id)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?;
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $2 WHERE user_id = $1 AND closed_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() == 0 {
+            return Ok(None);
+        }
         let revoked: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(REVOKE_OTHERS)
             .bind(user_id)
             .bind(Some(keep))
@@ -143,7 +156,7 @@ impl Sessions {
         tx.commit().await?;
         let count = revoked.len() as u64;
         self.forget(revoked);
-        Ok(count)
+        Ok(Some(count))
     }
 
     /// Adds sessions to this process's revoked list at once (the other processes read them

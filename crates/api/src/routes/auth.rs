@@ -144,18 +144,21 @@ async fn signup(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let closed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
-            .bind(closing::tombstone(&body.username))
-            .fetch_one(&state.pool)
-            .await?;
-    if closed {
-        return Err(taken());
-    }
     let hash = password::hash(body.password)
         .await
         .map_err(ApiError::internal)?;
     let user_id = Uuid::new_v4();
+    // A name closed at the same time is either a tombstone already or waits for this.
+    let mut tx = state.pool.begin().await?;
+    closing::lock_username(&mut tx, &body.username).await?;
+    let closed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)")
+            .bind(closing::tombstone(&body.username))
+            .fetch_one(&mut *tx)
+            .await?;
+    if closed {
+        return Err(taken());
+    }
     let inserted = sqlx::query(
         "INSERT INTO users (user_id, username, password_hash, display_name) VALUES ($1, $2, $3, $4)",
     )
@@ -163,10 +166,10 @@ async fn signup(
     .bind(&body.username)
     .bind(hash)
     .bind(display_name)
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await;
     match inserted {
-        Ok(_) => {}
+        Ok(_) => tx.commit().await?,
         Err(e) if is_unique_violation(&e) => return Err(taken()),
         Err(e) => return Err(e.into()),
     }
@@ -278,7 +281,11 @@ async fn sign_in(
     role: Role,
 ) -> Result<(String, chrono::DateTime<chrono::Utc>), ApiError> {
     let now = chrono::Utc::now();
-    let session = state.sessions.open(user_id, state.jwt.expiry(now)).await?;
+    let session = state
+        .sessions
+        .open(user_id, state.jwt.expiry(now))
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
     state
         .jwt
         .issue(user_id, role, session, now)
@@ -366,7 +373,8 @@ async fn change_password(
     let ended = state
         .sessions
         .replace_password(user.user_id.as_uuid(), hash, user.session_id)
-        .await?;
+        .await?
+        .ok_or(ApiError::Unauthenticated("this account is closed"))?;
     tracing::info!(sessions = ended, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,18 @@
 //! the person typed is left anywhere in the database (a raw scan of every table, the event
 //! log included), a full rebuild equals the live views, `carrot events` shows `[erased]`,
 //! and the other party's MyPage keeps the trade. An operator can close one too, audited.
+//! A listing registered by a request in flight as the account closed is withdrawn by the
+//! workers, and a process that reads the key afterwards refuses the person's text.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use carrot_api::auth::closing::finish_closings;
+use carrot_domain::listing::fields::{Description, ListingTitle};
+use carrot_domain::listing::{Listing, ListingCommand};
+use carrot_domain::metadata::ACTOR;
+use carrot_domain::{ListingId, Price, SystemClock, UserId};
+use carrot_projections::write_side::WriteSide;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -284,4 +295,79 @@ async fn an_operator_closes_an_account_for_its_person_and_the_log_says_who() {
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let response = app.get(&person, "/mypage").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn register(seller: &User, title: &str) -> (String, ListingCommand) {
+    let listing = ListingId::new();
+    let command = ListingCommand::RegisterListing {
+        listing_id: listing,
+        seller_id: UserId::from_uuid(seller.id.parse().unwrap()),
+        title: ListingTitle::parse(title).unwrap(),
+        description: Description::parse("").unwrap(),
+        price: Price::parse(1_000).unwrap(),
+        category: None,
+    };
+    (listing.to_string(), command)
+}
+
+#[tokio::test]
+async fn a_listing_slipped_in_as_the_account_closed_is_withdrawn_and_a_closed_sellers_text_refused()
+{
+    let app = spawn_app().await;
+    let seller = signup_named(&app, "racer").await;
+    let by = HashMap::from([(ACTOR.to_owned(), seller.id.clone())]);
+    // Another process, which has sealed this seller's text and keeps their key a while.
+    let other = WriteSide::new(
+        app.db.pool.clone(),
+        Arc::new(SystemClock),
+        app.gateway.clone(),
+    );
+    let (first, command) = register(&seller, "first lamp");
+    other
+        .create::<Listing>(&first, command, by.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        close(&app, &seller, PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // A request in flight as the account closed, on a process holding the key.
+    let (late, command) = register(&seller, &format!("{MARK} late lamp"));
+    other
+        .create::<Listing>(&late, command, by.clone())
+        .await
+        .unwrap();
+    app.settle().await;
+    assert!(
+        tables_holding(&app, MARK).await.is_empty(),
+        "sealed with a key that is gone"
+    );
+    let listing = app
+        .read(&app.signup("reader").await, &format!("/listings/{late}"))
+        .await;
+    assert_eq!(
+        (listing["title"].as_str(), listing["status"].as_str()),
+        (Some("[erased]"), Some("available"))
+    );
+    // The workers' pass withdraws it.
+    assert_eq!(finish_closings(&app.db.pool, &other).await.unwrap(), 1);
+    app.settle().await;
+    let listing = app
+        .read(&app.signup("reader").await, &format!("/listings/{late}"))
+        .await;
+    assert_eq!(listing["status"], "withdrawn");
+
+    // A process that reads the key now finds it destroyed: the seller's text is refused.
+    let fresh = WriteSide::new(
+        app.db.pool.clone(),
+        Arc::new(SystemClock),
+        app.gateway.clone(),
+    );
+    let (refused, command) = register(&seller, "after closing");
+    assert!(fresh
+        .create::<Listing>(&refused, command, by)
+        .await
+        .is_err());
+    assert!(app.events_of("listing", &refused).await.is_empty());
 }

@@ -4,14 +4,16 @@
 //! on every read of what they typed (views rebuilt, the timeline, `carrot events`, replays,
 //! backups) gives `[erased]`. docs/DESIGN.md, "Erasure".
 //!
-//! Keys for sealing are cached per process (bounded): a key destroyed while cached still
-//! seals, and what it seals can never be opened again, which is what destroying it means.
+//! Keys for sealing are cached per process, each for at most [`SEALING_KEY_KEPT`]: a key
+//! destroyed while cached still seals for that long, and what it seals can never be opened
+//! again, which is what destroying it means; after that the person's writes are refused.
 //! Keys for opening are never cached, so no process opens with a key that is gone.
 
 pub mod seal;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use carrot_domain::schema::personal;
 use serde_json::Value;
@@ -24,6 +26,8 @@ pub use seal::{PersonalKey, Unopenable};
 
 /// How many sealing keys a process keeps; past it the cache starts again.
 const CACHED_KEYS: usize = 10_000;
+/// How long a process seals with a key it read, before it reads it again.
+pub const SEALING_KEY_KEPT: Duration = Duration::from_secs(60);
 
 /// A person's key is destroyed: their account is closed, nothing more of theirs is written.
 #[derive(Debug, thiserror::Error)]
@@ -44,22 +48,25 @@ pub enum SealingError {
 /// The keys the event store seals with: made on a person's first sealed write.
 #[derive(Default)]
 pub struct SealingKeys {
-    cached: Mutex<HashMap<Uuid, PersonalKey>>,
+    cached: Mutex<HashMap<Uuid, (PersonalKey, Instant)>>,
 }
 
 impl SealingKeys {
     /// `owner`'s key, made now if they have none; refused once destroyed.
     pub async fn key_of(&self, pool: &Db, owner: Uuid) -> Result<PersonalKey, SealingError> {
-        if let Some(key) = self.cached.lock().ok().and_then(|c| c.get(&owner).cloned()) {
-            return Ok(key);
+        let cached = self.cached.lock().ok().and_then(|c| c.get(&owner).cloned());
+        if let Some((key, read)) = cached {
+            if read.elapsed() < SEALING_KEY_KEPT {
+                return Ok(key);
+            }
         }
+        // The no-op update returns the row a concurrent first write made (its key, or NULL
+        // once destroyed), where `DO NOTHING` would return nothing.
         let fresh = PersonalKey::generate();
         let stored: Option<Vec<u8>> = sqlx::query_scalar(
-            "WITH made AS (INSERT INTO personal_keys (user_id, key) VALUES ($1, $2)
-                           ON CONFLICT (user_id) DO NOTHING RETURNING key)
-             SELECT key FROM made
-             UNION ALL SELECT key FROM personal_keys WHERE user_id = $1
-             LIMIT 1",
+            "INSERT INTO personal_keys (user_id, key) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
+             RETURNING key",
         )
         .bind(owner)
         .bind(fresh.bytes())
@@ -73,9 +80,18 @@ impl SealingKeys {
             if cached.len() >= CACHED_KEYS {
                 cached.clear();
             }
-            cached.insert(owner, key.clone());
+            cached.insert(owner, (key.clone(), Instant::now()));
         }
         Ok(key)
+    }
+}
+
+impl SealingKeys {
+    /// Forgets `owner`'s key in this process (its account is closing here).
+    pub fn forget(&self, owner: Uuid) {
+        if let Ok(mut cached) = self.cached.lock() {
+            cached.remove(&owner);
+        }
     }
 }
 

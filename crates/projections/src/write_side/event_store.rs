@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::log::notify::Notifier;
 use crate::log::Checkpoint;
-use crate::personal::{self, SealingKeys};
+use crate::personal::{self, SealingError, SealingKeys};
 use crate::postgres::Db;
 
 /// A snapshot is written when a command crosses a multiple of this many events.
@@ -323,10 +323,12 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
         let snapshot = if last / SNAPSHOT_EVERY > context.sequence / SNAPSHOT_EVERY {
             let mut state =
                 serde_json::to_value(&context.aggregate).map_err(|e| unexpected(Box::new(e)))?;
-            personal::seal_state(&self.keys, &self.pool, A::TYPE, &mut state)
-                .await
-                .map_err(|e| unexpected(Box::new(e)))?;
-            Some(state)
+            match personal::seal_state(&self.keys, &self.pool, A::TYPE, &mut state).await {
+                Ok(()) => Some(state),
+                // Its owner's account is closed: no snapshot keeps their text.
+                Err(SealingError::Closed(_)) => None,
+                Err(e) => return Err(unexpected(Box::new(e))),
+            }
         } else {
             None
         };

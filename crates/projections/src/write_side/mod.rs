@@ -66,6 +66,7 @@ pub struct WriteSide {
     requests: Framework<PurchaseRequest>,
     payments: Framework<Payment>,
     accounts: Framework<Account>,
+    keys: Arc<SealingKeys>,
     request_services: PurchaseRequestServices,
 }
 
@@ -141,13 +142,19 @@ impl WriteSide {
                 },
             ),
             accounts: CqrsFramework::new(
-                Store::new(pool.clone(), notifier.clone(), keys),
+                Store::new(pool.clone(), notifier.clone(), keys.clone()),
                 vec![],
                 AccountServices { clock },
             ),
+            keys,
             pool,
             request_services,
         }
+    }
+
+    /// Forgets the key this process seals `owner`'s text with (their account is closing).
+    pub fn forget_sealing_key(&self, owner: uuid::Uuid) {
+        self.keys.forget(owner);
     }
 
     /// What purchase requests decide with (their clock and deadlines): for checking a
