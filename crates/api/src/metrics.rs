@@ -166,12 +166,7 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     // Open mismatches: a count over a partial index of the (few) open rows.
     let mismatches = carrot_projections::settlement::mismatches::open_count(&state.pool).await?;
     // Per scrape (one row per connection), so `carrot_database_up` tells the truth.
-    let horizon: f64 = sqlx::query_scalar(
-        "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
-           FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
-    )
-    .fetch_one(&state.pool)
-    .await?;
+    let horizon = horizon_age_seconds(&state.pool).await?;
     let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 1");
     let per_subscriber: [Gauge<SubscriberStatus>; 4] = [
         (
@@ -208,4 +203,17 @@ async fn database_gauges(state: &AppState, out: &mut String) -> Result<(), sqlx:
     let _ = writeln!(out, "# HELP carrot_saga_commands_stuck Saga commands (refunds, payouts...) failing for longer than the alert threshold; still retried.\n# TYPE carrot_saga_commands_stuck gauge\ncarrot_saga_commands_stuck {stuck}");
     let _ = writeln!(out, "# HELP carrot_reconciliation_mismatches Differences between the payment gateway and the log that wait for an operator.\n# TYPE carrot_reconciliation_mismatches gauge\ncarrot_reconciliation_mismatches {mismatches}");
     Ok(())
+}
+
+/// The age of the oldest open write transaction in the cluster, in seconds: readers of the
+/// log wait for it (the log horizon's age).
+pub async fn horizon_age_seconds(
+    pool: &carrot_projections::postgres::Db,
+) -> Result<f64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+           FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
 }

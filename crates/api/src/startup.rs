@@ -192,6 +192,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
         .merge(routes::transfers::router())
         .merge(routes::quarantine::router())
         .merge(routes::docs::router())
+        .merge(crate::console::router())
 }
 
 /// The whole router with its middleware.

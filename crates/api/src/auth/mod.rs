@@ -120,6 +120,22 @@ impl JwtKeys {
         Ok((token, expires_at))
     }
 
+    /// The token a console form of `session` must carry (CSRF): a MAC of the session id
+    /// under the signing secret (an HS256 signature, the same for the same session), which
+    /// a page of another site cannot know.
+    pub fn csrf_token(&self, session: Uuid) -> Result<String, jsonwebtoken::errors::Error> {
+        #[derive(Serialize)]
+        struct Csrf {
+            sid: Uuid,
+            purpose: &'static str,
+        }
+        let claims = Csrf {
+            sid: session,
+            purpose: "console-csrf",
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, InvalidToken> {
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)

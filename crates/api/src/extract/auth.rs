@@ -53,7 +53,7 @@ where
 }
 
 /// The caller a valid `token` of a live session names, counted against its rate limit.
-async fn authenticate<S>(token: &str, state: &S) -> Result<AuthUser, ApiError>
+pub(crate) async fn authenticate<S>(token: &str, state: &S) -> Result<AuthUser, ApiError>
 where
     Arc<JwtKeys>: FromRef<S>,
     Arc<RateLimits>: FromRef<S>,

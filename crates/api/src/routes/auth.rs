@@ -243,27 +243,7 @@ async fn login(
     State(state): State<AppState>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    // A name signup would refuse (a NUL byte PostgreSQL cannot even compare, say) names
-    // no one: the same answer as an unknown user, without asking the database.
-    let row: Option<(Uuid, String, String)> = if is_username(&body.username) {
-        sqlx::query_as("SELECT user_id, password_hash, role FROM users WHERE username = $1")
-            .bind(&body.username)
-            .fetch_optional(&state.pool)
-            .await?
-    } else {
-        None
-    };
-    let stored = row.as_ref().map(|(_, hash, _)| hash.clone());
-    // Verify even for an unknown username, so both failures look and take the same.
-    let matches = password::verify(body.password, stored)
-        .await
-        .map_err(ApiError::internal)?;
-    let (user_id, role) = match row {
-        Some((user_id, _, role)) if matches => (user_id, role),
-        _ => return Err(ApiError::InvalidCredentials),
-    };
-    let role = Role::parse(&role)
-        .ok_or_else(|| ApiError::Internal(format!("unknown role {role:?} stored").into()))?;
+    let (user_id, role) = credentials(&state, &body.username, body.password).await?;
     let (token, expires_at) = sign_in(&state, user_id, role).await?;
     Ok(axum::Json(TokenResponse {
         user_id,
@@ -272,10 +252,41 @@ async fn login(
     }))
 }
 
+/// The account `username` and `password` name, and its role; `invalid_credentials` for an
+/// unknown name or a wrong password alike (the API's login and the console's).
+pub(crate) async fn credentials(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<(Uuid, Role), ApiError> {
+    // A name signup would refuse (a NUL byte PostgreSQL cannot even compare, say) names
+    // no one: the same answer as an unknown user, without asking the database.
+    let row: Option<(Uuid, String, String)> = if is_username(username) {
+        sqlx::query_as("SELECT user_id, password_hash, role FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&state.pool)
+            .await?
+    } else {
+        None
+    };
+    let stored = row.as_ref().map(|(_, hash, _)| hash.clone());
+    // Verify even for an unknown username, so both failures look and take the same.
+    let matches = password::verify(password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    let (user_id, role) = match row {
+        Some((user_id, _, role)) if matches => (user_id, role),
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::Internal(format!("unknown role {role:?} stored").into()))?;
+    Ok((user_id, role))
+}
+
 /// A new session for `user_id` and its token. Tokens live in wall-clock time whatever the
 /// injected clock says: their expiry is checked against the real time, by us and by anyone
 /// holding them.
-async fn sign_in(
+pub(crate) async fn sign_in(
     state: &AppState,
     user_id: Uuid,
     role: Role,

@@ -45,12 +45,12 @@ struct SettleBody {
 
 /// Where the payment stands after an operator's answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-struct TransferAnswered {
+pub(crate) struct TransferAnswered {
     /// The payment.
     payment_id: uuid::Uuid,
     /// `captured` (sent again: the saga moves it shortly), `refunded` or `paid_out`.
     #[schema(example = "captured")]
-    status: &'static str,
+    pub(crate) status: &'static str,
     /// The refund or payout attempt the payment is at (1 for the first).
     attempt: u32,
     /// The consistency token of the payment's last event.
@@ -58,7 +58,11 @@ struct TransferAnswered {
 }
 
 /// A text field an operator fills: trimmed, `max` characters at most, no NUL.
-fn operator_text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn operator_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<String, ApiError> {
     let value = value.trim();
     if !(1..=max).contains(&value.chars().count()) || value.contains('\0') {
         return Err(ApiError::invalid(
@@ -70,7 +74,7 @@ fn operator_text(field: &'static str, value: &str, max: usize) -> Result<String,
 }
 
 /// Runs an operator's command on payment `id`; the events carry the trade's correlation.
-async fn answer(
+pub(crate) async fn answer(
     state: &AppState,
     ctx: &CommandContext,
     id: &str,

@@ -7,6 +7,7 @@ mod bounds;
 mod breaker;
 #[path = "../common/mod.rs"]
 mod common;
+mod console;
 mod corpus;
 mod crash;
 mod deadlines;

@@ -12,9 +12,11 @@ pub mod runner;
 pub mod signals;
 pub mod status;
 pub mod subscriber;
+mod tail;
 
 pub use reader::{
     events_of_aggregate, events_of_aggregates, events_of_trade, last_event_of, log_head,
     read_after, read_between, Checkpoint, EventRecord, MalformedToken, StoredEvent,
     UnreadableEvent,
 };
+pub use tail::tail;

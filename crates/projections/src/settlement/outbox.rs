@@ -336,3 +336,14 @@ pub async fn depth(pool: &Db, failing_before: DateTime<Utc>) -> Result<Depth, sq
         stuck,
     })
 }
+
+/// One dead letter, if `command_id` is one.
+pub async fn dead_letter(pool: &Db, command_id: &str) -> Result<Option<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT command_id, request_id, command, attempts, last_error, created_at, updated_at
+           FROM settlement.outbox WHERE command_id = $1 AND status = 'dead'",
+    )
+    .bind(command_id)
+    .fetch_optional(pool)
+    .await
+}

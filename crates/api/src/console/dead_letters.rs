@@ -1,0 +1,165 @@
+//! Dead letters, grouped by cause (the saga command's kind and its last error): inspect one,
+//! and act on it after a confirmation. A declined refund or payout is sent again under a
+//! new attempt, or recorded as settled outside Carrot (`transfers.rs`: events of the
+//! payment with the operator's id, in the trade's timeline); any other command is put back
+//! in line, recorded in `operator_audit` with the operator's id.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Form;
+use carrot_projections::settlement::outbox::{self, DeadLetter};
+use serde::Deserialize;
+
+use super::html::{self, escape};
+use super::session::{csrf_refused, see_other, ConsoleAdmin};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How many dead letters the page reads.
+const SHOWN: i64 = 500;
+
+/// A retry's form: the CSRF token and the confirmation.
+#[derive(Deserialize)]
+pub struct Retry {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A dead letter's cause: what kind of command, and why it gave up.
+fn cause(letter: &DeadLetter) -> String {
+    let kind = letter
+        .command
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .unwrap_or_else(|| "command".into());
+    let error = letter.last_error.as_deref().unwrap_or("no error recorded");
+    // Ids differ from letter to letter; the cause is what is left without them.
+    let general: String = error
+        .split_whitespace()
+        .map(|w| {
+            if uuid::Uuid::try_parse(w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-'))
+                .is_ok()
+            {
+                "<id>"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{kind}: {general}")
+}
+
+/// `GET /console/dead-letters`.
+pub async fn list(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+) -> Result<Response, ApiError> {
+    let letters = outbox::dead_letters(&state.pool, SHOWN, None).await?;
+    let mut groups: BTreeMap<String, Vec<&DeadLetter>> = BTreeMap::new();
+    for letter in &letters {
+        groups.entry(cause(letter)).or_default().push(letter);
+    }
+    let mut body = String::new();
+    if groups.is_empty() {
+        body.push_str("<p class=\"ok\">No dead letters.</p>");
+    }
+    for (cause, letters) in &groups {
+        let _ = write!(body, "<h2>{} ({})</h2>", escape(cause), letters.len());
+        let rows = letters.iter().map(|l| {
+            vec![
+                format!(
+                    "<a href=\"/console/dead-letters/{0}\"><code>{0}</code></a>",
+                    escape(&l.command_id)
+                ),
+                format!(
+                    "<a href=\"/console/find?q={0}\"><code>{0}</code></a>",
+                    l.request_id
+                ),
+                l.attempts.to_string(),
+                l.updated_at.to_rfc3339(),
+            ]
+        });
+        body.push_str(&html::table(
+            &["command", "trade", "attempts", "gave up"],
+            rows,
+        ));
+    }
+    Ok(admin.page("Dead letters", &body))
+}
+
+/// `GET /console/dead-letters/{id}`: one, with the form that retries it.
+pub async fn show(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let letter = outbox::dead_letter(&state.pool, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut body = String::from("<div class=\"box\">");
+    let _ = write!(
+        body,
+        "<p>Command <code>{}</code> of trade <a href=\"/console/find?q={r}\"><code>{r}</code></a>, \
+         given up after {} attempts at {}.</p><p>Last error: <code>{}</code></p>{}</div>",
+        escape(&letter.command_id),
+        letter.attempts,
+        letter.updated_at.to_rfc3339(),
+        escape(letter.last_error.as_deref().unwrap_or("-")),
+        html::json_block(&letter.command),
+        r = letter.request_id,
+    );
+    match super::transfers::payment_of(&letter.command_id) {
+        // A declined transfer: a decline is final for its key, so putting it back in line
+        // would only be declined again. It is sent under a new attempt, or recorded as
+        // settled outside Carrot: both are events of the payment, in the trade's timeline.
+        Some(payment) => body.push_str(&super::transfers::forms(payment, &admin.csrf)),
+        None => {
+            let _ = write!(
+                body,
+                "<form method=\"post\" action=\"/console/dead-letters/{}/retry\">{}\
+                 <p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
+                 Put this command back in line (its attempts start again)</label></p>\
+                 <p><button type=\"submit\">Retry</button></p></form>",
+                escape(&letter.command_id),
+                html::csrf_field(&admin.csrf)
+            );
+        }
+    }
+    Ok(admin.page("Dead letter", &body))
+}
+
+/// `POST /console/dead-letters/{id}/retry`: confirmed, it goes back in line.
+pub async fn retry(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    Form(form): Form<Retry>,
+) -> Result<Response, ApiError> {
+    if !admin.csrf_ok(&form.csrf) {
+        return Ok(csrf_refused());
+    }
+    if form.confirm != "yes" {
+        return Err(ApiError::invalid(
+            "confirm",
+            "tick the box to confirm the retry",
+        ));
+    }
+    if !outbox::revive(&state.pool, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, 'retry', $2)",
+    )
+    .bind(admin.user.user_id.as_uuid())
+    .bind(format!("command:{id}"))
+    .execute(&state.pool)
+    .await?;
+    tracing::info!(command_id = %id, by = %admin.user.user_id, "dead letter retried from the console");
+    Ok(see_other("/console/dead-letters"))
+}
