@@ -4,7 +4,8 @@ Run by .ci/console.sh against a running `carrot serve` ($CARROT_BASE), with an a
 (console_admin) already granted. It makes a trade through the API, then, in the browser:
 a signed-out visitor and a non-admin are refused; the admin signs in through the form, sees
 the overview go live, finds the trade by its request id and sees every step, reads the log,
-the deadlines and the dead letters, and signs out. An action posted without the session's
+the deadlines and the dead letters, rebuilds a view and verifies one watching each reach
+100 %, and signs out. An action posted without the session's
 CSRF token is refused. Every page is saved as a screenshot at desktop (1280 px) and phone
 (390 px) width under $CARROT_CONSOLE_OUT, and any error in a page's console fails the test.
 """
@@ -19,6 +20,8 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE = os.environ["CARROT_BASE"]
 OUT = os.environ["CARROT_CONSOLE_OUT"]
@@ -104,6 +107,17 @@ class Pages:
         self.driver.find_element(By.NAME, "username").send_keys(username)
         self.driver.find_element(By.NAME, "password").send_keys(PASSWORD)
         self.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(self.driver, lambda d: "/console/login" not in d.current_url
+                   or "Unknown username" in d.page_source or "Admins only" in d.page_source,
+                   "the sign-in to answer")
+
+
+def wait_until(driver, condition, what, seconds=30):
+    """Waits for `condition(driver)`, on whatever page the last action led to."""
+    try:
+        WebDriverWait(driver, seconds, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def expect(condition, what):
@@ -129,17 +143,15 @@ def main():
         expect(not driver.get_cookies(), "a non-admin gets no cookie")
 
         pages.sign_in("console_admin")
-        for _ in range(50):
-            if driver.find_element(By.ID, "live").text == "live":
-                break
-            time.sleep(0.1)
-        expect(driver.find_element(By.ID, "live").text == "live", "the overview goes live")
+        wait_until(driver, lambda d: d.find_elements(By.ID, "live")
+                   and d.find_element(By.ID, "live").text == "live", "the overview to go live")
         overview = pages.visit("overview")
         expect("Subscriptions" in overview, "the overview shows the subscriptions")
 
         driver.get(BASE + "/console/find")
         driver.find_element(By.NAME, "q").send_keys(request_id)
         driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+        wait_until(driver, lambda d: "Saga commands" in d.page_source, "the trade's page")
         trade = pages.visit("trade")
         for step in ("PurchaseRequested", "PurchaseRequestAccepted", "PurchaseRequestCompleted",
                      "PaymentCaptured", "ListingReserved", "ListingSold"):
@@ -151,13 +163,28 @@ def main():
         pages.visit("deadlines", "/console/deadlines")
         pages.visit("dead-letters", "/console/dead-letters")
 
+        for verify, expected in ((False, "rebuilt and swapped in"),
+                                 (True, "equals the live view")):
+            driver.get(BASE + "/console/rebuilds")
+            Select(driver.find_element(By.NAME, "view")).select_by_visible_text("catalog")
+            if verify:
+                driver.find_element(By.NAME, "verify").click()
+            driver.find_element(By.NAME, "confirm").click()
+            driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+            wait_until(driver, lambda d: d.find_elements(By.ID, "r-state")
+                       and d.find_element(By.ID, "r-state").text not in ("", "running"),
+                       "the rebuild to end")
+            expect(driver.find_element(By.ID, "r-percent").text == "100", "the rebuild reaches 100 %")
+            expect(expected in driver.find_element(By.ID, "r-result").text, f"the result: {expected}")
+            pages.visit("verify" if verify else "rebuild")
+
         cookie = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
         form = urllib.parse.urlencode({"request_id": request_id}).encode()
         expect(status_of("POST", "/console/reveal", form, cookie) == 403,
                "an action without the CSRF token is refused")
 
         driver.find_element(By.CSS_SELECTOR, "header button").click()
-        expect("Sign in" in driver.page_source, "signed out")
+        wait_until(driver, lambda d: "/console/login" in d.current_url, "the sign-out")
         expect(status_of("GET", "/console", cookie=cookie) == 401, "the old cookie opens nothing")
         pages.check_console("end")
         if pages.errors:
@@ -170,6 +197,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except AssertionError as e:
+    except (AssertionError, WebDriverException) as e:
         print(f"console: {e}", file=sys.stderr)
         sys.exit(1)

@@ -45,6 +45,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The sessions tokens belong to, and those revoked.
     pub sessions: Arc<Sessions>,
+    /// The rebuilds the console started in this process.
+    pub rebuilds: Arc<crate::console::rebuilds::Jobs>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             progress: Arc::new(progress),
             accepting: Arc::new(AtomicBool::new(true)),
             limits: Arc::new(limits),
+            rebuilds: Arc::default(),
         }
     }
 

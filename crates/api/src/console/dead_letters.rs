@@ -14,7 +14,7 @@ use carrot_projections::settlement::outbox::{self, DeadLetter};
 use serde::Deserialize;
 
 use super::html::{self, escape};
-use super::session::{csrf_refused, see_other, ConsoleAdmin};
+use super::session::{see_other, ConsoleAdmin};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -141,25 +141,15 @@ pub async fn retry(
     Path(id): Path<String>,
     Form(form): Form<Retry>,
 ) -> Result<Response, ApiError> {
-    if !admin.csrf_ok(&form.csrf) {
-        return Ok(csrf_refused());
-    }
-    if form.confirm != "yes" {
-        return Err(ApiError::invalid(
-            "confirm",
-            "tick the box to confirm the retry",
-        ));
+    if let Some(refused) = admin.refusal(&form.csrf, Some(&form.confirm)) {
+        return Ok(refused);
     }
     if !outbox::revive(&state.pool, &id).await? {
         return Err(ApiError::NotFound);
     }
-    sqlx::query(
-        "INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, 'retry', $2)",
-    )
-    .bind(admin.user.user_id.as_uuid())
-    .bind(format!("command:{id}"))
-    .execute(&state.pool)
-    .await?;
+    admin
+        .audit(&state.pool, "retry", format!("command:{id}"))
+        .await?;
     tracing::info!(command_id = %id, by = %admin.user.user_id, "dead letter retried from the console");
     Ok(see_other("/console/dead-letters"))
 }

@@ -80,7 +80,7 @@ pub fn page(
             html.push_str(
                 "<a href=\"/console\">Carrot console</a><a href=\"/console/find\">Find</a>\
                  <a href=\"/console/log\">Log</a><a href=\"/console/dead-letters\">Dead letters</a>\
-                 <a href=\"/console/deadlines\">Deadlines</a>",
+                 <a href=\"/console/deadlines\">Deadlines</a><a href=\"/console/rebuilds\">Rebuilds</a>",
             );
             let _ = write!(
                 html,

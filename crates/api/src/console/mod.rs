@@ -5,7 +5,8 @@
 //!
 //! Pages: the overview, live (`overview.rs`); a trade found by any of its ids
 //! (`trade.rs`); the log and one aggregate's stream (`log.rs`); dead letters
-//! (`dead_letters.rs`, `transfers.rs`); deadlines (`deadlines.rs`).
+//! (`dead_letters.rs`, `transfers.rs`); deadlines (`deadlines.rs`); rebuilds of a view,
+//! followed live (`rebuilds.rs`).
 
 mod dead_letters;
 mod deadlines;
@@ -13,6 +14,7 @@ pub mod html;
 mod landing;
 mod log;
 mod overview;
+pub mod rebuilds;
 pub mod session;
 mod sign_in;
 mod trade;
@@ -50,4 +52,10 @@ pub fn router() -> Router<AppState> {
             post(transfers::settle_outside),
         )
         .route("/console/deadlines", get(deadlines::list))
+        .route(
+            "/console/rebuilds",
+            get(rebuilds::list).post(rebuilds::start),
+        )
+        .route("/console/rebuilds/{id}", get(rebuilds::show))
+        .route("/console/rebuilds/{id}/stream", get(rebuilds::stream))
 }

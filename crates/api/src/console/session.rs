@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::html::{self, Operator};
 use crate::auth::Role;
+use crate::error::ApiError;
 use crate::extract::auth::authenticate;
 use crate::extract::AuthUser;
 use crate::state::AppState;
+use carrot_projections::postgres::Db;
 
 /// The cookie's name.
 const COOKIE_NAME: &str = "carrot_console";
@@ -38,6 +40,32 @@ impl ConsoleAdmin {
     /// A page of the console for this operator (200).
     pub fn page(&self, title: &str, body: &str) -> Response {
         html::page(StatusCode::OK, title, Some(&self.operator()), body)
+    }
+
+    /// Why a form is refused, if it is: its CSRF token is not this session's (403), or,
+    /// for an action that asks for a confirmation (`confirm`), it is not confirmed (422).
+    pub fn refusal(&self, csrf: &str, confirm: Option<&str>) -> Option<Response> {
+        if !self.csrf_ok(csrf) {
+            return Some(csrf_refused());
+        }
+        if confirm.is_some_and(|c| c != "yes") {
+            let unconfirmed = ApiError::invalid("confirm", "tick the box to confirm");
+            return Some(unconfirmed.into_response());
+        }
+        None
+    }
+
+    /// Records what the operator did to `subject` (`operator_audit`).
+    pub async fn audit(&self, pool: &Db, action: &str, subject: String) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, $2, $3)",
+        )
+        .bind(self.user.user_id.as_uuid())
+        .bind(action)
+        .bind(subject)
+        .execute(pool)
+        .await?;
+        Ok(())
     }
 
     /// Whether a form's token is this session's (compared in constant time).
@@ -120,5 +148,13 @@ pub fn with_cookie(mut response: Response, token: &str, max_age: i64) -> Respons
 
 /// A redirect after a form (303: the browser follows with a GET).
 pub fn see_other(to: &'static str) -> Response {
-    (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response()
+    see_other_to(to)
+}
+
+/// A redirect after a form to a place made at run time.
+pub fn see_other_to(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(to) => (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }

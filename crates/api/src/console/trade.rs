@@ -147,13 +147,13 @@ pub async fn reveal(
     if !admin.csrf_ok(&form.csrf) {
         return Ok(csrf_refused());
     }
-    sqlx::query(
-        "INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, 'reveal', $2)",
-    )
-    .bind(admin.user.user_id.as_uuid())
-    .bind(format!("request:{}", form.request_id))
-    .execute(&state.pool)
-    .await?;
+    admin
+        .audit(
+            &state.pool,
+            "reveal",
+            format!("request:{}", form.request_id),
+        )
+        .await?;
     tracing::info!(operator = %admin.user.user_id, request = %form.request_id, "personal data revealed in the console");
     trade_page(&state, &admin, form.request_id, true).await
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::html;
-use super::session::{csrf_refused, see_other, ConsoleAdmin};
+use super::session::{see_other, ConsoleAdmin};
 use crate::error::ApiError;
 use crate::extract::CommandContext;
 use crate::routes::transfers::{answer, operator_text};
@@ -70,11 +70,8 @@ async fn run(
     payment: Uuid,
     command: PaymentCommand,
 ) -> Result<Response, ApiError> {
-    if !admin.csrf_ok(&form.csrf) {
-        return Ok(csrf_refused());
-    }
-    if form.confirm != "yes" {
-        return Err(ApiError::invalid("confirm", "tick the box to confirm"));
+    if let Some(refused) = admin.refusal(&form.csrf, Some(&form.confirm)) {
+        return Ok(refused);
     }
     let ctx = CommandContext {
         user: admin.user,

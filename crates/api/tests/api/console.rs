@@ -249,3 +249,47 @@ async fn a_declined_refund_is_sent_again_from_the_console_and_the_trade_settles(
         "in the trade's timeline"
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_started_in_the_console_reaches_the_end_and_a_verification_finds_no_difference() {
+    let app = spawn_app().await;
+    let deal = app.pending_deal("Lamp", 10_000).await;
+    app.act_ok(&deal.seller, &deal.placed.request_id, "accept", "accepted")
+        .await;
+    app.settle().await;
+    let (_, cookie) = admin_cookie(&app).await;
+    let (_, form) = page(&app, &cookie, "/console/rebuilds").await;
+    let token = csrf(&form);
+    let unconfirmed = [("view", "catalog"), ("csrf", token.as_str())];
+    let refused = post_form(&app, &cookie, "/console/rebuilds", &unconfirmed).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for (verify, expected) in [
+        ("", "rebuilt and swapped in"),
+        ("yes", "equals the live view"),
+    ] {
+        let start = [
+            ("view", "mypage"),
+            ("verify", verify),
+            ("confirm", "yes"),
+            ("csrf", token.as_str()),
+        ];
+        let started = post_form(&app, &cookie, "/console/rebuilds", &start).await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let job = started.headers()[LOCATION].to_str().unwrap().to_owned();
+        let done = eventually("the rebuild to end", || async {
+            let (_, shown) = page(&app, &cookie, &job).await;
+            shown
+                .contains("<b id=\"r-state\">done</b>")
+                .then_some(shown)
+        })
+        .await;
+        assert!(done.contains("<span id=\"r-percent\">100</span>"), "{done}");
+        assert!(done.contains(expected), "{done}");
+    }
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM operator_audit WHERE subject = 'view:mypage'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 2);
+}

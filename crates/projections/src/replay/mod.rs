@@ -179,7 +179,7 @@ pub struct Difference {
 pub async fn rebuild(
     pool: &Db,
     view: &dyn Subscriber,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Rebuilt, ReplayError> {
     let exclusive = Exclusive::take(pool, view).await?;
     let rebuilt = rebuild_alone(pool, view, progress).await;
@@ -190,7 +190,7 @@ pub async fn rebuild(
 async fn rebuild_alone(
     pool: &Db,
     view: &dyn Subscriber,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Rebuilt, ReplayError> {
     let started = Instant::now();
     let live = view.name();

@@ -130,7 +130,7 @@ pub(crate) async fn fill(
     shadow: &str,
     state: &mut Filled,
     upto: Option<Checkpoint>,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(), ReplayError> {
     loop {
         let mut tx = pool.begin().await?;

@@ -18,7 +18,7 @@ use crate::postgres::{quote_ident, Db};
 pub async fn verify(
     pool: &Db,
     view: &dyn Subscriber,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(Rebuilt, Vec<Difference>), ReplayError> {
     let exclusive = Exclusive::take(pool, view).await?;
     let verified = verify_alone(pool, view, progress).await;
@@ -29,7 +29,7 @@ pub async fn verify(
 async fn verify_alone(
     pool: &Db,
     view: &dyn Subscriber,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(Rebuilt, Vec<Difference>), ReplayError> {
     let started = Instant::now();
     let live = view.name();

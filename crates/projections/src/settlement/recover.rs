@@ -86,7 +86,7 @@ pub async fn recover(
     pool: &Db,
     saga: &SettlementSaga,
     apply: bool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Recovery, ReplayError> {
     let exclusive = Exclusive::take_any(pool, SETTLEMENT).await?;
     let recovered = recover_alone(pool, saga, apply, progress).await;
@@ -108,7 +108,7 @@ async fn recover_alone(
     pool: &Db,
     saga: &SettlementSaga,
     apply: bool,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Recovery, ReplayError> {
     let started = std::time::Instant::now();
     prepare(pool, SETTLEMENT, SHADOW).await?;
@@ -144,7 +144,7 @@ async fn level_and_repair(
     saga: &SettlementSaga,
     apply: bool,
     filled: &mut Filled,
-    report: &mut dyn FnMut(u64),
+    report: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Recovery, ReplayError> {
     let mut conn = pool.acquire().await?;
     // A missing row: fold to the log's end, and put the row there.
