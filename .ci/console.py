@@ -4,7 +4,8 @@ Run by .ci/console.sh against a running `carrot serve` ($CARROT_BASE), with an a
 (console_admin) already granted. It makes a trade through the API, then, in the browser:
 a signed-out visitor and a non-admin are refused; the admin signs in through the form, sees
 the overview go live, finds the trade by its request id and sees every step, reads the log,
-the deadlines and the dead letters, rebuilds a view and verifies one watching each reach
+the deadlines and the dead letters, sends a declined refund (a dead letter) again and sees
+the trade settle, rebuilds a view and verifies one watching each reach
 100 %, and signs out. An action posted without the session's
 CSRF token is refused. Every page is saved as a screenshot at desktop (1280 px) and phone
 (390 px) width under $CARROT_CONSOLE_OUT, and any error in a page's console fails the test.
@@ -24,6 +25,7 @@ from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE = os.environ["CARROT_BASE"]
+SIM = os.environ["CARROT_SIM"]
 OUT = os.environ["CARROT_CONSOLE_OUT"]
 PASSWORD = "correct horse battery"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
@@ -51,6 +53,29 @@ def status_of(method, path, data=None, cookie=None):
             return response.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+def transfers_declined(rate):
+    """Sets the payment simulator's share of declined refunds and payouts."""
+    faults = {"latency_ms": "0", "failure_rate": 0, "decline_rate": 0,
+              "transfer_decline_rate": rate, "down": False}
+    request = urllib.request.Request(SIM + "/faults", data=json.dumps(faults).encode(),
+                                     method="PUT")
+    request.add_header("content-type", "application/json")
+    urllib.request.urlopen(request).close()
+
+
+def a_declined_refund():
+    """A paid request the seller rejects while the gateway declines refunds: the refund is
+    a dead letter. Returns the payment id and the buyer's token."""
+    seller = api("POST", "/auth/login", {"username": "console_seller", "password": PASSWORD})
+    buyer = api("POST", "/auth/login", {"username": "console_buyer", "password": PASSWORD})
+    listing = api("POST", "/listings", {"title": "Printer", "description": "",
+                                        "price": 30000}, seller["token"])
+    placed = api("POST", f"/listings/{listing['listing_id']}/requests", {}, buyer["token"])
+    transfers_declined(1)
+    api("POST", f"/requests/{placed['request_id']}/reject", {}, seller["token"])
+    return placed["payment_id"], buyer["token"]
 
 
 def a_trade():
@@ -162,6 +187,25 @@ def main():
         pages.visit("log-filtered", "/console/log?aggregate=payment&event=PaymentCaptured")
         pages.visit("deadlines", "/console/deadlines")
         pages.visit("dead-letters", "/console/dead-letters")
+
+        payment_id, buyer_token = a_declined_refund()
+        letter = f"refund:{payment_id}"
+        wait_until(driver, lambda d: d.get(BASE + "/console/dead-letters") or letter in d.page_source,
+                   "the declined refund to be a dead letter")
+        transfers_declined(0)
+        pages.visit("dead-letters-one")
+        driver.find_element(By.LINK_TEXT, letter).click()
+        wait_until(driver, lambda d: "Send it again" in d.page_source, "the dead letter's page")
+        pages.visit("dead-letter")
+        driver.find_element(By.NAME, "reason").send_keys("card reissued (ticket 88)")
+        driver.find_element(By.NAME, "confirm").click()
+        driver.find_element(By.XPATH, "//button[text()='Send again']").click()
+        wait_until(driver, lambda d: api("GET", f"/payments/{payment_id}", token=buyer_token)
+                   ["status"] == "refunded", "the refund to be sent again and settle")
+        driver.get(BASE + f"/console/find?q={payment_id}")
+        settled = pages.visit("trade-settled")
+        for step in ("PaymentTransferDeclined", "PaymentTransferRetried", "PaymentRefunded"):
+            expect(step in settled, f"the trade shows {step}")
 
         for verify, expected in ((False, "rebuilt and swapped in"),
                                  (True, "equals the live view")):

@@ -17,8 +17,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import selenium' 2>/d
   "$venv/bin/pip" install --quiet --disable-pip-version-check selenium==4.51.0
 fi
 out="${CARROT_CONSOLE_OUT:-$PWD/target/console-screenshots}"
-# The server, `token` and `grant_admin`.
+# The server (its gateway a simulator whose faults the test sets), `token`, `grant_admin`.
+export CARROT_CI_GATEWAY=sim
 source .ci/serve.sh
 token signup console_admin >/dev/null
 grant_admin console_admin
-CARROT_BASE="$base" CARROT_CONSOLE_OUT="$out" "$venv/bin/python" .ci/console.py
+CARROT_BASE="$base" CARROT_SIM="$sim" CARROT_CONSOLE_OUT="$out" "$venv/bin/python" .ci/console.py

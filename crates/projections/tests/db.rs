@@ -1,6 +1,7 @@
 //! The connection pool: connections come back without a round trip, yet a dropped
 //! transaction's rollback reaches the server at once, a task waiting for a connection gets
-//! one that comes back, and a dead connection is replaced.
+//! one that comes back, a dead connection is replaced, and closing waits only for the
+//! connections still in use.
 
 use std::time::Duration;
 
@@ -104,4 +105,22 @@ async fn a_connection_that_died_while_idle_is_replaced() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let next = backend_pid(&db).await;
     assert_ne!(next, pid);
+}
+
+#[tokio::test]
+async fn a_connection_handed_back_while_the_pool_closes_does_not_keep_it_waiting() {
+    let test = test_database().await;
+    let db = pool_of(&test.url, 4).await;
+    // A task still using a connection (a notifier's last NOTIFY) as a command ends.
+    let conn = db.acquire().await.expect("a connection");
+    let closing = tokio::spawn({
+        let db = db.clone();
+        async move { db.close().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(conn);
+    tokio::time::timeout(Duration::from_secs(5), closing)
+        .await
+        .expect("close waited for a connection kept in the cache")
+        .expect("closing");
 }

@@ -34,25 +34,34 @@ pub struct Retry {
 fn cause(letter: &DeadLetter) -> String {
     let kind = letter
         .command
-        .as_object()
-        .and_then(|o| o.keys().next().cloned())
-        .unwrap_or_else(|| "command".into());
+        .get("command")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("command");
     let error = letter.last_error.as_deref().unwrap_or("no error recorded");
-    // Ids differ from letter to letter; the cause is what is left without them.
-    let general: String = error
-        .split_whitespace()
-        .map(|w| {
-            if uuid::Uuid::try_parse(w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-'))
-                .is_ok()
-            {
-                "<id>"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!("{kind}: {general}")
+    format!("{kind}: {}", without_ids(error))
+}
+
+/// `text` with every uuid in it replaced by `<id>`: ids differ from letter to letter, the
+/// cause is what is left without them.
+fn without_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.len() >= 36
+            && rest.is_char_boundary(36)
+            && uuid::Uuid::try_parse(&rest[..36]).is_ok()
+        {
+            out.push_str("<id>");
+            rest = &rest[36..];
+            continue;
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 /// `GET /console/dead-letters`.
@@ -152,4 +161,19 @@ pub async fn retry(
         .await?;
     tracing::info!(command_id = %id, by = %admin.user.user_id, "dead letter retried from the console");
     Ok(see_other("/console/dead-letters"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_ids;
+
+    #[test]
+    fn a_cause_is_the_error_without_its_ids() {
+        let a =
+            "declined the refund (POST /admin/payments/be3efd09-f25b-447b-8f4b-00909dbbe7d5/retry)";
+        let b =
+            "declined the refund (POST /admin/payments/0c9c3f9c-c496-4e09-9466-361a279e45a8/retry)";
+        assert_eq!(without_ids(a), without_ids(b));
+        assert_eq!(without_ids("가나다 no ids"), "가나다 no ids");
+    }
 }

@@ -18,7 +18,7 @@ use carrot_projections::write_side::WriteSide;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, carrot_cli, spawn_app, TestApp, User};
+use crate::helpers::{assert_problem, carrot_cli_alongside, spawn_app, TestApp, User};
 
 /// What every string the person types carries, so that a scan can find any copy.
 const MARK: &str = "ERASE-MARK-4417";
@@ -227,14 +227,14 @@ async fn closing_an_account_erases_what_its_person_typed_everywhere_and_keeps_th
     );
 
     // A rebuild of every view from the log equals the live views.
-    let verified = carrot_cli(&["replay", "--verify"], &app.db.url);
+    let verified = carrot_cli_alongside(&["replay", "--verify"], &app.db.url).await;
     assert!(
         verified.status.success(),
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
     // And the operators' view of the log shows the marker, never the text.
-    let events = carrot_cli(
+    let events = carrot_cli_alongside(
         &[
             "events",
             "--aggregate",
@@ -242,7 +242,8 @@ async fn closing_an_account_erases_what_its_person_typed_everywhere_and_keeps_th
             "--json",
         ],
         &app.db.url,
-    );
+    )
+    .await;
     let printed = String::from_utf8_lossy(&events.stdout);
     assert!(
         printed.contains("[erased]") && !printed.contains(MARK),
@@ -261,16 +262,17 @@ async fn an_operator_closes_an_account_for_its_person_and_the_log_says_who() {
     app.register_listing(&person, &format!("{MARK} bike"), 50_000)
         .await;
     let operator = app.make_admin(&app.signup("ops").await).await;
-    let not_admin = carrot_cli(
+    let not_admin = carrot_cli_alongside(
         &["admin", "close", "--by", &person.username, &person.username],
         &app.db.url,
-    );
+    )
+    .await;
     assert!(
         !not_admin.status.success(),
         "only an admin closes for someone"
     );
 
-    let closed = carrot_cli(
+    let closed = carrot_cli_alongside(
         &[
             "admin",
             "close",
@@ -279,7 +281,8 @@ async fn an_operator_closes_an_account_for_its_person_and_the_log_says_who() {
             &person.username,
         ],
         &app.db.url,
-    );
+    )
+    .await;
     assert!(
         closed.status.success(),
         "{}",

@@ -38,6 +38,9 @@ struct Cache {
     /// Each with when it came back; the most recent last.
     idle: Vec<(PoolConnection<Postgres>, Instant)>,
     waiting: usize,
+    /// Set by [`Db::close`]: a connection handed back from then on goes to sqlx, whose
+    /// `close` waits for every connection out (one kept here would be waited for forever).
+    closed: bool,
 }
 
 impl Db {
@@ -96,7 +99,11 @@ impl Db {
 
     /// Closes every connection and the pool.
     pub async fn close(&self) {
-        self.lock().idle.clear();
+        {
+            let mut cache = self.lock();
+            cache.closed = true;
+            cache.idle.clear();
+        }
         self.pool.close().await;
     }
 
@@ -150,7 +157,7 @@ impl Drop for Conn {
         // the server now, not whenever the connection is next used: sqlx flushes it.
         let dirty = conn.is_in_transaction() || conn.should_flush();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if dirty || cache.waiting > 0 {
+        if dirty || cache.waiting > 0 || cache.closed {
             drop(cache);
             drop(conn);
         } else {

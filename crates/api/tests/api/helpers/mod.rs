@@ -262,6 +262,20 @@ pub fn carrot_cli(args: &[&str], database_url: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// `carrot ARGS` on a thread of its own, while this test's server and workers go on: they
+/// run on the test's one thread, which a blocking call would stop for as long as the
+/// command runs (a command that waits for a view would then wait for nothing).
+pub async fn carrot_cli_alongside(args: &[&str], database_url: &str) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        carrot_cli(&args, &url)
+    })
+    .await
+    .unwrap()
+}
+
 impl TestApp {
     /// Readiness's JSON detail, asked anonymously, whatever its status.
     pub async fn readiness(&self) -> Value {
