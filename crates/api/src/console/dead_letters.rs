@@ -14,7 +14,7 @@ use carrot_projections::settlement::outbox::{self, DeadLetter};
 use serde::Deserialize;
 
 use super::html::{self, escape};
-use super::session::{see_other, ConsoleAdmin};
+use super::session::{record, see_other, ConsoleAdmin};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -153,13 +153,22 @@ pub async fn retry(
     if let Some(refused) = admin.refusal(&form.csrf, Some(&form.confirm)) {
         return Ok(refused);
     }
-    if !outbox::revive(&state.pool, &id).await? {
+    // The retry and its record in a task of their own: a client hanging up between the two
+    // would leave a command back in line that nobody is recorded as retrying.
+    let (pool, operator) = (state.pool.clone(), admin.user.user_id.as_uuid());
+    let revived = tokio::spawn(async move {
+        if !outbox::revive(&pool, &id).await? {
+            return Ok(false);
+        }
+        record(&pool, operator, "retry", format!("command:{id}")).await?;
+        tracing::info!(command_id = %id, by = %operator, "dead letter retried from the console");
+        Ok::<_, sqlx::Error>(true)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    if !revived {
         return Err(ApiError::NotFound);
     }
-    admin
-        .audit(&state.pool, "retry", format!("command:{id}"))
-        .await?;
-    tracing::info!(command_id = %id, by = %admin.user.user_id, "dead letter retried from the console");
     Ok(see_other("/console/dead-letters"))
 }
 

@@ -15,24 +15,41 @@ use axum::response::Response;
 use axum::Form;
 use carrot_projections::replay::{self, Progress};
 use futures_util::stream::{self, Stream};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::html::{self, escape};
-use super::session::ConsoleAdmin;
+use super::session::{record, see_other, ConsoleAdmin};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Whether a rebuild runs, or how it ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
 /// Where one rebuild stands.
-#[derive(Clone, Serialize)]
+#[derive(Clone)]
 pub struct Job {
     view: &'static str,
     verify: bool,
     applied: u64,
     total: u64,
     elapsed_s: f64,
-    /// `running`, `done` or `failed`.
-    state: &'static str,
+    state: JobState,
     /// What it ended with: the events and rate, the differences found, or why it failed.
     result: Option<String>,
 }
@@ -40,7 +57,7 @@ pub struct Job {
 impl Job {
     fn percent(&self) -> u64 {
         match self.state {
-            "done" => 100,
+            JobState::Done => 100,
             _ => (self.applied * 100)
                 .checked_div(self.total)
                 .unwrap_or(0)
@@ -79,7 +96,7 @@ impl Jobs {
         if jobs.len() >= 50 {
             if let Some(oldest) = jobs
                 .iter()
-                .find(|(_, j)| j.state != "running")
+                .find(|(_, j)| j.state != JobState::Running)
                 .map(|(k, _)| *k)
             {
                 jobs.remove(&oldest);
@@ -135,9 +152,7 @@ pub async fn start(
         .ok_or_else(|| ApiError::invalid("view", "no such view"))?;
     let verify = form.verify == "yes";
     let action = if verify { "verify" } else { "rebuild" };
-    admin
-        .audit(&state.pool, action, format!("view:{}", view.name()))
-        .await?;
+    let operator = admin.user.user_id.as_uuid();
     let id = Uuid::new_v4();
     let jobs = state.rebuilds.clone();
     jobs.start(
@@ -148,12 +163,22 @@ pub async fn start(
             applied: 0,
             total: 0,
             elapsed_s: 0.0,
-            state: "running",
+            state: JobState::Running,
             result: None,
         },
     );
     let pool = state.pool.clone();
+    // Recorded in the task, before it runs: a rebuild never runs unrecorded, whenever the
+    // client hangs up.
     tokio::spawn(async move {
+        let subject = format!("view:{}", view.name());
+        if let Err(e) = record(&pool, operator, action, subject).await {
+            jobs.update(id, |job| {
+                job.state = JobState::Failed;
+                job.result = Some(format!("not started: it could not be recorded ({e})"));
+            });
+            return;
+        }
         let progress = &mut |p: Progress| {
             jobs.update(id, |job| {
                 (job.applied, job.total) = (p.applied, p.total);
@@ -171,7 +196,7 @@ pub async fn start(
         };
         jobs.update(id, |job| match outcome {
             Ok((rebuilt, differences)) => {
-                job.state = "done";
+                job.state = JobState::Done;
                 (job.applied, job.total) = (rebuilt.events, rebuilt.events);
                 job.elapsed_s = rebuilt.elapsed.as_secs_f64();
                 job.result = Some(match differences {
@@ -181,14 +206,12 @@ pub async fn start(
                 });
             }
             Err(e) => {
-                job.state = "failed";
+                job.state = JobState::Failed;
                 job.result = Some(e.to_string());
             }
         });
     });
-    Ok(super::session::see_other_to(&format!(
-        "/console/rebuilds/{id}"
-    )))
+    Ok(see_other(&format!("/console/rebuilds/{id}")))
 }
 
 /// The script that follows a rebuild: it writes each figure into the element named after it.
@@ -212,7 +235,7 @@ fn figures(job: &Job) -> serde_json::Value {
         "total": job.total,
         "rate": format!("{:.0}", job.rate()),
         "left": format!("{:.1}", job.left_s()),
-        "state": job.state,
+        "state": job.state.name(),
         "result": job.result.clone().unwrap_or_default(),
     })
 }
@@ -264,7 +287,7 @@ pub async fn stream(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let job = jobs.get(id)?;
-        let ended = job.state != "running";
+        let ended = job.state != JobState::Running;
         let event = Event::default()
             .event("progress")
             .data(figures(&job).to_string());

@@ -57,15 +57,7 @@ impl ConsoleAdmin {
 
     /// Records what the operator did to `subject` (`operator_audit`).
     pub async fn audit(&self, pool: &Db, action: &str, subject: String) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, $2, $3)",
-        )
-        .bind(self.user.user_id.as_uuid())
-        .bind(action)
-        .bind(subject)
-        .execute(pool)
-        .await?;
-        Ok(())
+        record(pool, self.user.user_id.as_uuid(), action, subject).await
     }
 
     /// Whether a form's token is this session's (compared in constant time).
@@ -73,6 +65,23 @@ impl ConsoleAdmin {
         let (a, b) = (self.csrf.as_bytes(), given.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
     }
+}
+
+/// Records that `operator` did `action` to `subject` (`operator_audit`); for work that runs
+/// in a task of its own, without the request.
+pub async fn record(
+    pool: &Db,
+    operator: uuid::Uuid,
+    action: &str,
+    subject: String,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO operator_audit (operator_id, action, subject) VALUES ($1, $2, $3)")
+        .bind(operator)
+        .bind(action)
+        .bind(subject)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The answer to a form whose CSRF token is missing or not its session's.
@@ -147,12 +156,7 @@ pub fn with_cookie(mut response: Response, token: &str, max_age: i64) -> Respons
 }
 
 /// A redirect after a form (303: the browser follows with a GET).
-pub fn see_other(to: &'static str) -> Response {
-    see_other_to(to)
-}
-
-/// A redirect after a form to a place made at run time.
-pub fn see_other_to(to: &str) -> Response {
+pub fn see_other(to: &str) -> Response {
     match HeaderValue::from_str(to) {
         Ok(to) => (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

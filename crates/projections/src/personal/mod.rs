@@ -84,9 +84,7 @@ impl SealingKeys {
         }
         Ok(key)
     }
-}
 
-impl SealingKeys {
     /// Forgets `owner`'s key in this process (its account is closing here).
     pub fn forget(&self, owner: Uuid) {
         if let Ok(mut cached) = self.cached.lock() {
