@@ -170,9 +170,30 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Wraps an infrastructure failure.
+    /// Wraps an infrastructure failure: 503 with Retry-After when it is the database being
+    /// unreachable for now (down, restarting, failing over: see
+    /// [`carrot_projections::postgres::is_unavailable`]), 500 otherwise.
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        ApiError::Internal(Box::new(error))
+        Self::boxed(Box::new(error))
+    }
+
+    fn boxed(error: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+        while let Some(e) = cause {
+            if e.downcast_ref::<sqlx::Error>()
+                .is_some_and(carrot_projections::postgres::is_unavailable)
+            {
+                return ApiError::Unavailable {
+                    code: "database_unavailable",
+                    detail: "the database cannot be reached right now (restarting or failing \
+                             over); nothing was changed unless a consistency token was returned"
+                        .into(),
+                    retry_after: RETRY_AFTER_SECONDS,
+                };
+            }
+            cause = e.source();
+        }
+        ApiError::Internal(error)
     }
 
     /// A single-field validation failure.
@@ -338,7 +359,7 @@ impl<E: DomainError + 'static> From<CommandError<E>> for ApiError {
             CommandError::Failed(e) if is_closed_account(e.as_ref()) => {
                 ApiError::Unauthenticated("this account is closed")
             }
-            CommandError::Failed(e) => ApiError::Internal(e),
+            CommandError::Failed(e) => ApiError::boxed(e),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod ops;
 pub mod payment;
 pub mod progress;
+pub mod reads;
 pub mod request_id;
 pub mod routes;
 pub mod secret;

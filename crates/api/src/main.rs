@@ -1,6 +1,6 @@
 //! The `carrot` binary: `serve`, `migrate`, and the operator commands.
 
-use carrot_projections::postgres::{roles, DatabaseClock, Db, Schema};
+use carrot_projections::postgres::{connect_lazy, roles, DatabaseClock, Db, Schema};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,8 @@ use carrot_api::config::{
 use carrot_api::database::{Database, Embedded};
 use carrot_api::ops::events::Selection;
 use carrot_api::payment::{sim_server, SimulatedGateway};
+use carrot_api::reads::ReadReplica;
+use carrot_api::routes::dead_letters::Decision;
 use carrot_api::startup::{Application, Settings};
 use carrot_api::workers::WorkerConfig;
 use carrot_api::{ops, secret, telemetry};
@@ -57,11 +59,33 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Saga(SagaCommand::DeadLetters { database, retry }) => {
-            with_database(&database, |pool| async move {
-                ops::saga::dead_letters(&pool, retry.as_deref()).await
-            })
-            .await
+        Command::Saga(SagaCommand::DeadLetters {
+            database,
+            payment,
+            retry,
+            discard,
+            reason,
+            by,
+        }) => {
+            let decision = match (retry, discard) {
+                (Some(id), _) => Some((id, Decision::Retry(reason))),
+                (None, Some(id)) => Some((id, Decision::Discard(reason.unwrap_or_default()))),
+                (None, None) => None,
+            };
+            match payment.gateway() {
+                Ok(gateway) => {
+                    with_database(&database, |pool| async move {
+                        match (decision, by) {
+                            (Some((id, decision)), Some(by)) => {
+                                ops::saga::decide(&pool, gateway, &by, &id, decision).await
+                            }
+                            _ => ops::saga::dead_letters(&pool).await,
+                        }
+                    })
+                    .await
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Saga(SagaCommand::Recover {
             database,
@@ -214,6 +238,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
         breaker: args.breaker.config(),
         limits: args.limits.config(),
+        read_replica: match &args.read_database_url {
+            Some(url) => Some(ReadReplica {
+                pool: connect_lazy(url, args.database.pool_size)?,
+                max_lag: Duration::from_millis(args.read_max_lag_ms),
+            }),
+            None => None,
+        },
     };
     let app = match Application::build(settings, db.pool.clone()).await {
         Ok(app) => app,

@@ -121,6 +121,12 @@ async fn render(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "metrics: the database gauges are missing from this scrape");
         let _ = writeln!(out, "# HELP carrot_database_up Whether the database answered this scrape.\n# TYPE carrot_database_up gauge\ncarrot_database_up 0");
     }
+    if let Some(replica) = state.reads.status() {
+        let serving = u8::from(replica.reads_from == "replica");
+        let lag = replica.lag_ms.unwrap_or(-1);
+        let _ = writeln!(out, "# HELP carrot_read_replica_serving Whether the read endpoints read the replica (0: it is behind or down, and bypassed).\n# TYPE carrot_read_replica_serving gauge\ncarrot_read_replica_serving {serving}");
+        let _ = writeln!(out, "# HELP carrot_read_replica_lag_ms The read replica's lag behind the primary at its last measurement (-1: it did not answer).\n# TYPE carrot_read_replica_lag_ms gauge\ncarrot_read_replica_lag_ms {lag}");
+    }
     let current = state.breaker.state();
     let _ = writeln!(out, "# HELP carrot_payment_circuit_state The payment gateway circuit breaker's state (1: current).\n# TYPE carrot_payment_circuit_state gauge");
     for s in [

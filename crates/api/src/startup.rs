@@ -25,6 +25,7 @@ use crate::error::{ApiError, BODY_LIMIT_BYTES};
 use crate::limits::{LimitConfig, RateLimits};
 use crate::payment::{BreakerConfig, CircuitBreaker, WithTimeout};
 use crate::progress::ProgressCache;
+use crate::reads::ReadReplica;
 use crate::routes;
 use crate::state::AppState;
 use crate::workers::{self, WorkerConfig};
@@ -74,6 +75,8 @@ pub struct Settings {
     pub breaker: BreakerConfig,
     /// Per-user and per-address rate limits.
     pub limits: LimitConfig,
+    /// A read replica for the read endpoints (`CARROT_READ_DATABASE_URL`), if any.
+    pub read_replica: Option<ReadReplica>,
 }
 
 /// A bound, wired, not yet running application.
@@ -108,6 +111,7 @@ impl Application {
             RateLimits::new(settings.limits),
             progress,
             settings.workers.saga.deadlines,
+            settings.read_replica,
         );
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
@@ -189,6 +193,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
         .merge(routes::mypage::router())
         .merge(routes::notifications::router())
         .merge(routes::admin::router())
+        .merge(routes::dead_letters::router())
         .merge(routes::transfers::router())
         .merge(routes::quarantine::router())
         .merge(routes::docs::router())

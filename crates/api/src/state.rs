@@ -18,13 +18,16 @@ use crate::limits::RateLimits;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
 use crate::progress::ProgressCache;
+use crate::reads::{ReadReplica, Reads};
 use carrot_domain::purchase_request::Deadlines;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
-    /// The database (event store, views, accounts).
+    /// The database (event store, views, accounts): the primary.
     pub pool: Db,
+    /// Where the read endpoints read their views: a replica while it keeps up, or `pool`.
+    pub reads: Reads,
     /// Signs and verifies access tokens.
     pub jwt: Arc<JwtKeys>,
     /// The time source.
@@ -61,6 +64,7 @@ impl AppState {
         limits: RateLimits,
         progress: ProgressCache,
         deadlines: Deadlines,
+        read_replica: Option<ReadReplica>,
     ) -> Self {
         AppState {
             write: Arc::new(WriteSide::with_deadlines(
@@ -72,6 +76,7 @@ impl AppState {
             breaker,
             hub: NotificationHub::start(&pool),
             sessions: Arc::new(Sessions::new(pool.clone(), jwt.ttl())),
+            reads: Reads::new(pool.clone(), read_replica),
             pool,
             jwt: Arc::new(jwt),
             clock,

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod actor;
 pub mod clock;
+pub mod dead_letter;
 pub mod ids;
 pub mod listing;
 pub mod metadata;

@@ -116,14 +116,32 @@ pub struct EventsArgs {
 /// `carrot saga ...`
 #[derive(Debug, Subcommand)]
 pub enum SagaCommand {
-    /// List the saga commands that gave up (dead letters), or retry one.
+    /// List the saga commands that gave up (dead letters); or, as an admin, put one back in
+    /// line or discard it with a reason (an event with the admin's id, in the trade's timeline).
     DeadLetters {
         /// The database.
         #[command(flatten)]
         database: DatabaseArgs,
+        /// The payment gateway (the write side is built with it; deciding pays nothing).
+        #[command(flatten)]
+        payment: PaymentArgs,
         /// Put this dead letter back in line (its command id, as listed).
-        #[arg(long, value_name = "COMMAND_ID")]
+        #[arg(
+            long,
+            value_name = "COMMAND_ID",
+            requires = "by",
+            conflicts_with = "discard"
+        )]
         retry: Option<String>,
+        /// Discard this dead letter: it never runs (needs --reason).
+        #[arg(long, value_name = "COMMAND_ID", requires_all = ["by", "reason"])]
+        discard: Option<String>,
+        /// Why (required to discard, optional to retry), 1 to 1,000 characters.
+        #[arg(long)]
+        reason: Option<String>,
+        /// The operator's username (an admin): who the log records as deciding.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Recompute the saga's state from the log and list where the live saga differs (exit
     /// 1 if it does); with --apply, repair it: nothing already decided runs again.
@@ -247,6 +265,15 @@ pub struct ServeArgs {
     /// Rate limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// A read replica (a streaming standby of DATABASE_URL's server, CloudNativePG's `-ro`
+    /// service): the read endpoints read their views there while it keeps up. Unset: they
+    /// read the primary.
+    #[arg(long, env = "CARROT_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// How far behind the primary, in milliseconds, the read replica may fall before reads
+    /// go to the primary instead (until it is back within this).
+    #[arg(long, env = "CARROT_READ_MAX_LAG_MS", default_value_t = 5000)]
+    pub read_max_lag_ms: u64,
 }
 
 /// Rate limits per user and per client address (429 `rate_limited` with Retry-After).

@@ -1,8 +1,9 @@
 //! Dead letters, grouped by cause (the saga command's kind and its last error): inspect one,
 //! and act on it after a confirmation. A declined refund or payout is sent again under a
 //! new attempt, or recorded as settled outside Carrot (`transfers.rs`: events of the
-//! payment with the operator's id, in the trade's timeline); any other command is put back
-//! in line, recorded in `operator_audit` with the operator's id.
+//! payment); any other command is put back in line or discarded with a reason
+//! (`routes/dead_letters.rs`: events of the dead letter). Every one carries the operator's
+//! id and shows in the trade's timeline.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,20 +15,24 @@ use carrot_projections::settlement::outbox::{self, DeadLetter};
 use serde::Deserialize;
 
 use super::html::{self, escape};
-use super::session::{record, see_other, ConsoleAdmin};
+use super::session::{see_other, ConsoleAdmin};
 use crate::error::ApiError;
+use crate::routes::dead_letters::{decide, Decision};
 use crate::state::AppState;
 
 /// How many dead letters the page reads.
 const SHOWN: i64 = 500;
 
-/// A retry's form: the CSRF token and the confirmation.
+/// A decision's form: the CSRF token, the confirmation and the reason (optional for a
+/// retry, required for a discard).
 #[derive(Deserialize)]
-pub struct Retry {
+pub struct Decide {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
     confirm: String,
+    #[serde(default)]
+    reason: String,
 }
 
 /// A dead letter's cause: what kind of command, and why it gave up.
@@ -123,53 +128,77 @@ pub async fn show(
         html::json_block(&letter.command),
         r = letter.request_id,
     );
-    match super::transfers::payment_of(&letter.command_id) {
+    match crate::routes::transfers::payment_of(&letter.command_id) {
         // A declined transfer: a decline is final for its key, so putting it back in line
         // would only be declined again. It is sent under a new attempt, or recorded as
         // settled outside Carrot: both are events of the payment, in the trade's timeline.
         Some(payment) => body.push_str(&super::transfers::forms(payment, &admin.csrf)),
-        None => {
-            let _ = write!(
-                body,
-                "<form method=\"post\" action=\"/console/dead-letters/{}/retry\">{}\
-                 <p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
-                 Put this command back in line (its attempts start again)</label></p>\
-                 <p><button type=\"submit\">Retry</button></p></form>",
-                escape(&letter.command_id),
-                html::csrf_field(&admin.csrf)
-            );
-        }
+        None => body.push_str(&decision_forms(&letter.command_id, &admin.csrf)),
     }
     Ok(admin.page("Dead letter", &body))
 }
 
-/// `POST /console/dead-letters/{id}/retry`: confirmed, it goes back in line.
-pub async fn retry(
-    State(state): State<AppState>,
-    admin: ConsoleAdmin,
-    Path(id): Path<String>,
-    Form(form): Form<Retry>,
+/// The two forms for any other dead letter: back in line, or discarded with a reason.
+fn decision_forms(command_id: &str, csrf: &str) -> String {
+    let confirm = "<p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
+                   I have checked this trade</label></p>";
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<h2>Put it back in line</h2><div class=\"box\">\
+         <form method=\"post\" action=\"/console/dead-letters/{id}/retry\">{csrf}\
+         <p><label>Reason (recorded; optional)<br><input name=\"reason\" maxlength=\"1000\" size=\"50\"></label></p>\
+         {confirm}<p><button type=\"submit\">Retry</button></p></form></div>\
+         <h2>Or discard it: it never runs</h2><div class=\"box\">\
+         <form method=\"post\" action=\"/console/dead-letters/{id}/discard\">{csrf}\
+         <p><label>Reason (recorded)<br><input name=\"reason\" required maxlength=\"1000\" size=\"50\"></label></p>\
+         {confirm}<p><button type=\"submit\" class=\"danger\">Discard</button></p></form></div>",
+        id = escape(command_id),
+        csrf = html::csrf_field(csrf),
+    );
+    html
+}
+
+/// Runs a confirmed decision as the signed-in operator, then shows the trade.
+async fn run(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    form: &Decide,
+    id: &str,
+    decision: Decision,
 ) -> Result<Response, ApiError> {
     if let Some(refused) = admin.refusal(&form.csrf, Some(&form.confirm)) {
         return Ok(refused);
     }
-    // The retry and its record in a task of their own: a client hanging up between the two
-    // would leave a command back in line that nobody is recorded as retrying.
-    let (pool, operator) = (state.pool.clone(), admin.user.user_id.as_uuid());
-    let revived = tokio::spawn(async move {
-        if !outbox::revive(&pool, &id).await? {
-            return Ok(false);
-        }
-        record(&pool, operator, "retry", format!("command:{id}")).await?;
-        tracing::info!(command_id = %id, by = %operator, "dead letter retried from the console");
-        Ok::<_, sqlx::Error>(true)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    if !revived {
-        return Err(ApiError::NotFound);
-    }
-    Ok(see_other("/console/dead-letters"))
+    let ctx = admin.command_context();
+    let (operator, metadata) = (admin.user.user_id, ctx.metadata(None));
+    let decided = decide(&state.pool, &state.write, operator, metadata, id, decision).await?;
+    Ok(see_other(&format!(
+        "/console/find?q={}",
+        decided.request_id
+    )))
+}
+
+/// `POST /console/dead-letters/{id}/retry`.
+pub async fn retry(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    Form(form): Form<Decide>,
+) -> Result<Response, ApiError> {
+    let reason = Some(form.reason.clone()).filter(|r| !r.trim().is_empty());
+    run(&state, &admin, &form, &id, Decision::Retry(reason)).await
+}
+
+/// `POST /console/dead-letters/{id}/discard`.
+pub async fn discard(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    Form(form): Form<Decide>,
+) -> Result<Response, ApiError> {
+    let reason = form.reason.clone();
+    run(&state, &admin, &form, &id, Decision::Discard(reason)).await
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ pre{white-space:pre-wrap;margin:0}
 input,button,select{font:inherit;padding:.4rem .6rem;border:1px solid #bbb;border-radius:6px;max-width:100%}
 button{background:#ff6f0f;color:#fff;border-color:#e05f00;cursor:pointer}
 button.plain{background:#fff;color:#1d1d1f;border-color:#bbb}
+button.danger{background:#b3261e;border-color:#8c1d18}
 form.inline{display:inline}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:.6rem}
 .card{background:#fff;border:1px solid #e2e2de;border-radius:8px;padding:.6rem .8rem}

@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
             post(dead_letters::retry),
         )
         .route(
+            "/console/dead-letters/{id}/discard",
+            post(dead_letters::discard),
+        )
+        .route(
             "/console/payments/{id}/retry-transfer",
             post(transfers::retry),
         )

@@ -29,6 +29,16 @@ pub struct ConsoleAdmin {
 }
 
 impl ConsoleAdmin {
+    /// What an action's command runs as: the operator, with no API request id or
+    /// idempotency key (a form posted twice is refused by the aggregate or finds nothing).
+    pub fn command_context(&self) -> crate::extract::CommandContext {
+        crate::extract::CommandContext {
+            user: self.user,
+            http_request_id: None,
+            idempotency: None,
+        }
+    }
+
     /// The frame's view of them.
     pub fn operator(&self) -> Operator<'_> {
         Operator {

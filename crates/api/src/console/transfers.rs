@@ -17,17 +17,8 @@ use uuid::Uuid;
 use super::html;
 use super::session::{see_other, ConsoleAdmin};
 use crate::error::ApiError;
-use crate::extract::CommandContext;
 use crate::routes::transfers::{answer, operator_text};
 use crate::state::AppState;
-
-/// The payment a saga command transfers money of (`refund:<id>`, `payout:<id>`), if it does.
-pub fn payment_of(command_id: &str) -> Option<Uuid> {
-    let (kind, id) = command_id.split_once(':')?;
-    matches!(kind, "refund" | "payout")
-        .then(|| Uuid::try_parse(id).ok())
-        .flatten()
-}
 
 /// The two forms for a declined transfer of `payment`.
 pub fn forms(payment: Uuid, csrf: &str) -> String {
@@ -73,11 +64,7 @@ async fn run(
     if let Some(refused) = admin.refusal(&form.csrf, Some(&form.confirm)) {
         return Ok(refused);
     }
-    let ctx = CommandContext {
-        user: admin.user,
-        http_request_id: None,
-        idempotency: None,
-    };
+    let ctx = admin.command_context();
     let answered = answer(state, &ctx, &payment.to_string(), command).await?;
     tracing::warn!(payment_id = %payment, by = %admin.user.user_id, status = answered.status, "declined transfer acted on from the console");
     Ok(see_other("/console/dead-letters"))
@@ -110,18 +97,4 @@ pub async fn settle_outside(
         by: Actor::User(admin.user.user_id),
     };
     run(&state, &admin, &form, payment, command).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_refunds_and_payouts_name_a_payment() {
-        let id = Uuid::new_v4();
-        assert_eq!(payment_of(&format!("refund:{id}")), Some(id));
-        assert_eq!(payment_of(&format!("payout:{id}")), Some(id));
-        assert_eq!(payment_of(&format!("reserve:{id}")), None);
-        assert_eq!(payment_of("refund:not-an-id"), None);
-    }
 }

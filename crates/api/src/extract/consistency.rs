@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponseParts, ResponseParts};
+use carrot_projections::postgres::Db;
 use carrot_projections::Checkpoint;
 
 use crate::error::ApiError;
@@ -63,25 +64,30 @@ impl IntoResponseParts for Freshness {
     }
 }
 
-/// Waits (bounded) until every view in `views` has applied the event the token names.
-pub async fn await_views(
-    state: &AppState,
+/// Chooses the pool a read uses (the read replica while it keeps up, or the primary), and
+/// waits there (bounded) until every view in `views` has applied the event the token names.
+/// The read must use the pool returned: the wait says nothing about another one.
+pub async fn await_views<'a>(
+    state: &'a AppState,
     views: &[&str],
     token: ConsistencyToken,
-) -> Result<Freshness, ApiError> {
+) -> Result<(Freshness, &'a Db), ApiError> {
+    let pool = state.reads.choose();
     let Some(token) = token.0 else {
-        return Ok(Freshness::Unasked);
+        return Ok((Freshness::Unasked, pool.db));
     };
-    let reached = carrot_projections::views::consistency::wait_for(
-        &state.pool,
+    let reached = carrot_projections::views::consistency::wait_on(
+        pool.db,
+        pool.primary,
         views,
         token,
         state.consistency,
     )
     .await?;
-    Ok(if reached {
+    let freshness = if reached {
         Freshness::Consistent
     } else {
         Freshness::Stale
-    })
+    };
+    Ok((freshness, pool.db))
 }

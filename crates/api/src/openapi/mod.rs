@@ -15,8 +15,8 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::{
-    admin, auth, docs, health, listings, me, mypage, notifications, payments, quarantine, requests,
-    transfers,
+    admin, auth, dead_letters, docs, health, listings, me, mypage, notifications, payments,
+    quarantine, requests, transfers,
 };
 use modifiers::{Consistency, DocsPage, InternalErrors, OptionalBodies, Security, TextFields};
 use vocabulary::{
@@ -71,8 +71,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
         notifications::list,
         notifications::stream_route,
         admin::subscriptions,
-        admin::dead_letters,
-        admin::retry,
+        dead_letters::list,
+        dead_letters::retry,
+        dead_letters::discard,
         admin::mismatches,
         admin::resolve_mismatch,
         transfers::retry_transfer,

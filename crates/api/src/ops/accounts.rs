@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use carrot_domain::payment::PaymentGateway;
-use carrot_domain::SystemClock;
+use carrot_domain::{SystemClock, UserId};
 use carrot_projections::postgres::Db;
 use carrot_projections::write_side::WriteSide;
 use uuid::Uuid;
@@ -24,6 +24,18 @@ pub async fn grant_admin(pool: &Db, username: &str) -> Result<(), OpsError> {
     Ok(())
 }
 
+/// The admin named `username`, who an operator's command is recorded as.
+pub async fn admin_named(pool: &Db, username: &str) -> Result<UserId, OpsError> {
+    let operator: Option<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1 AND role = 'admin'")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    operator
+        .map(UserId::from_uuid)
+        .ok_or_else(|| OpsError::NotFound(format!("no admin {username:?}")))
+}
+
 /// Closes `username`'s account for them, recorded as done by the admin `by`.
 pub async fn close(
     pool: &Db,
@@ -31,12 +43,7 @@ pub async fn close(
     by: &str,
     username: &str,
 ) -> Result<(), OpsError> {
-    let operator: Option<Uuid> =
-        sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1 AND role = 'admin'")
-            .bind(by)
-            .fetch_optional(pool)
-            .await?;
-    let operator = operator.ok_or_else(|| OpsError::NotFound(format!("no admin {by:?}")))?;
+    let operator = admin_named(pool, by).await?.as_uuid();
     let user: Option<Uuid> = sqlx::query_scalar("SELECT user_id FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional(pool)

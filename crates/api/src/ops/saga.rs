@@ -1,9 +1,11 @@
-//! `carrot saga dead-letters [--retry ID]`, `carrot saga recover [--apply]` and
+//! `carrot saga dead-letters [--retry ID | --discard ID --reason R] --by ADMIN`, `carrot saga recover [--apply]` and
 //! `carrot saga reconcile --since T`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use carrot_domain::metadata::{ACTOR, CAUSATION_ID};
 use carrot_domain::payment::PaymentGateway;
 use carrot_domain::SystemClock;
 use carrot_projections::postgres::Db;
@@ -13,19 +15,39 @@ use carrot_projections::settlement::{
 use carrot_projections::write_side::WriteSide;
 
 use crate::config::PaymentArgs;
+use crate::error::ApiError;
 use crate::payment::WithTimeout;
+use crate::routes::dead_letters::{self, Decision};
 
 use super::OpsError;
 
-/// Prints the dead letters, or retries one.
-pub async fn dead_letters(pool: &Db, retry: Option<&str>) -> Result<(), OpsError> {
-    if let Some(id) = retry {
-        if !outbox::revive(pool, id).await? {
-            return Err(OpsError::NotFound(format!("no dead letter {id:?}")));
+/// Carries out an admin's decision on dead letter `id`, recorded as theirs (`by`, an admin's
+/// username), as `POST /admin/dead-letters/{id}/retry` and `.../discard` do.
+pub async fn decide(
+    pool: &Db,
+    gateway: Arc<dyn PaymentGateway>,
+    by: &str,
+    id: &str,
+    decision: Decision,
+) -> Result<(), OpsError> {
+    let operator = super::accounts::admin_named(pool, by).await?;
+    let write = Arc::new(WriteSide::new(pool.clone(), Arc::new(SystemClock), gateway));
+    let metadata = HashMap::from([
+        (ACTOR.to_owned(), operator.to_string()),
+        (CAUSATION_ID.to_owned(), "cli:saga dead-letters".to_owned()),
+    ]);
+    match dead_letters::decide(pool, &write, operator, metadata, id, decision).await {
+        Ok(decided) => {
+            println!("{id}: {} (trade {})", decided.status, decided.request_id);
+            Ok(())
         }
-        println!("{id}: back in line; a dispatcher will run it shortly");
-        return Ok(());
+        Err(ApiError::NotFound) => Err(OpsError::NotFound(format!("no dead letter {id:?}"))),
+        Err(e) => Err(OpsError::Failed(e.to_string())),
     }
+}
+
+/// Prints the dead letters.
+pub async fn dead_letters(pool: &Db) -> Result<(), OpsError> {
     let letters = outbox::dead_letters(pool, 1000, None).await?;
     if letters.is_empty() {
         println!("no dead letters");

@@ -1,59 +1,30 @@
-//! Operators' endpoints (admin role): subscribers' progress, the saga's dead letters and
-//! retrying one, and the mismatches reconciliation with the gateway left for a person.
+//! Operators' endpoints (admin role): subscribers' progress, and the mismatches
+//! reconciliation with the gateway left for a person. The saga's dead letters are
+//! `dead_letters.rs`'s; declined transfers `transfers.rs`'s.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use carrot_projections::log::status::SubscriberStatus;
 use carrot_projections::settlement::mismatches::{self, Mismatch};
-use carrot_projections::settlement::outbox::{self, DeadLetter};
-use carrot_projections::views::page::{Items, Page};
+use carrot_projections::views::page::Items;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::extract::page::{self, Cursor, PageParams, Paging};
+use crate::extract::page;
 use crate::extract::{AdminUser, Json as JsonBody};
 use crate::openapi::vocabulary::{AdminOnly, IdempotencyHeader, NotFound, Unauthenticated};
 use crate::state::AppState;
-
-/// Whether `id` could be one of Carrot's ids of a saga command or a movement
-/// (`refund:<payment id>`...): visible ASCII, at most 200 bytes. Anything else names
-/// nothing, and never reaches the database.
-fn is_plain_id(id: &str) -> bool {
-    (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-}
 
 /// The admin routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/subscriptions", get(subscriptions))
-        .route("/admin/dead-letters", get(dead_letters))
-        .route("/admin/dead-letters/{id}/retry", post(retry))
         .route("/admin/reconciliation/mismatches", get(mismatches))
         .route(
             "/admin/reconciliation/mismatches/{key}/resolve",
             post(resolve_mismatch),
         )
-}
-
-/// A dead letter's `command_id` sent back as a cursor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CommandId(String);
-
-impl Cursor for CommandId {
-    fn parse(raw: &str) -> Option<Self> {
-        is_plain_id(raw).then(|| CommandId(raw.to_owned()))
-    }
-}
-
-/// A dead letter put back in line.
-#[derive(Serialize, utoipa::ToSchema)]
-struct Retried {
-    /// The saga command.
-    command_id: String,
-    /// Always `pending`: a dispatcher runs it again.
-    #[schema(example = "pending")]
-    status: &'static str,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -154,7 +125,7 @@ async fn resolve_mismatch(
             "must be 1 to 1,000 characters, with no NUL",
         ));
     }
-    let open = is_plain_id(&key)
+    let open = super::dead_letters::is_plain_id(&key)
         && mismatches::resolve(&state.pool, &key, admin.user_id.as_uuid(), resolution).await?;
     if !open {
         return Err(ApiError::NotFound);
@@ -163,69 +134,6 @@ async fn resolve_mismatch(
     Ok(Json(Resolved {
         idempotency_key: key,
         status: "resolved",
-    }))
-}
-
-/// Saga commands that gave up, most recent first.
-#[utoipa::path(
-    get,
-    path = "/admin/dead-letters",
-    tag = "admin",
-    operation_id = "list_dead_letters",
-    params(PageParams),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "A page of dead letters, most recent first.",
-         body = Page<DeadLetter>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 422, description = "`validation_failed` (with `errors`: limit, query).",
-         body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-)]
-#[tracing::instrument(skip_all)]
-async fn dead_letters(
-    State(state): State<AppState>,
-    _admin: AdminUser,
-    page: Paging<CommandId>,
-) -> Result<Json<Page<DeadLetter>>, ApiError> {
-    let after = page.cursor.as_ref().map(|c| c.0.as_str());
-    let items = outbox::dead_letters(&state.pool, page.limit + 1, after).await?;
-    Ok(Json(Page::cut(items, page.limit, |d| d.command_id.clone())))
-}
-
-/// Puts a dead letter back in line, attempts reset.
-#[utoipa::path(
-    post,
-    path = "/admin/dead-letters/{id}/retry",
-    tag = "admin",
-    operation_id = "retry_dead_letter",
-    params(("id" = String, Path, description = "The dead letter's `command_id`."), IdempotencyHeader),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Back in line.", body = Retried),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 409, description = "`idempotency_key_in_flight`.",
-         body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`.",
-         body = crate::error::Problem, content_type = "application/problem+json"),
-    ),
-)]
-#[tracing::instrument(skip_all, fields(command_id = %id))]
-async fn retry(
-    State(state): State<AppState>,
-    AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
-) -> Result<Json<Retried>, ApiError> {
-    if !is_plain_id(&id) || !outbox::revive(&state.pool, &id).await? {
-        return Err(ApiError::NotFound);
-    }
-    tracing::info!(command_id = %id, by = %admin.user_id, "dead letter retried by an operator");
-    Ok(Json(Retried {
-        command_id: id,
-        status: "pending",
     }))
 }
 

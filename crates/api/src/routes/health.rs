@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::payment::BreakerState;
+use crate::reads::ReplicaStatus;
 use crate::state::AppState;
 
 /// The health routes (no authentication).
@@ -80,6 +81,11 @@ struct Readiness {
     /// Informational: an open circuit fails purchase requests fast, but the instance still
     /// serves everything else, so it stays ready.
     payment_gateway: GatewayHealth,
+    /// Informational: where the read endpoints read (`CARROT_READ_DATABASE_URL`); a replica
+    /// behind or down is bypassed for the primary, and the instance stays ready. Absent when
+    /// no replica is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_replica: Option<ReplicaStatus>,
     /// The saga's backlog (as old as `subscriptions`); `null` when the database did not
     /// answer.
     saga: Option<SagaDepth>,
@@ -171,6 +177,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
         payment_gateway: GatewayHealth {
             circuit: state.breaker.state(),
         },
+        read_replica: state.reads.status(),
         saga,
         status: if ready { "ready" } else { "not_ready" },
         subscriptions,

@@ -199,8 +199,8 @@ async fn read(
     token: ConsistencyToken,
     PathId(id): PathId<ListingId>,
 ) -> Result<(Freshness, axum::Json<ListingView>), ApiError> {
-    let freshness = await_views(&state, &[CATALOG], token).await?;
-    let listing = catalog::listing_by_id(&state.pool, id)
+    let (freshness, views) = await_views(&state, &[CATALOG], token).await?;
+    let listing = catalog::listing_by_id(views, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok((freshness, axum::Json(listing)))
@@ -285,11 +285,8 @@ async fn browse(
     let refused = |e: QueryRejection| ApiError::invalid("query", e.body_text());
     let (Query(filter), Query(page)) = (filter.map_err(refused)?, page.map_err(refused)?);
     let query = filter.into_query(&page)?;
-    let freshness = await_views(&state, &[CATALOG], token).await?;
-    Ok((
-        freshness,
-        axum::Json(catalog::list(&state.pool, &query).await?),
-    ))
+    let (freshness, views) = await_views(&state, &[CATALOG], token).await?;
+    Ok((freshness, axum::Json(catalog::list(views, &query).await?)))
 }
 
 /// What to change (at least one field).

@@ -99,7 +99,7 @@ async fn export_all(
     token: ConsistencyToken,
 ) -> Result<(Freshness, Json<Export>), ApiError> {
     let views = [CATALOG, MYPAGE, PAYMENTS, NOTIFICATIONS];
-    let freshness = await_views(&state, &views, token).await?;
+    let (freshness, views) = await_views(&state, &views, token).await?;
     let account: Account = sqlx::query_as(
         "SELECT user_id, username, display_name, role, created_at FROM users WHERE user_id = $1",
     )
@@ -114,7 +114,7 @@ async fn export_all(
     .bind(user.user_id.as_uuid())
     .fetch_all(&state.pool)
     .await?;
-    let holdings = export::holdings(&state.pool, user.user_id).await?;
+    let holdings = export::holdings(views, user.user_id).await?;
     let export = Export {
         exported_at: Utc::now(),
         account,

@@ -39,11 +39,8 @@ async fn summary(
     user: AuthUser,
     token: ConsistencyToken,
 ) -> Result<(Freshness, Json<Summary>), ApiError> {
-    let freshness = await_views(&state, &[MYPAGE], token).await?;
-    Ok((
-        freshness,
-        Json(mypage::summary(&state.pool, user.user_id).await?),
-    ))
+    let (freshness, views) = await_views(&state, &[MYPAGE], token).await?;
+    Ok((freshness, Json(mypage::summary(views, user.user_id).await?)))
 }
 
 /// The caller's requests, newest first, each with its payment.
@@ -70,8 +67,8 @@ async fn purchases(
     token: ConsistencyToken,
     page: Paging<PageCursor>,
 ) -> Result<(Freshness, Json<Page<RequestView>>), ApiError> {
-    let freshness = await_views(&state, &[MYPAGE], token).await?;
-    let purchases = mypage::purchases(&state.pool, user.user_id, page.cursor, page.limit).await?;
+    let (freshness, views) = await_views(&state, &[MYPAGE], token).await?;
+    let purchases = mypage::purchases(views, user.user_id, page.cursor, page.limit).await?;
     Ok((freshness, Json(purchases)))
 }
 
@@ -99,7 +96,7 @@ async fn sales(
     token: ConsistencyToken,
     page: Paging<PageCursor>,
 ) -> Result<(Freshness, Json<Page<SaleView>>), ApiError> {
-    let freshness = await_views(&state, &[MYPAGE], token).await?;
-    let sales = mypage::sales(&state.pool, user.user_id, page.cursor, page.limit).await?;
+    let (freshness, views) = await_views(&state, &[MYPAGE], token).await?;
+    let sales = mypage::sales(views, user.user_id, page.cursor, page.limit).await?;
     Ok((freshness, Json(sales)))
 }

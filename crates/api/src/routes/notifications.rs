@@ -74,8 +74,8 @@ async fn list(
     page: Paging<NotificationCursor>,
 ) -> Result<(Freshness, Json<Page<NotificationView>>), ApiError> {
     let before = page.cursor.map(|c| c.0);
-    let freshness = await_views(&state, &[NOTIFICATIONS], token).await?;
-    let items = notifications::newest(&state.pool, user.user_id, before, page.limit + 1).await?;
+    let (freshness, views) = await_views(&state, &[NOTIFICATIONS], token).await?;
+    let items = notifications::newest(views, user.user_id, before, page.limit + 1).await?;
     let page = Page::cut(items, page.limit, |n| n.id.clone());
     Ok((freshness, Json(page)))
 }

@@ -46,14 +46,14 @@ async fn read(
     token: ConsistencyToken,
     PathId(id): PathId<PaymentId>,
 ) -> Result<(Freshness, axum::Json<PaymentView>), ApiError> {
-    let freshness = await_views(&state, &[PAYMENTS, MYPAGE], token).await?;
-    let payment = payments::payment_for(&state.pool, id, user.user_id)
+    let (freshness, views) = await_views(&state, &[PAYMENTS, MYPAGE], token).await?;
+    let payment = payments::payment_for(views, id, user.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     // The seller's side of the rule is the request read's own: its query decides.
     if payment.buyer_id != user.user_id.as_uuid() {
         let request = RequestId::from_uuid(payment.request_id);
-        mypage::request_for(&state.pool, request, user.user_id)
+        mypage::request_for(views, request, user.user_id)
             .await?
             .ok_or(ApiError::NotFound)?;
     }

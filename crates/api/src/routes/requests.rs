@@ -321,10 +321,10 @@ async fn read(
     token: ConsistencyToken,
     PathId(id): PathId<RequestId>,
 ) -> Result<(Freshness, axum::Json<RequestDetail>), ApiError> {
-    let freshness = await_views(&state, &[MYPAGE, TIMELINE], token).await?;
-    let request = mypage::request_for(&state.pool, id, user.user_id)
+    let (freshness, views) = await_views(&state, &[MYPAGE, TIMELINE], token).await?;
+    let request = mypage::request_for(views, id, user.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let timeline = timeline::timeline(&state.pool, id).await?;
+    let timeline = timeline::timeline(views, id).await?;
     Ok((freshness, axum::Json(RequestDetail { request, timeline })))
 }

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use carrot_domain::payment::{Payment, PaymentCommand, PaymentStatus};
 use carrot_domain::{Actor, PaymentId};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{AdminUser, CommandContext, Json as JsonBody};
@@ -55,6 +56,14 @@ pub(crate) struct TransferAnswered {
     attempt: u32,
     /// The consistency token of the payment's last event.
     consistency_token: String,
+}
+
+/// The payment a saga command transfers money of (`refund:<id>`, `payout:<id>`), if it does.
+pub(crate) fn payment_of(command_id: &str) -> Option<Uuid> {
+    let (kind, id) = command_id.split_once(':')?;
+    matches!(kind, "refund" | "payout")
+        .then(|| Uuid::try_parse(id).ok())
+        .flatten()
 }
 
 /// A text field an operator fills: trimmed, `max` characters at most, no NUL.
@@ -187,4 +196,18 @@ async fn settle_outside(
     let answered = answer(&state, &ctx, &id, command).await?;
     tracing::warn!(payment_id = %id, by = %admin.user_id, reference, reason, "declined transfer settled outside Carrot by an operator");
     Ok(answered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refunds_and_payouts_name_a_payment() {
+        let id = Uuid::new_v4();
+        assert_eq!(payment_of(&format!("refund:{id}")), Some(id));
+        assert_eq!(payment_of(&format!("payout:{id}")), Some(id));
+        assert_eq!(payment_of(&format!("reserve:{id}")), None);
+        assert_eq!(payment_of("refund:not-an-id"), None);
+    }
 }

@@ -250,10 +250,55 @@ async fn the_cli_grants_the_admin_role_and_retries_a_dead_letter() {
     assert_eq!(role, "admin");
     let missing = carrot_cli(&["admin", "grant", "nobody_here"], &app.db.url);
     assert!(!missing.status.success());
-    let missing = carrot_cli(
+    let unsigned = carrot_cli(
         &["saga", "dead-letters", "--retry", "refund:nothing"],
+        &app.db.url,
+    );
+    assert!(!unsigned.status.success(), "a decision names its operator");
+    let by = ["--by", user.username.as_str()];
+    let missing = carrot_cli(
+        &[
+            &["saga", "dead-letters", "--retry", "refund:nothing"][..],
+            &by,
+        ]
+        .concat(),
         &app.db.url,
     );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no dead letter"));
+
+    // A dead letter of a trade, put back in line and then discarded from the command line:
+    // both recorded as the admin's, in the trade's stream of decisions.
+    let deal = app.pending_deal("Kettle", 25_000).await;
+    let letter = crate::dead_letters::unreadable_letter(&app, &deal.placed.request_id).await;
+    let retried = carrot_cli(
+        &[&["saga", "dead-letters", "--retry", &letter][..], &by].concat(),
+        &app.db.url,
+    );
+    assert!(retried.status.success(), "{retried:?}");
+    crate::dead_letters::wait_dead(&app, &letter).await;
+    let reasonless = carrot_cli(
+        &[&["saga", "dead-letters", "--discard", &letter][..], &by].concat(),
+        &app.db.url,
+    );
+    assert!(!reasonless.status.success(), "a discard needs a reason");
+    let discarded = carrot_cli(
+        &[
+            &["saga", "dead-letters", "--discard", &letter][..],
+            &["--reason", "written by a rolled-back dispatcher"],
+            &by,
+        ]
+        .concat(),
+        &app.db.url,
+    );
+    assert!(discarded.status.success(), "{discarded:?}");
+    assert!(String::from_utf8_lossy(&discarded.stdout).contains("discarded"));
+    assert_eq!(
+        app.events_of("dead_letter", &letter).await,
+        ["DeadLetterRetried", "DeadLetterDiscarded"]
+    );
+    let payload = app
+        .event_payload("dead_letter", &letter, "DeadLetterDiscarded")
+        .await;
+    assert_eq!(payload["by"]["user"], user.id.as_str());
 }

@@ -156,6 +156,12 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
             [403, 403, 403, 404, 401],
         ),
         (
+            post.clone(),
+            "/admin/dead-letters/complete:nothing/discard".into(),
+            Some(json!({"reason": "handled by hand"})),
+            [403, 403, 403, 404, 401],
+        ),
+        (
             patch.clone(),
             format!("/listings/{listing}"),
             Some(json!({"price": 1})),

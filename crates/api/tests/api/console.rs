@@ -293,3 +293,48 @@ async fn a_rebuild_started_in_the_console_reaches_the_end_and_a_verification_fin
             .unwrap();
     assert_eq!(audited, 2);
 }
+
+#[tokio::test]
+async fn a_dead_letter_discarded_from_the_console_shows_in_the_trade_with_the_operator() {
+    let app = spawn_app().await;
+    let deal = app.pending_deal("Kettle", 25_000).await;
+    let request = deal.placed.request_id.clone();
+    let letter = crate::dead_letters::unreadable_letter(&app, &request).await;
+    let (admin, cookie) = admin_cookie(&app).await;
+    let (status, shown) = page(&app, &cookie, &format!("/console/dead-letters/{letter}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        shown.contains("/discard") && shown.contains("/retry"),
+        "{shown}"
+    );
+    let token = csrf(&shown);
+    let path = format!("/console/dead-letters/{letter}/discard");
+    let why = "settled in person";
+    let forged = [("reason", why), ("confirm", "yes"), ("csrf", "forged")];
+    let refused = post_form(&app, &cookie, &path, &forged).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let reasonless = [
+        ("reason", " "),
+        ("confirm", "yes"),
+        ("csrf", token.as_str()),
+    ];
+    let refused = post_form(&app, &cookie, &path, &reasonless).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(app.events_of("dead_letter", &letter).await.is_empty());
+
+    let form = [
+        ("reason", why),
+        ("confirm", "yes"),
+        ("csrf", token.as_str()),
+    ];
+    let discarded = post_form(&app, &cookie, &path, &form).await;
+    assert_eq!(discarded.status(), StatusCode::SEE_OTHER);
+    let payload = app
+        .event_payload("dead_letter", &letter, "DeadLetterDiscarded")
+        .await;
+    assert_eq!(payload["by"]["user"], admin.id.as_str());
+    let (_, list) = page(&app, &cookie, "/console/dead-letters").await;
+    assert!(!list.contains(&letter), "no longer a dead letter");
+    let (_, trade) = page(&app, &cookie, &format!("/console/find?q={request}")).await;
+    assert!(trade.contains("DeadLetterDiscarded") && trade.contains(why));
+}

@@ -21,6 +21,7 @@ use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::dead_letters::{unreadable_letter, wait_dead};
 use crate::helpers::{eventually, spawn_app_with, test_settings, Deal, TestApp, User};
 
 /// Where the corpus lives, from this crate.
@@ -216,7 +217,8 @@ async fn discovered(app: &TestApp, buyer: &User) {
         .await;
 }
 
-/// Two declined refunds: one an operator sends again, one they settle outside Carrot.
+/// Two declined refunds: one an operator sends again, one they settle outside Carrot; and
+/// a dead letter an operator retries, then discards.
 async fn operators(app: &TestApp) {
     let admin = app.make_admin(&app.signup("ops").await).await;
     let retried = app.pending_deal("Printer", 30_000).await;
@@ -251,6 +253,16 @@ async fn operators(app: &TestApp) {
         app.wait_payment(&deal.buyer, &deal.placed.payment_id, "refunded")
             .await;
     }
+    // A saga command stored in a form nobody reads: put back in line, dead again, discarded.
+    let letter = unreadable_letter(app, &settled.placed.request_id).await;
+    let path = format!("/admin/dead-letters/{letter}/retry");
+    let response = app.post(&admin, &path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_dead(app, &letter).await;
+    let path = format!("/admin/dead-letters/{letter}/discard");
+    let body = json!({"reason": "written by a dispatcher since rolled back"});
+    let response = app.post(&admin, &path).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 /// A person closes their account.

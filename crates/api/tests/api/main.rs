@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod corpus;
 mod crash;
+mod dead_letters;
 mod deadlines;
 mod erasure;
 mod export;

@@ -19,12 +19,13 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 
 use crate::account::{self, Account};
+use crate::dead_letter::{self, DeadLetter};
 use crate::listing::{self, Listing};
 use crate::payment::{self, Payment};
 use crate::purchase_request::{self, PurchaseRequest};
 
 /// Every aggregate type, with its event types and the version each is written with today.
-pub const EVENTS: [(&str, &[(&str, &str)]); 4] = [
+pub const EVENTS: [(&str, &[(&str, &str)]); 5] = [
     (<Listing as Aggregate>::TYPE, listing::VERSIONS),
     (
         <PurchaseRequest as Aggregate>::TYPE,
@@ -32,6 +33,7 @@ pub const EVENTS: [(&str, &[(&str, &str)]); 4] = [
     ),
     (<Payment as Aggregate>::TYPE, payment::VERSIONS),
     (<Account as Aggregate>::TYPE, account::VERSIONS),
+    (<DeadLetter as Aggregate>::TYPE, dead_letter::VERSIONS),
 ];
 
 /// The version of an aggregate's state as its snapshots hold it. Moved whenever the
@@ -55,6 +57,10 @@ impl StateVersion for Payment {
 }
 
 impl StateVersion for Account {
+    const STATE_VERSION: i32 = 1;
+}
+
+impl StateVersion for DeadLetter {
     const STATE_VERSION: i32 = 1;
 }
 

@@ -24,6 +24,11 @@ use sqlx::{Connection, Describe, Either, Execute, Executor, PgConnection, PgPool
 
 /// How long a cached connection may sit idle before it is checked on its way out.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+/// After a statement failed because its server went away (killed, failed over), how long
+/// every connection is checked on its way out and back: the others in the cache most likely
+/// went with it, and a busy pool would otherwise hand the dead ones round and round, never
+/// idle long enough to be checked.
+const DISTRUST_FOR: Duration = Duration::from_secs(2);
 
 /// A pool of connections (cheap to clone).
 #[derive(Clone, Debug)]
@@ -41,6 +46,25 @@ struct Cache {
     /// Set by [`Db::close`]: a connection handed back from then on goes to sqlx, whose
     /// `close` waits for every connection out (one kept here would be waited for forever).
     closed: bool,
+    /// Until when connections are checked whatever their idle time (see [`DISTRUST_FOR`]).
+    distrust_until: Option<Instant>,
+}
+
+impl Cache {
+    fn distrusting(&self) -> bool {
+        self.distrust_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+}
+
+/// Notes a failed statement: one that failed for want of its server makes every cached
+/// connection suspect for a while (dropping them hands them to sqlx, which checks them).
+fn noticed(cache: &Mutex<Cache>, error: &sqlx::Error) {
+    if super::is_unavailable(error) {
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.distrust_until = Some(Instant::now() + DISTRUST_FOR);
+        cache.idle.clear();
+    }
 }
 
 impl Db {
@@ -70,7 +94,8 @@ impl Db {
             };
             match taken {
                 Some((mut conn, since)) => {
-                    if since.elapsed() < PING_IF_IDLE_FOR || conn.ping().await.is_ok() {
+                    let fresh = since.elapsed() < PING_IF_IDLE_FOR && !self.lock().distrusting();
+                    if fresh || conn.ping().await.is_ok() {
                         return Ok(self.lease(conn));
                     }
                     // Dead: dropping it hands it to sqlx, whose check closes it.
@@ -79,7 +104,11 @@ impl Db {
                     // Counted as waiting until this ends, however it ends (a caller may
                     // give up on it).
                     let _waiting = Waiting(self);
-                    return Ok(self.lease(self.pool.acquire().await?));
+                    let conn = self.pool.acquire().await;
+                    if let Err(e) = &conn {
+                        noticed(&self.cache, e);
+                    }
+                    return Ok(self.lease(conn?));
                 }
             }
         }
@@ -134,6 +163,16 @@ pub struct Conn {
     cache: Arc<Mutex<Cache>>,
 }
 
+impl Conn {
+    /// Passes `result` through, noting a failure for want of the server (see [`DISTRUST_FOR`]).
+    fn noting<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(e) = &result {
+            noticed(&self.cache, e);
+        }
+        result
+    }
+}
+
 impl Deref for Conn {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
@@ -157,7 +196,7 @@ impl Drop for Conn {
         // the server now, not whenever the connection is next used: sqlx flushes it.
         let dirty = conn.is_in_transaction() || conn.should_flush();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if dirty || cache.waiting > 0 || cache.closed {
+        if dirty || cache.waiting > 0 || cache.closed || cache.distrusting() {
             drop(cache);
             drop(conn);
         } else {
@@ -175,7 +214,8 @@ pub struct Tx {
 impl Tx {
     /// Commits.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        PgTransactionManager::commit(&mut self.conn).await?;
+        let committed = PgTransactionManager::commit(&mut self.conn).await;
+        self.conn.noting(committed)?;
         self.open = false;
         Ok(())
     }
@@ -224,7 +264,8 @@ impl<'p> Executor<'p> for &'_ Db {
         let db = self.clone();
         stream::once(async move {
             let mut conn = db.acquire().await?;
-            let all: Vec<_> = conn.fetch_many(query).try_collect().await?;
+            let all = conn.fetch_many(query).try_collect::<Vec<_>>().await;
+            let all = conn.noting(all)?;
             Ok::<_, sqlx::Error>(stream::iter(all.into_iter().map(Ok)))
         })
         .try_flatten()
@@ -241,7 +282,8 @@ impl<'p> Executor<'p> for &'_ Db {
         let db = self.clone();
         Box::pin(async move {
             let mut conn = db.acquire().await?;
-            conn.fetch_optional(query).await
+            let row = conn.fetch_optional(query).await;
+            conn.noting(row)
         })
     }
 

@@ -32,7 +32,23 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 
 /// A pool of at most `max_connections` connections to `url` (see [`Db`]).
 pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
-    let pool = PgPoolOptions::new()
+    let pool = pool_options(max_connections)
+        .connect_with(connect_options(url)?)
+        .await?;
+    Ok(Db::new(pool))
+}
+
+/// [`connect`], without connecting yet: for a server that may be down when the process
+/// starts (a read replica: reads use the primary until it answers).
+pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
+    Ok(Db::new(
+        pool_options(max_connections).connect_lazy_with(connect_options(url)?),
+    ))
+}
+
+/// How every pool of Carrot's is set up.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         // Db checks what it takes from its own cache; sqlx's own idle connections are
@@ -46,9 +62,28 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error>
                 Ok(true)
             })
         })
-        .connect_with(connect_options(url)?)
-        .await?;
-    Ok(Db::new(pool))
+}
+
+/// Whether `e` says the server cannot serve this connection for now: unreachable, shutting
+/// down or crashed, refusing connections, or read-only (a standby, or a primary just
+/// demoted). The same statement may well succeed on a new connection soon: on the server
+/// back, or on the standby promoted in its place.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions; 57P01-03: shutdown, crash, cannot connect now;
+        // 25006: a write on a read-only server; 53300: too many connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "25006" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// Applies every pending migration.

@@ -306,6 +306,20 @@ pub async fn revive(pool: &Db, command_id: &str) -> Result<bool, sqlx::Error> {
     Ok(revived.is_some())
 }
 
+/// Marks a dead letter discarded (an operator decided it never runs; the `DeadLetter`
+/// aggregate holds who and why); false if there is no such dead letter.
+pub async fn discard(pool: &Db, command_id: &str) -> Result<bool, sqlx::Error> {
+    let discarded = sqlx::query(
+        "UPDATE settlement.outbox
+            SET status = 'discarded', locked_until = NULL, lease = NULL, updated_at = now()
+          WHERE command_id = $1 AND status = 'dead'",
+    )
+    .bind(command_id)
+    .execute(pool)
+    .await?;
+    Ok(discarded.rows_affected() == 1)
+}
+
 /// The outbox's depth, for readiness and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depth {

@@ -90,8 +90,24 @@ pub async fn wait_for(
     token: Checkpoint,
     bound: WaitBound,
 ) -> Result<bool, sqlx::Error> {
+    wait_on(pool, None, subscribers, token, bound).await
+}
+
+/// [`wait_for`] on `pool`, a read replica of `primary` (when given). A replica may not have
+/// replayed a genuine token's event yet, so a token beyond the replica's head is asked of
+/// the primary once: if the primary has the event, the replica is polled as fast as for a
+/// token within its log; if not, the token is beyond every head (forged, or from the
+/// future), and polled once per `bound.idle_poll`.
+pub async fn wait_on(
+    pool: &Db,
+    primary: Option<&Db>,
+    subscribers: &[&str],
+    token: Checkpoint,
+    bound: WaitBound,
+) -> Result<bool, sqlx::Error> {
     let deadline = Instant::now() + bound.timeout;
     let mut pause = FAST_POLL_MIN;
+    let mut on_primary = false;
     loop {
         let found = check(pool, subscribers, token).await?;
         if found.reached {
@@ -101,7 +117,12 @@ pub async fn wait_for(
         if now >= deadline {
             return Ok(false);
         }
-        let next = if found.beyond_head {
+        if found.beyond_head && !on_primary {
+            if let Some(primary) = primary {
+                on_primary = !check(primary, &[], token).await?.beyond_head;
+            }
+        }
+        let next = if found.beyond_head && !on_primary {
             bound.idle_poll.max(FAST_POLL_MAX)
         } else {
             let next = pause;

@@ -1,8 +1,9 @@
-//! The timeline of each trade: every event of the request, of its payment, and of its
-//! listing that names it (reserved, released, sold for it), in log order, for the
-//! request's detail page. Kept by the `timeline` subscriber in the `timeline` schema.
+//! The timeline of each trade: every event of the request, of its payment, of its
+//! listing that names it (reserved, released, sold for it), and operators' decisions on
+//! its saga's dead letters, in log order, for the request's detail page. Kept by the `timeline` subscriber in the `timeline` schema.
 
 use async_trait::async_trait;
+use carrot_domain::dead_letter::DeadLetter;
 use carrot_domain::listing::Listing;
 use carrot_domain::payment::Payment;
 use carrot_domain::purchase_request::PurchaseRequest;
@@ -82,7 +83,7 @@ fn entry(event: &StoredEvent) -> Result<Option<Entry>, ApplyError> {
         PurchaseRequest::TYPE | Payment::TYPE => {
             body.get("trade").and_then(|t| t.get("request_id"))
         }
-        Listing::TYPE => body.get("request_id"),
+        Listing::TYPE | DeadLetter::TYPE => body.get("request_id"),
         _ => None,
     };
     let Some(request_id) = request_id.and_then(Value::as_str) else {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carrot_domain::account::{Account, AccountServices};
+use carrot_domain::dead_letter::{DeadLetter, DeadLetterServices};
 use carrot_domain::listing::{Listing, ListingServices};
 use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
 use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
@@ -66,6 +67,7 @@ pub struct WriteSide {
     requests: Framework<PurchaseRequest>,
     payments: Framework<Payment>,
     accounts: Framework<Account>,
+    dead_letters: Framework<DeadLetter>,
     keys: Arc<SealingKeys>,
     request_services: PurchaseRequestServices,
 }
@@ -97,6 +99,12 @@ impl Routed for Payment {
 impl Routed for Account {
     fn framework(write: &WriteSide) -> &Framework<Self> {
         &write.accounts
+    }
+}
+
+impl Routed for DeadLetter {
+    fn framework(write: &WriteSide) -> &Framework<Self> {
+        &write.dead_letters
     }
 }
 
@@ -144,7 +152,14 @@ impl WriteSide {
             accounts: CqrsFramework::new(
                 Store::new(pool.clone(), notifier.clone(), keys.clone()),
                 vec![],
-                AccountServices { clock },
+                AccountServices {
+                    clock: clock.clone(),
+                },
+            ),
+            dead_letters: CqrsFramework::new(
+                Store::new(pool.clone(), notifier.clone(), keys.clone()),
+                vec![],
+                DeadLetterServices { clock },
             ),
             keys,
             pool,

@@ -60,6 +60,7 @@ pub fn test_settings() -> Settings {
         breaker: BreakerConfig::default(),
         // Off: the suite calls fast from one address; tests of the limits set their own.
         limits: LimitConfig::default(),
+        read_replica: None,
     }
 }
 

@@ -18,7 +18,7 @@ use self::conformance::resolve;
 const REGENERATE: &str = "cargo run -p carrot-api --bin carrot -- openapi > docs/openapi.json";
 
 /// Every path and method of API.md.
-const CONTRACT: [(&str, &str); 31] = [
+const CONTRACT: [(&str, &str); 32] = [
     ("post", "/auth/signup"),
     ("post", "/auth/login"),
     ("post", "/auth/logout"),
@@ -48,6 +48,7 @@ const CONTRACT: [(&str, &str); 31] = [
     ("get", "/admin/subscriptions"),
     ("get", "/admin/dead-letters"),
     ("post", "/admin/dead-letters/{id}/retry"),
+    ("post", "/admin/dead-letters/{id}/discard"),
     ("get", "/openapi.json"),
     ("get", "/docs"),
 ];

@@ -127,6 +127,21 @@ pub(super) async fn operators_phase(
         app.post(&admin, unknown).send().await.unwrap(),
     )
     .await;
+    // Discarding: a declined payout never is; a bad reason, an unknown letter.
+    let discard = format!("/admin/dead-letters/{command_id}/discard");
+    for (path, reason) in [
+        (discard.as_str(), "handled by hand"),
+        (discard.as_str(), ""),
+        ("/admin/dead-letters/nope/discard", "handled by hand"),
+    ] {
+        let response = app
+            .post(&admin, path)
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        c.check("post", path, response).await;
+    }
     // The declined payout: sent again under a new attempt; then nothing is left to settle
     // outside; and the refusals.
     let payment = &placed.payment_id;
