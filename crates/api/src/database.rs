@@ -136,6 +136,7 @@ async fn start_embedded(data_dir: &Path) -> Result<EmbeddedPostgres, DatabaseErr
         durable: true,
         remove_on_stop: false,
         port: None,
+        settings: Vec::new(),
     };
     let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&bin, &options))
         .await

@@ -21,7 +21,7 @@ mod client_chaos;
 mod clock_step;
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,54 +29,9 @@ use carrot_projections::postgres::embedded::{Binaries, ClusterOptions, EmbeddedP
 use carrot_projections::postgres::ensure_database;
 use carrot_projections::testing::test_database;
 use common::http;
-use common::trades::{self, trade, Trade};
+use common::load::Load;
+use common::trades::{self, trade};
 use common::Process;
-use futures_util::future::join_all;
-
-/// Clients running trades until stopped, each as a seller and buyer of its own; a client
-/// that finds the service down waits for it instead of spinning.
-struct Load {
-    stop: Arc<AtomicBool>,
-    clients: Vec<tokio::task::JoinHandle<Vec<Trade>>>,
-}
-
-impl Load {
-    fn start(client: &reqwest::Client, base: &str, clients: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let clients = (0..clients)
-            .map(|c| {
-                let (client, base, stop) = (client.clone(), base.to_owned(), stop.clone());
-                tokio::spawn(async move {
-                    let seller = http::signup(&client, &base).await;
-                    let buyer = http::signup(&client, &base).await;
-                    let mut done = Vec::new();
-                    let mut n = c;
-                    while !stop.load(Ordering::Relaxed) {
-                        let t = trade(&client, &base, &seller, &buyer, n).await;
-                        if t.acked.is_empty() {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        } else {
-                            done.push(t);
-                        }
-                        n += clients;
-                    }
-                    done
-                })
-            })
-            .collect();
-        Load { stop, clients }
-    }
-
-    /// Stops the clients; every trade they got at least one answer for.
-    async fn finish(self) -> Vec<Trade> {
-        self.stop.store(true, Ordering::Relaxed);
-        join_all(self.clients)
-            .await
-            .into_iter()
-            .flat_map(|c| c.unwrap())
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_command_and_settles_each_trade_once() {
@@ -204,6 +159,7 @@ fn cluster(dir: &std::path::Path, port: u16) -> EmbeddedPostgres {
         durable: false,
         remove_on_stop: false,
         port: Some(port),
+        settings: Vec::new(),
     };
     EmbeddedPostgres::start(&Binaries::locate().unwrap(), &options).unwrap()
 }

@@ -133,6 +133,8 @@ impl Drop for Process {
     }
 }
 
+pub mod forwarder;
+pub mod load;
 pub mod trades;
 
 /// The environment of a `carrot serve` on `database_url`, paying through the simulator at

@@ -128,6 +128,7 @@ async fn measure(options: &Options, checkout: &Path) -> Result<Figures, ReportEr
         durable: true,
         remove_on_stop: true,
         port: None,
+        settings: Vec::new(),
     };
     say("starting a durable PostgreSQL cluster");
     let cluster = {

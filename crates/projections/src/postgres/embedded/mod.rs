@@ -7,6 +7,7 @@
 
 mod binaries;
 mod files;
+mod replication;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -73,6 +74,9 @@ pub struct ClusterOptions {
     /// Listen on this port (to come back where clients expect it after a stop), or on a
     /// free one.
     pub port: Option<u16>,
+    /// Server settings (`name=value`) after Carrot's own, which they override: a replication
+    /// test's `wal_level=logical` or `synchronous_commit=on`.
+    pub settings: Vec<String>,
 }
 
 /// A running private cluster; stopping it (or dropping it, or this process ending) shuts it down.
@@ -82,6 +86,8 @@ pub struct EmbeddedPostgres {
     password: String,
     watchdog: Child,
     stdin: Option<ChildStdin>,
+    bin: Binaries,
+    run_as: RunAs,
 }
 
 const SUPERUSER: &str = "postgres";
@@ -127,6 +133,7 @@ impl EmbeddedPostgres {
                 durable: false,
                 remove_on_stop: true,
                 port: None,
+                settings: Vec::new(),
             };
             let password = Self::init_with(bin, run_as, &options.data_dir, false)?;
             Self::spawn(bin, run_as, &options, password)
@@ -249,6 +256,9 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
                 cmd.args(["-c", setting]);
             }
         }
+        for setting in &options.settings {
+            cmd.arg("-c").arg(setting);
+        }
         // Own process group: a Ctrl-C on carrot's terminal must not reach the postmaster
         // before carrot has drained; carrot stops it itself.
         cmd.process_group(0)
@@ -275,6 +285,8 @@ if [ "$cleanup" = 1 ]; then rm -rf "$pgdata"; fi"#;
             password,
             watchdog,
             stdin,
+            bin: bin.clone(),
+            run_as,
         };
         cluster.wait_until_accepting(pid, &log)?;
         Ok(cluster)
