@@ -4,11 +4,13 @@
                                 resources, configMapGenerator files, images) to stdout
     check.py names              every CARROT_* name in the deployment files is one the
                                 binary reads
-    check.py app APP MIGRATE MONITORING COMPOSE
+    check.py app APP MIGRATE MONITORING COMPOSE POSTGRES CNPG
                                 the built manifests and `docker compose config`'s JSON:
                                 Pod Security "restricted", images, secrets, the migration
-                                step, the connection budgets, the Ingress, the
-                                NetworkPolicies, the ServiceMonitor and the alert rules
+                                step, the connection budgets (on one PostgreSQL and on the
+                                CloudNativePG Cluster), the Ingress, the NetworkPolicies,
+                                the ServiceMonitor and the alert rules
+    check.py without-crds FILE  FILE's objects but custom resources (for the validator)
 
 Each check prints one line when it passes; the first failure exits 1 with what is wrong.
 """
@@ -257,10 +259,9 @@ def max_connections(args):
     return int(m.group(1)) if m else 100
 
 
-def check_budget(app, migrate):
-    """(API pods at most x pool) + (workers x pool) + headroom <= max_connections - reserved."""
-    postgres = find(app, "StatefulSet", "postgres")
-    limit = max_connections(postgres["spec"]["template"]["spec"]["containers"][0].get("args"))
+def check_budget(app, migrate, limit, where):
+    """(API pods at most x pool) + (workers x pool) + headroom <= max_connections - reserved,
+    `limit` being the max_connections `where` sets."""
     hpas = {o["spec"]["scaleTargetRef"]["name"]: o for o in app if o["kind"] == "HorizontalPodAutoscaler"}
     terms, total = [], 0
     for o, c in containers(app):
@@ -281,9 +282,57 @@ def check_budget(app, migrate):
     total += HEADROOM
     line = f"{' + '.join(terms)} + headroom {HEADROOM} = {total} <= {limit} - {RESERVED}"
     if total > limit - RESERVED:
-        fail(f"deploy/k8s connection budget: {line.replace('<=', '>')}: lower a pool size or "
-             f"maxReplicas, or raise max_connections (postgres.yaml), and README.md's table")
-    print(f"deploy/k8s connection budget: {line} (pods at most, rollout surge included)")
+        fail(f"deploy/k8s connection budget on {where}: {line.replace('<=', '>')}: lower a pool "
+             f"size or maxReplicas, or raise max_connections ({where}), and README.md's table")
+    print(f"deploy/k8s connection budget on {where}: {line} (pods at most, rollout surge included)")
+
+
+def statefulset_limit(postgres):
+    statefulset = find(postgres, "StatefulSet", "postgres")
+    return max_connections(statefulset["spec"]["template"]["spec"]["containers"][0].get("args"))
+
+
+def check_cnpg(app, migrate, cnpg):
+    """The CloudNativePG Cluster: three instances at least, synchronous, logical decoding on,
+    the connection budget within its max_connections, reachable by Carrot's pods and its
+    own instances only (and the operator's namespace)."""
+    clusters = [o for o in cnpg if o["kind"] == "Cluster" and o["apiVersion"].startswith("postgresql.cnpg.io/")]
+    if len(clusters) != 1:
+        fail("deploy/k8s/cnpg must hold exactly one CloudNativePG Cluster")
+    cluster = clusters[0]
+    spec, name = cluster["spec"], cluster["metadata"]["name"]
+    if spec.get("instances", 1) < 3:
+        fail(f"{name_of(cluster)}: fewer than 3 instances (a primary, a synchronous standby, a spare)")
+    if spec.get("minSyncReplicas", 0) < 1 and spec.get("postgresql", {}).get("synchronous", {}).get("number", 0) < 1:
+        fail(f"{name_of(cluster)}: no synchronous standby: a failover could lose acknowledged commits")
+    parameters = spec.get("postgresql", {}).get("parameters", {})
+    if parameters.get("wal_level") != "logical":
+        fail(f"{name_of(cluster)}: wal_level is not logical (the log's stream needs it)")
+    if any(o["kind"] in ("StatefulSet", "Deployment") for o in cnpg):
+        fail("deploy/k8s/cnpg holds workloads of its own: the operator runs the instances")
+    check_budget(app, migrate, int(parameters.get("max_connections", 100)), f"{name_of(cluster)}")
+    instance_labels = {"cnpg.io/cluster": name}
+    pods = {n: labels for n, labels in
+            ((o["metadata"]["name"], o["spec"]["template"]["metadata"]["labels"]) for o, _ in pod_templates(app + migrate))}
+    admitted = set()
+    for p in (o for o in cnpg if o["kind"] == "NetworkPolicy"):
+        if not selects(p["spec"]["podSelector"], instance_labels):
+            continue
+        for rule in p["spec"].get("ingress", []):
+            for peer in rule.get("from") or [{"anyone": True}]:
+                if "podSelector" in peer and "namespaceSelector" not in peer:
+                    admitted |= {n for n, labels in pods.items() if selects(peer["podSelector"], labels)}
+                    if selects(peer["podSelector"], instance_labels):
+                        admitted.add("its instances")
+                elif "namespaceSelector" in peer:
+                    admitted.add("the operator's namespace")
+                else:
+                    admitted.add("*anyone*")
+    want = {"carrot-api", "carrot-worker", "carrot-migrate", "its instances", "the operator's namespace"}
+    if admitted != want:
+        fail(f"NetworkPolicy: {name} is reachable from {sorted(admitted)}, expected {sorted(want)}")
+    print(f"cnpg: {name_of(cluster)} with {spec['instances']} instances, a synchronous standby, "
+          f"wal_level logical; reachable from api/worker/migrate, its instances and the operator only")
 
 
 def check_migration_step(app, migrate):
@@ -520,20 +569,27 @@ def check_compose(compose):
 def main(argv):
     if argv[:1] == ["kustomize"] and len(argv) == 2:
         yaml.safe_dump_all(kustomize(argv[1]), sys.stdout, sort_keys=False)
+    elif argv[:1] == ["without-crds"] and len(argv) == 2:
+        yaml.safe_dump_all([o for o in load_all(argv[1]) if "." not in o["apiVersion"].split("/")[0]
+                            or o["apiVersion"].split("/")[0].endswith(".k8s.io")], sys.stdout, sort_keys=False)
     elif argv == ["names"]:
         check_names()
-    elif argv[:1] == ["app"] and len(argv) == 5:
-        app, migrate, monitoring = (load_all(p) for p in argv[1:4])
+    elif argv[:1] == ["app"] and len(argv) == 7:
+        app, migrate, monitoring, postgres, cnpg = (load_all(p) for p in argv[1:4] + argv[5:7])
         with open(argv[4]) as f:
             compose = json.load(f)
         check_namespace(app)
+        if any(o["kind"] == "StatefulSet" for o in app):
+            fail("the application's kustomization holds a database: it is applied on its own (postgres/ or cnpg/)")
+        check_cnpg(app, migrate, cnpg)
+        app = app + postgres
         count = check_restricted(app + migrate)
         print(f"pod security: all {count} pod templates meet Pod Security \"restricted\"")
         image = check_images(app, migrate)
         print(f"images: every carrot container runs {image}; the others pin a version")
-        check_no_secrets(app, migrate, monitoring)
+        check_no_secrets(app, migrate, monitoring, cnpg)
         check_migration_step(app, migrate)
-        check_budget(app, migrate)
+        check_budget(app, migrate, statefulset_limit(postgres), "postgres/postgres.yaml")
         check_ingress(app)
         check_network_policies(app, migrate)
         check_monitoring(app, monitoring)

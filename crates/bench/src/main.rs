@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod cpu;
 mod driver;
 mod report;
 mod scenarios;
@@ -63,6 +64,10 @@ enum Command {
         /// The payment simulator, for `seeds` (it slows the gateway to 400-620 ms a call).
         #[arg(long)]
         payment_sim: Option<String>,
+        /// Also report the CPU time this process (and its children: give a postmaster's pid
+        /// for PostgreSQL) spent during the run, in all and per iteration. Repeatable.
+        #[arg(long = "cpu-of", value_name = "PID")]
+        cpu_of: Vec<u32>,
     },
     /// Measure PostgreSQL's ceiling (pgbench) and every Carrot scenario in one run, on a
     /// fresh embedded cluster, and write the figures and ratios to a Markdown file.
@@ -86,6 +91,7 @@ async fn main() -> ExitCode {
             sample,
             database_url,
             payment_sim,
+            cpu_of,
         } => {
             let load = Load {
                 concurrency,
@@ -97,7 +103,7 @@ async fn main() -> ExitCode {
                 database_url,
                 payment_sim,
             };
-            run(&scenario, &url, load, &extra).await
+            run(&scenario, &url, load, &extra, &cpu_of).await
         }
         Command::Report(options) => match report::run(&options).await {
             Ok(written) => {
@@ -142,9 +148,22 @@ async fn seed(events: usize, url: &str) -> ExitCode {
     }
 }
 
-async fn run(scenario: &str, url: &str, load: Load, extra: &Extra) -> ExitCode {
+async fn run(scenario: &str, url: &str, load: Load, extra: &Extra, cpu_of: &[u32]) -> ExitCode {
+    let before: Vec<Option<f64>> = cpu_of.iter().map(|&p| cpu::seconds_of_tree(p)).collect();
     match scenarios::run(scenario, url, load, extra).await {
         Ok(measured) => {
+            let cpu: serde_json::Map<String, serde_json::Value> = cpu_of
+                .iter()
+                .zip(before)
+                .filter_map(|(&pid, before)| {
+                    let spent = cpu::seconds_of_tree(pid)? - before?;
+                    let per = spent * 1e6 / measured.iterations.max(1) as f64;
+                    Some((
+                        pid.to_string(),
+                        json!({"cpu_seconds": spent, "cpu_us_per_iteration": per}),
+                    ))
+                })
+                .collect();
             println!(
                 "{}",
                 json!({
@@ -155,6 +174,7 @@ async fn run(scenario: &str, url: &str, load: Load, extra: &Extra) -> ExitCode {
                     "iterations": measured.iterations,
                     "iterations_per_second": measured.rate(),
                     "operations": measured.operations,
+                    "cpu": cpu,
                 })
             );
             ExitCode::SUCCESS

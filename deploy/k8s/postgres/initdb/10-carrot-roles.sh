@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates Carrot's database and its two roles, once: the PostgreSQL image runs every file
 # of /docker-entrypoint-initdb.d as the superuser when it initialises an empty data
-# directory. Mounted by deploy/k8s/postgres.yaml (through a ConfigMap) and by
+# directory. Mounted by deploy/k8s/postgres/postgres.yaml (through a ConfigMap) and by
 # docker-compose.yml, so both set the database up the same way.
 #
 #   carrot      owns the database and its schema. `carrot migrate` (with
@@ -34,3 +34,6 @@ GRANT pg_read_all_stats TO carrot_app;
 SQL
 )
 create_roles
+# A streaming replica (docker-compose.yml's postgres-replica) connects as the superuser
+# for replication; the image's own pg_hba.conf admits ordinary connections only.
+echo "host replication postgres all scram-sha-256" >>"$PGDATA/pg_hba.conf"
