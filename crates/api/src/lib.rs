@@ -2,6 +2,7 @@
 //! configuration, and the database wiring at start-up.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod console;

@@ -238,6 +238,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         payment_timeout: Duration::from_millis(args.payment.payment_timeout_ms),
         breaker: args.breaker.config(),
         limits: args.limits.config(),
+        access_log: args.access_log,
         read_replica: match &args.read_database_url {
             Some(url) => Some(ReadReplica {
                 pool: connect_lazy(url, args.database.pool_size)?,

@@ -18,8 +18,9 @@ use carrot_projections::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
+use crate::access_log::{self, AccessLog};
 use crate::auth::JwtKeys;
 use crate::error::{ApiError, BODY_LIMIT_BYTES};
 use crate::limits::{LimitConfig, RateLimits};
@@ -77,6 +78,8 @@ pub struct Settings {
     pub limits: LimitConfig,
     /// A read replica for the read endpoints (`CARROT_READ_DATABASE_URL`), if any.
     pub read_replica: Option<ReadReplica>,
+    /// Which requests get an access log line (`CARROT_ACCESS_LOG`).
+    pub access_log: AccessLog,
 }
 
 /// A bound, wired, not yet running application.
@@ -116,7 +119,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
             listener,
-            router: router(state.clone(), settings.role),
+            router: router(state.clone(), settings.role, settings.access_log),
             state,
             role: settings.role,
             workers: settings.workers,
@@ -201,7 +204,7 @@ fn routes(role: ServeRole) -> Router<AppState> {
 }
 
 /// The whole router with its middleware.
-pub fn router(state: AppState, role: ServeRole) -> Router {
+pub fn router(state: AppState, role: ServeRole, access: AccessLog) -> Router {
     let request_id = crate::request_id::HEADER;
     routes(role)
         .fallback(|| async { ApiError::NoRoute })
@@ -220,10 +223,16 @@ pub fn router(state: AppState, role: ServeRole) -> Router {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
         .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            access_log::Policy::new(access),
+            access_log::layer,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                // The access log (access_log.rs) says which requests get a line at INFO.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG))
                 .make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()

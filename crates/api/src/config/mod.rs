@@ -274,6 +274,11 @@ pub struct ServeArgs {
     /// go to the primary instead (until it is back within this).
     #[arg(long, env = "CARROT_READ_MAX_LAG_MS", default_value_t = 5000)]
     pub read_max_lag_ms: u64,
+    /// Which requests get an access log line (target `carrot::access`, INFO): `errors`
+    /// (5xx and those slower than a second), `all`, `off`, or a share such as `0.01`
+    /// (that share of requests, and every error and slow one).
+    #[arg(long, env = "CARROT_ACCESS_LOG", default_value = "errors")]
+    pub access_log: crate::access_log::AccessLog,
 }
 
 /// Rate limits per user and per client address (429 `rate_limited` with Retry-After).

@@ -36,5 +36,6 @@ mod security;
 mod sessions;
 mod settlement;
 mod stranded;
+mod tallies;
 mod tls;
 mod write_ahead;

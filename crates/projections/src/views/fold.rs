@@ -31,6 +31,10 @@ pub trait KeyedRow: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
     /// checkpoint row was lost) then leaves the row as it was instead of taking it back to
     /// an old state until the replay catches up. Empty: every write replaces.
     const VERSIONS: &'static [&'static str] = &[];
+    /// This row's values of [`KeyedRow::VERSIONS`], in the same order.
+    fn versions(&self) -> Vec<i64> {
+        Vec::new()
+    }
 }
 
 /// The rows of one table that a batch touches, as it folds them.
@@ -38,6 +42,9 @@ pub struct Fold<R: KeyedRow> {
     rows: HashMap<Uuid, R>,
     /// Keys of the rows to write back, in key order (so concurrent writers lock alike).
     changed: BTreeSet<Uuid>,
+    /// The rows as stored when loaded, for a fold that must know what its writes replace
+    /// ([`Fold::load_tracked`]).
+    stored: Option<HashMap<Uuid, R>>,
 }
 
 impl<R: KeyedRow> Fold<R> {
@@ -65,7 +72,42 @@ impl<R: KeyedRow> Fold<R> {
         Ok(Fold {
             rows: rows.into_iter().map(|r| (r.key(), r)).collect(),
             changed: BTreeSet::new(),
+            stored: None,
         })
+    }
+
+    /// [`Fold::load`], remembering the rows as stored, for [`Fold::changes`]. `keys` must
+    /// hold every key the batch touches, those it creates too: in a replay over a live view
+    /// a "new" row may be stored already.
+    pub async fn load_tracked(
+        tx: &mut PgConnection,
+        keys: impl IntoIterator<Item = Uuid>,
+    ) -> Result<Self, sqlx::Error> {
+        let mut fold = Self::load(tx, keys).await?;
+        fold.stored = Some(fold.rows.clone());
+        Ok(fold)
+    }
+
+    /// Each row [`Fold::store`] will write, with the row it replaces (`None`: a new one),
+    /// as the write's version guard decides. Empty unless loaded with [`Fold::load_tracked`].
+    pub fn changes(&self) -> Vec<(Option<&R>, &R)> {
+        let Some(stored) = &self.stored else {
+            return Vec::new();
+        };
+        self.changed
+            .iter()
+            .filter_map(|k| Some((stored.get(k), self.rows.get(k)?)))
+            .filter(|(before, after)| {
+                before.is_none_or(|before| {
+                    R::VERSIONS.is_empty()
+                        || after
+                            .versions()
+                            .iter()
+                            .zip(before.versions())
+                            .any(|(new, old)| *new > old)
+                })
+            })
+            .collect()
     }
 
     /// Also loads the rows matching `filter` (SQL over the table, `$1` bound to `keys`),

@@ -61,6 +61,7 @@ pub fn test_settings() -> Settings {
         // Off: the suite calls fast from one address; tests of the limits set their own.
         limits: LimitConfig::default(),
         read_replica: None,
+        access_log: carrot_api::access_log::AccessLog::All,
     }
 }
 

@@ -1,6 +1,7 @@
 //! MyPage: each user's purchases (their requests, with status and payment status), sales
-//! (their listings with the requests on them) and money (held, refunded, paid out, earned,
-//! summed at read time). Kept by the `mypage` subscriber in the `mypage` schema.
+//! (their listings with the requests on them) and the summary of both and of money (held,
+//! refunded, paid out, earned), kept as running totals (`tallies.rs`). Kept by the
+//! `mypage` subscriber in the `mypage` schema.
 //!
 //! A request that never reached its seller (its payment was declined, or it was abandoned
 //! after a capture whose answer was lost) is its buyer's alone. This file folds the events
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 mod open;
 mod queries;
+mod tallies;
 
 pub use crate::views::page::PageCursor;
 pub use open::{available_listings, open_trades, OpenTrade};
@@ -63,52 +65,43 @@ impl Subscriber for MyPageProjection {
 
 /// Folds a batch of listing, request and payment events into the rows they touch.
 async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+    // Every key the batch touches is loaded, those it creates too: the tallies must know
+    // what each write replaces (tallies.rs).
+    let mut deltas = tallies::Deltas::default();
     let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
     if !listing_events.is_empty() {
-        let keys = fold::to_load(listing_events.iter().map(|(_, e)| {
-            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
-            (e.listing_id().as_uuid(), creates)
-        }));
-        let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
+        let keys = listing_events.iter().map(|(_, e)| e.listing_id().as_uuid());
+        let mut listings = Fold::<ListingRow>::load_tracked(tx, keys).await?;
         for (stored, event) in listing_events {
             fold_listing(&mut listings, stored.sequence, event);
         }
+        deltas.add(&listings);
         listings.store(tx).await?;
     }
     let request_events = fold::decode::<E>(events, PurchaseRequest::TYPE)?;
     let payment_events = fold::decode::<PaymentEvent>(events, Payment::TYPE)?;
     if request_events.is_empty() && payment_events.is_empty() {
-        return Ok(());
+        return deltas.store(tx).await;
     }
     // Captures and declines come before their request and change no row: only
     // settlements of payments touch requests.
-    let keys = fold::to_load(
-        request_events
-            .iter()
-            .map(|(_, e)| {
-                let creates = matches!(
-                    e,
-                    E::PurchaseRequested { .. }
-                        | E::PurchaseRequestPaymentFailed { .. }
-                        | E::PurchaseRequestAbandoned { .. }
-                );
-                (e.trade().request_id.as_uuid(), creates)
-            })
-            .chain(
-                payment_events
-                    .iter()
-                    .filter(|(_, e)| {
-                        matches!(
-                            e,
-                            PaymentEvent::PaymentRefunded { .. }
-                                | PaymentEvent::PaymentPaidOut { .. }
-                                | PaymentEvent::PaymentSettledOutside { .. }
-                        )
-                    })
-                    .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
-            ),
-    );
-    let mut requests = Fold::<RequestRow>::load(tx, keys).await?;
+    let keys = request_events
+        .iter()
+        .map(|(_, e)| e.trade().request_id.as_uuid())
+        .chain(
+            payment_events
+                .iter()
+                .filter(|(_, e)| {
+                    matches!(
+                        e,
+                        PaymentEvent::PaymentRefunded { .. }
+                            | PaymentEvent::PaymentPaidOut { .. }
+                            | PaymentEvent::PaymentSettledOutside { .. }
+                    )
+                })
+                .map(|(_, e)| e.trade().request_id.as_uuid()),
+        );
+    let mut requests = Fold::<RequestRow>::load_tracked(tx, keys).await?;
     // In log order across both aggregates: a capture precedes its request, a refund
     // follows its request's end.
     let mut request_events = request_events.into_iter().peekable();
@@ -128,7 +121,9 @@ async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(
             fold_payment(&mut requests, stored.sequence, event);
         }
     }
-    requests.store(tx).await
+    deltas.add(&requests);
+    requests.store(tx).await?;
+    deltas.store(tx).await
 }
 
 /// A row of `mypage.listings`.
@@ -150,6 +145,9 @@ impl KeyedRow for ListingRow {
     const VERSIONS: &'static [&'static str] = &["version"];
     fn key(&self) -> Uuid {
         self.listing_id
+    }
+    fn versions(&self) -> Vec<i64> {
+        vec![self.version]
     }
 }
 
@@ -180,6 +178,9 @@ impl KeyedRow for RequestRow {
     const VERSIONS: &'static [&'static str] = &["version", "payment_version"];
     fn key(&self) -> Uuid {
         self.request_id
+    }
+    fn versions(&self) -> Vec<i64> {
+        vec![self.version, self.payment_version]
     }
 }
 

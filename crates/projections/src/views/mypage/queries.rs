@@ -344,47 +344,37 @@ fn sale_counts() -> utoipa::openapi::Object {
     )
 }
 
-/// The caller's summary: requests by status on each side, listings by status, and money.
+/// The caller's summary: requests by status on each side, listings by status, and money,
+/// from the totals the projection keeps (`tallies.rs`): a handful of rows, whatever the
+/// caller's history.
 #[tracing::instrument(skip(pool))]
 pub async fn summary(pool: &Db, user: UserId) -> Result<Summary, sqlx::Error> {
-    let counts: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT 'purchases', status, count(*) FROM mypage.requests WHERE buyer_id = $1 GROUP BY status
-         UNION ALL
-         SELECT 'sales', status, count(*) FROM mypage.requests
-          WHERE seller_id = $1 AND seen_by_seller GROUP BY status
-         UNION ALL
-         SELECT 'listings', status, count(*) FROM mypage.listings WHERE seller_id = $1 GROUP BY status",
-    )
-    .bind(user.as_uuid())
-    .fetch_all(pool)
-    .await?;
-    let money: Money = sqlx::query_as(
-        "SELECT coalesce(sum(price) FILTER (WHERE buyer_id = $1 AND payment_status = 'captured'), 0)::bigint AS held,
-                coalesce(sum(price) FILTER (WHERE buyer_id = $1 AND payment_status = 'refunded'), 0)::bigint AS refunded,
-                coalesce(sum(price) FILTER (WHERE buyer_id = $1 AND payment_status = 'paid_out'), 0)::bigint AS paid_out,
-                coalesce(sum(price) FILTER (WHERE seller_id = $1 AND payment_status = 'paid_out'), 0)::bigint AS earned,
-                coalesce(sum(price) FILTER (WHERE seller_id = $1 AND payment_status = 'captured'
-                                              AND seen_by_seller), 0)::bigint AS incoming
-           FROM mypage.requests WHERE buyer_id = $1 OR seller_id = $1",
-    )
-    .bind(user.as_uuid())
-    .fetch_one(pool)
-    .await?;
-    // Only the statuses shown count: a row in a status the code no longer knows is no key.
+    let totals: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, value FROM mypage.tallies WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .fetch_all(pool)
+            .await?;
+    let total = |name: &str| {
+        totals
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, value)| *value)
+    };
+    // Only the statuses shown count: a total of a status the code no longer knows is no key.
     let tally = |side: &str, statuses: &mut dyn Iterator<Item = &'static str>| -> Counts {
         statuses
-            .map(|status| {
-                let n = counts
-                    .iter()
-                    .find(|(s, st, _)| s == side && st == status)
-                    .map_or(0, |(.., n)| *n);
-                (status, n)
-            })
+            .map(|status| (status, total(&format!("{side}:{status}"))))
             .collect()
     };
     Ok(Summary {
         listings: tally("listings", &mut listing_statuses()),
-        money,
+        money: Money {
+            earned: total("money:earned"),
+            held: total("money:held"),
+            incoming: total("money:incoming"),
+            paid_out: total("money:paid_out"),
+            refunded: total("money:refunded"),
+        },
         purchases: tally("purchases", &mut purchase_statuses()),
         sales: tally("sales", &mut sale_statuses()),
     })

@@ -1,0 +1,110 @@
+//! MyPage's summary kept, not counted: each user's running totals in `mypage.tallies`
+//! (`user_id`, `name`, `value`), moved by exactly what each batch changes in the rows. So
+//! `GET /mypage` reads a handful of rows whatever the user's history, and a rebuild fills
+//! the table like any other of the view's (and `replay --verify` compares it).
+//!
+//! A row's contribution is what the summary counts of it (`contributions`); a batch adds
+//! the contributions of each row as written and takes away those of the row as it was
+//! stored. Totals that come back to zero are deleted, so the table holds the same rows
+//! however the log was cut into batches.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{ListingRow, RequestRow};
+use crate::log::subscriber::ApplyError;
+use crate::views::fold::{Fold, KeyedRow};
+
+/// A name of a total: `purchases:<status>`, `sales:<status>`, `listings:<status>`, or
+/// `money:<held|incoming|refunded|paid_out|earned>`.
+pub(super) type Name = String;
+
+/// What the summary counts of a row: (user, total's name, amount).
+pub(super) trait Tallied: KeyedRow {
+    fn contributions(&self) -> Vec<(Uuid, Name, i64)>;
+}
+
+impl Tallied for RequestRow {
+    fn contributions(&self) -> Vec<(Uuid, Name, i64)> {
+        let mut out = vec![(self.buyer_id, format!("purchases:{}", self.status), 1)];
+        if self.seen_by_seller {
+            out.push((self.seller_id, format!("sales:{}", self.status), 1));
+        }
+        let price = self.price;
+        match self.payment_status.as_str() {
+            "captured" => {
+                out.push((self.buyer_id, "money:held".into(), price));
+                if self.seen_by_seller {
+                    out.push((self.seller_id, "money:incoming".into(), price));
+                }
+            }
+            "refunded" => out.push((self.buyer_id, "money:refunded".into(), price)),
+            "paid_out" => {
+                out.push((self.buyer_id, "money:paid_out".into(), price));
+                out.push((self.seller_id, "money:earned".into(), price));
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+impl Tallied for ListingRow {
+    fn contributions(&self) -> Vec<(Uuid, Name, i64)> {
+        vec![(self.seller_id, format!("listings:{}", self.status), 1)]
+    }
+}
+
+/// The totals' changes a batch makes.
+#[derive(Default)]
+pub(super) struct Deltas(BTreeMap<(Uuid, Name), i64>);
+
+impl Deltas {
+    /// Adds what `fold`'s writes change: each written row's contributions, less those of
+    /// the row it replaces.
+    pub(super) fn add<R: Tallied>(&mut self, fold: &Fold<R>) {
+        for (before, after) in fold.changes() {
+            for (user, name, n) in after.contributions() {
+                *self.0.entry((user, name)).or_default() += n;
+            }
+            for (user, name, n) in before.map(Tallied::contributions).unwrap_or_default() {
+                *self.0.entry((user, name)).or_default() -= n;
+            }
+        }
+    }
+
+    /// Applies the changes (the tables named unqualified: the view's schema, or a
+    /// rebuild's shadow, is on `search_path`), dropping totals back at zero.
+    pub(super) async fn store(self, tx: &mut PgConnection) -> Result<(), ApplyError> {
+        let (mut users, mut names, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        for ((user, name), value) in self.0.into_iter().filter(|(_, v)| *v != 0) {
+            users.push(user);
+            names.push(name);
+            values.push(value);
+        }
+        if users.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO tallies AS t (user_id, name, value)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+             ON CONFLICT (user_id, name) DO UPDATE SET value = t.value + EXCLUDED.value",
+        )
+        .bind(&users)
+        .bind(&names)
+        .bind(&values)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM tallies WHERE (user_id, name) IN
+               (SELECT * FROM unnest($1::uuid[], $2::text[])) AND value = 0",
+        )
+        .bind(&users)
+        .bind(&names)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
