@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod listing_cache;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

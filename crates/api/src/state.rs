@@ -15,6 +15,7 @@ use crate::auth::sessions::Sessions;
 use crate::auth::JwtKeys;
 use crate::error::ApiError;
 use crate::limits::RateLimits;
+use crate::listing_cache::ListingCache;
 use crate::live::NotificationHub;
 use crate::payment::CircuitBreaker;
 use crate::progress::ProgressCache;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub pool: Db,
     /// Where the read endpoints read their views: a replica while it keeps up, or `pool`.
     pub reads: Reads,
+    /// Listings kept in memory for `GET /listings/{id}`, exact by the catalog's announcements.
+    pub listings: ListingCache,
     /// Signs and verifies access tokens.
     pub jwt: Arc<JwtKeys>,
     /// The time source.
@@ -77,6 +80,7 @@ impl AppState {
             hub: NotificationHub::start(&pool),
             sessions: Arc::new(Sessions::new(pool.clone(), jwt.ttl())),
             reads: Reads::new(pool.clone(), read_replica),
+            listings: ListingCache::start(&pool),
             pool,
             jwt: Arc::new(jwt),
             clock,

@@ -200,9 +200,16 @@ async fn read(
     PathId(id): PathId<ListingId>,
 ) -> Result<(Freshness, axum::Json<ListingView>), ApiError> {
     let (freshness, views) = await_views(&state, &[CATALOG], token).await?;
-    let listing = catalog::listing_by_id(views, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    // Kept in memory when read at or past the token (listing_cache.rs).
+    if let Some(listing) = state.listings.get(id.as_uuid(), token.0) {
+        return Ok((freshness, axum::Json(listing)));
+    }
+    let ticket = state.listings.ticket();
+    let (listing, at) = catalog::listing_as_of(views, id).await?;
+    let listing = listing.ok_or(ApiError::NotFound)?;
+    if let Some(at) = at {
+        state.listings.keep(ticket, listing.clone(), at);
+    }
     Ok((freshness, axum::Json(listing)))
 }
 

@@ -19,6 +19,7 @@ mod helpers;
 mod idempotency;
 mod idempotency_retries;
 mod invariants;
+mod listing_cache;
 mod listings;
 mod metrics;
 mod openapi;

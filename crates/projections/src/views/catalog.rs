@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::subscriber::{ApplyError, Subscriber};
-use crate::log::StoredEvent;
+use crate::log::{Checkpoint, StoredEvent};
 use crate::postgres::Db;
 use crate::views::erasure::{self, Part};
 use crate::views::fold::{self, Fold, KeyedRow};
@@ -24,6 +24,16 @@ pub struct CatalogProjection;
 
 /// The subscriber's name, its checkpoint row and its schema.
 pub const CATALOG: &str = "catalog";
+
+/// The channel the catalog announces its changes on, at each batch's commit:
+/// `<checkpoint>;<listing id>,<listing id>...`, or `<checkpoint>;*` when it changed more
+/// than a payload holds (or erased a person's listings). Readers that keep listings in
+/// memory (the API's `listing_cache.rs`) drop what it names.
+pub const CHANGES: &str = "carrot_catalog";
+
+/// How many ids one announcement names at most, before it says `*` (a payload holds 8,000
+/// bytes; an id and its comma, 37).
+const NAMED_AT_MOST: usize = 200;
 
 #[async_trait]
 impl Subscriber for CatalogProjection {
@@ -41,14 +51,53 @@ impl Subscriber for CatalogProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let mut changed: Option<std::collections::BTreeSet<Uuid>> = Some(Default::default());
         for part in erasure::cut_at_closings(events)? {
             match part {
-                Part::Events(events) => apply_listings(tx, events).await?,
-                Part::Closed(user) => erasure::catalog(tx, user).await?,
+                Part::Events(events) => {
+                    if let Some(ids) = changed.as_mut() {
+                        ids.extend(
+                            events
+                                .iter()
+                                .filter(|e| e.aggregate_type == Listing::TYPE)
+                                .filter_map(|e| Uuid::try_parse(&e.aggregate_id).ok()),
+                        );
+                    }
+                    apply_listings(tx, events).await?
+                }
+                Part::Closed(user) => {
+                    changed = None;
+                    erasure::catalog(tx, user).await?
+                }
             }
         }
-        Ok(())
+        announce(tx, events.last(), changed).await
     }
+}
+
+/// Announces on [`CHANGES`] the listings a batch changed (`None`: any), as of the batch's
+/// last event; delivered when the batch commits.
+async fn announce(
+    tx: &mut PgConnection,
+    last: Option<&StoredEvent>,
+    changed: Option<std::collections::BTreeSet<Uuid>>,
+) -> Result<(), ApplyError> {
+    let Some(last) = last else { return Ok(()) };
+    let ids = match changed {
+        Some(ids) if ids.is_empty() => return Ok(()),
+        Some(ids) if ids.len() <= NAMED_AT_MOST => ids
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "*".to_owned(),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES)
+        .bind(format!("{};{ids}", last.checkpoint))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn apply_listings(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
@@ -179,6 +228,40 @@ pub async fn listing_by_id(pool: &Db, id: ListingId) -> Result<Option<ListingVie
     .bind(id.as_uuid())
     .fetch_optional(pool)
     .await
+}
+
+/// [`listing_by_id`], with the catalog's checkpoint in the same snapshot: the row is as of
+/// that place in the log (for a reader that keeps it, `listing_cache.rs`).
+#[tracing::instrument(skip(pool))]
+pub async fn listing_as_of(
+    pool: &Db,
+    id: ListingId,
+) -> Result<(Option<ListingView>, Option<Checkpoint>), sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT c.transaction_id::text AS checkpoint_tx, c.global_position AS checkpoint_pos, l.*
+           FROM public.subscription_checkpoints c
+           LEFT JOIN (SELECT {VIEW_COLUMNS} FROM catalog.listings WHERE listing_id = $1) l ON true
+          WHERE c.subscriber = $2"
+    ))
+    .bind(id.as_uuid())
+    .bind(CATALOG)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    use sqlx::Row;
+    let tx: String = row.try_get("checkpoint_tx")?;
+    let checkpoint = Checkpoint {
+        transaction_id: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        global_position: row.try_get("checkpoint_pos")?,
+    };
+    let listing_id: Option<Uuid> = row.try_get("listing_id")?;
+    let listing = match listing_id {
+        Some(_) => Some(<ListingView as sqlx::FromRow<_>>::from_row(&row)?),
+        None => None,
+    };
+    Ok((listing, Some(checkpoint)))
 }
 
 /// What to list.
