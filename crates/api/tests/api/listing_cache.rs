@@ -13,6 +13,22 @@ async fn read(app: &TestApp, user: &User, id: &str) -> Value {
     app.read(user, &format!("/listings/{id}")).await
 }
 
+/// Announces a change of listing `id` as the catalog would, at its checkpoint.
+async fn announce(app: &TestApp, id: &str) {
+    let checkpoint: String = sqlx::query_scalar(
+        "SELECT transaction_id::text || '.' || global_position FROM subscription_checkpoints
+          WHERE subscriber = 'catalog'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('carrot_catalog', $1)")
+        .bind(format!("{checkpoint};{id}"))
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_kept_listing_never_answers_a_newer_token_and_goes_when_its_change_is_announced() {
     let app = spawn_app().await;
@@ -56,20 +72,49 @@ async fn a_kept_listing_never_answers_a_newer_token_and_goes_when_its_change_is_
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(read(&app, &seller, &id).await["price"], 12_000);
     // ...until it is announced: then the row is read again.
-    let checkpoint: String = sqlx::query_scalar(
-        "SELECT transaction_id::text || '.' || global_position FROM subscription_checkpoints
-          WHERE subscriber = 'catalog'",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
-    sqlx::query("SELECT pg_notify('carrot_catalog', $1)")
-        .bind(format!("{checkpoint};{id}"))
+    announce(&app, &id).await;
+    eventually("the announced listing to be read again", || async {
+        (read(&app, &seller, &id).await["price"] == 99).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rebuilt_catalog_swapped_in_empties_what_was_kept_from_the_old_one() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (id, token) = app.register_listing(&seller, "Radio", 20_000).await;
+    app.listing_after(&seller, &id, &token).await;
+    // A catalog gone wrong (the reason to rebuild one), and the wrong row kept.
+    sqlx::query("UPDATE catalog.listings SET price = 1 WHERE listing_id = $1::uuid")
+        .bind(&id)
         .execute(&app.db.pool)
         .await
         .unwrap();
-    eventually("the announced listing to be read again", || async {
-        (read(&app, &seller, &id).await["price"] == 99).then_some(())
+    announce(&app, &id).await;
+    eventually("the wrong row to be read and kept", || async {
+        (read(&app, &seller, &id).await["price"] == 1).then_some(())
+    })
+    .await;
+    // The swap announces everything: what was kept of the old catalog goes.
+    let mut listener = sqlx::postgres::PgListener::connect_with(app.db.pool.pool())
+        .await
+        .unwrap();
+    listener.listen("carrot_catalog").await.unwrap();
+    let rebuilt = crate::helpers::carrot_cli_alongside(&["replay", "catalog"], &app.db.url).await;
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    let everything = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let note = listener.recv().await.unwrap();
+            if note.payload().ends_with(";*") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(everything.is_ok(), "the swap announced nothing");
+    eventually("the rebuilt row to be read", || async {
+        (read(&app, &seller, &id).await["price"] == 20_000).then_some(())
     })
     .await;
 }

@@ -241,6 +241,15 @@ async fn rebuild_alone(
         .bind(live)
         .execute(&mut *tx)
         .await?;
+    // Rows kept in memory from the old catalog (the API's listing cache) go with it, at
+    // the swap's commit.
+    if live == crate::views::catalog::CATALOG {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::views::catalog::CHANGES)
+            .bind(format!("{};*", state.checkpoint))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     tracing::info!(
         view = live,
