@@ -6,8 +6,8 @@
 //! changed and the batch's checkpoint (`catalog::CHANGES`); an announced listing is dropped,
 //! and a *floor* is kept for it: a row read before that checkpoint is never kept again (a
 //! read that raced the change, or a replica that has not replayed it yet). An announcement
-//! of everything (`*`), a lost connection, or a full cache empties it. Until this process
-//! listens, nothing is kept.
+//! of everything (`*`) or a lost connection empties it; past 32 MiB, listings are let go to
+//! make room. Until this process listens, nothing is kept.
 //!
 //! So a read without a token may answer what the catalog had up to the moment the change's
 //! announcement arrives (as a replica or a lagging view would); a read with a token is
@@ -23,8 +23,11 @@ use carrot_projections::views::catalog::{ListingView, CHANGES};
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-/// The most listings kept, and the most floors: past either, the cache empties.
-const KEPT_AT_MOST: usize = 100_000;
+/// How many bytes of listings one process keeps at most (a description is up to 5,000
+/// characters): past it, kept listings are let go, any of them, to make room.
+const BYTES_AT_MOST: usize = 32 << 20;
+/// The most floors kept: past it, the cache empties.
+const FLOORS_AT_MOST: usize = 100_000;
 
 /// The listings one process keeps (cheap to clone).
 #[derive(Clone, Default)]
@@ -37,6 +40,8 @@ struct Inner {
     /// Whether announcements are being received (nothing is kept otherwise).
     listening: bool,
     rows: HashMap<Uuid, (ListingView, Checkpoint)>,
+    /// About how many bytes `rows` holds.
+    bytes: usize,
     /// For each announced listing, the checkpoint a row must be read at to be kept.
     floors: HashMap<Uuid, Checkpoint>,
     /// Moves on each emptying: a read begun before it is not kept.
@@ -46,9 +51,26 @@ struct Inner {
 impl Inner {
     fn empty(&mut self) {
         self.rows.clear();
+        self.bytes = 0;
         self.floors.clear();
         self.generation += 1;
     }
+
+    fn remove(&mut self, id: &Uuid) {
+        if let Some((row, _)) = self.rows.remove(id) {
+            self.bytes = self.bytes.saturating_sub(size_of_row(&row));
+        }
+    }
+}
+
+/// About what a kept listing takes in memory.
+fn size_of_row(row: &ListingView) -> usize {
+    std::mem::size_of::<(ListingView, Checkpoint)>()
+        + row.title.len()
+        + row.description.len()
+        + row.status.len()
+        + row.category.as_ref().map_or(0, String::len)
+        + 64
 }
 
 /// A read's ticket: the generation it began in.
@@ -91,10 +113,15 @@ impl ListingCache {
         if !inner.listening || ticket.0 != inner.generation || at < floor {
             return;
         }
-        if inner.rows.len() >= KEPT_AT_MOST && !inner.rows.contains_key(&id) {
-            inner.empty();
-            return;
+        inner.remove(&id);
+        let size = size_of_row(&row);
+        while inner.bytes + size > BYTES_AT_MOST {
+            let Some(any) = inner.rows.keys().next().copied() else {
+                break;
+            };
+            inner.remove(&any);
         }
+        inner.bytes += size;
         inner.rows.insert(id, (row, at));
     }
 
@@ -108,7 +135,7 @@ impl ListingCache {
             inner.empty();
             return;
         };
-        if inner.floors.len() >= KEPT_AT_MOST {
+        if inner.floors.len() >= FLOORS_AT_MOST {
             inner.empty();
         }
         for id in ids.split(',') {
@@ -116,7 +143,7 @@ impl ListingCache {
                 inner.empty();
                 return;
             };
-            inner.rows.remove(&id);
+            inner.remove(&id);
             let floor = inner.floors.entry(id).or_default();
             *floor = (*floor).max(at);
         }
@@ -222,6 +249,22 @@ mod tests {
         assert!(cache.get(id, None).is_none());
         cache.keep(cache.ticket(), listing(id, 2), at(7));
         assert_eq!(cache.get(id, None).map(|l| l.price), Some(2));
+    }
+
+    #[test]
+    fn what_is_kept_stays_within_its_bytes() {
+        let cache = listening();
+        let mut big = listing(Uuid::new_v4(), 1);
+        big.description = "가".repeat(5_000);
+        let size = size_of_row(&big);
+        for _ in 0..(BYTES_AT_MOST / size + 100) {
+            let mut row = big.clone();
+            row.listing_id = Uuid::new_v4();
+            cache.keep(cache.ticket(), row, at(5));
+        }
+        let inner = cache.lock();
+        assert!(inner.bytes <= BYTES_AT_MOST);
+        assert_eq!(inner.rows.len(), BYTES_AT_MOST / size);
     }
 
     #[test]
