@@ -101,7 +101,7 @@ impl Application {
             settings.clock.clone(),
             settings.workers.dispatcher.alert_after,
         );
-        let state = AppState::new(
+        let mut state = AppState::new(
             pool,
             settings.jwt,
             settings.clock,
@@ -116,6 +116,9 @@ impl Application {
             settings.workers.saga.deadlines,
             settings.read_replica,
         );
+        if settings.role != ServeRole::Worker {
+            state.listings = crate::listing_cache::ListingCache::start(&state.pool);
+        }
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Application {
             listener,

@@ -29,7 +29,8 @@ pub struct AppState {
     pub pool: Db,
     /// Where the read endpoints read their views: a replica while it keeps up, or `pool`.
     pub reads: Reads,
-    /// Listings kept in memory for `GET /listings/{id}`, exact by the catalog's announcements.
+    /// Listings kept in memory for `GET /listings/{id}`, exact by the catalog's announcements
+    /// (only where the API is served: a worker keeps none, and holds no `LISTEN` for it).
     pub listings: ListingCache,
     /// Signs and verifies access tokens.
     pub jwt: Arc<JwtKeys>,
@@ -80,7 +81,8 @@ impl AppState {
             hub: NotificationHub::start(&pool),
             sessions: Arc::new(Sessions::new(pool.clone(), jwt.ttl())),
             reads: Reads::new(pool.clone(), read_replica),
-            listings: ListingCache::start(&pool),
+            // Keeps nothing until `Application::build` starts it for a role serving the API.
+            listings: ListingCache::default(),
             pool,
             jwt: Arc::new(jwt),
             clock,
