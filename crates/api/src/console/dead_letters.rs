@@ -140,8 +140,7 @@ pub async fn show(
 
 /// The two forms for any other dead letter: back in line, or discarded with a reason.
 fn decision_forms(command_id: &str, csrf: &str) -> String {
-    let confirm = "<p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
-                   I have checked this trade</label></p>";
+    let confirm = html::CONFIRM_CHECKED;
     let mut html = String::new();
     let _ = write!(
         html,

@@ -108,6 +108,11 @@ pub fn csrf_field(token: &str) -> String {
     )
 }
 
+/// The box an action's form must have ticked (`confirm=yes`; `ConsoleAdmin::refusal`
+/// refuses the action without it).
+pub const CONFIRM_CHECKED: &str = "<p><label><input type=\"checkbox\" name=\"confirm\" \
+     value=\"yes\" required> I have checked this trade</label></p>";
+
 /// A table: a header row and rows of cells (already HTML).
 pub fn table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut html = String::from("<div class=\"box\"><table><thead><tr>");

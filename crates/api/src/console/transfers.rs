@@ -22,8 +22,7 @@ use crate::state::AppState;
 
 /// The two forms for a declined transfer of `payment`.
 pub fn forms(payment: Uuid, csrf: &str) -> String {
-    let confirm = "<p><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
-                   I have checked this trade</label></p>";
+    let confirm = html::CONFIRM_CHECKED;
     let mut html = String::new();
     let _ = write!(
         html,

@@ -98,15 +98,12 @@ pub(crate) async fn decide(
     decision: Decision,
 ) -> Result<Decided, ApiError> {
     let by = Actor::User(operator);
-    let (reason, discarding) = match decision {
-        Decision::Retry(reason) => {
-            let reason = reason
-                .map(|r| operator_text("reason", &r, REASON_MAX))
-                .transpose()?;
-            (reason, false)
-        }
-        Decision::Discard(reason) => (Some(operator_text("reason", &reason, REASON_MAX)?), true),
+    let reason = |r: &str| operator_text("reason", r, REASON_MAX);
+    let decision = match decision {
+        Decision::Retry(r) => Decision::Retry(r.as_deref().map(reason).transpose()?),
+        Decision::Discard(r) => Decision::Discard(reason(&r)?),
     };
+    let discarding = matches!(decision, Decision::Discard(_));
     if !is_plain_id(id) {
         return Err(ApiError::NotFound);
     }
@@ -125,14 +122,14 @@ pub(crate) async fn decide(
         .ok_or(ApiError::NotFound)?;
     let command_id = letter.command_id.clone();
     let request_id = RequestId::from_uuid(letter.request_id);
-    let command = match (discarding, reason) {
-        (true, Some(reason)) => DeadLetterCommand::Discard {
+    let command = match decision {
+        Decision::Discard(reason) => DeadLetterCommand::Discard {
             command_id,
             request_id,
             reason,
             by,
         },
-        (_, reason) => DeadLetterCommand::Retry {
+        Decision::Retry(reason) => DeadLetterCommand::Retry {
             command_id,
             request_id,
             reason,
