@@ -15,6 +15,8 @@ const POLL_EVERY: Duration = Duration::from_millis(5);
 pub struct User {
     /// Their bearer token.
     pub token: String,
+    /// Their id (nil if the answer had none).
+    pub id: uuid::Uuid,
 }
 
 /// One HTTP client (a connection pool) and where to record.
@@ -79,6 +81,10 @@ impl Carrot {
             .await;
         (status == StatusCode::CREATED.as_u16()).then(|| User {
             token: answer["token"].as_str().unwrap_or_default().to_owned(),
+            id: answer["user_id"]
+                .as_str()
+                .and_then(|id| uuid::Uuid::try_parse(id).ok())
+                .unwrap_or_default(),
         })
     }
 

@@ -80,13 +80,19 @@ impl Trader {
     }
 }
 
-fn trade_events(n: usize, start: DateTime<Utc>) -> Result<Vec<Row>, SeedError> {
+fn trade_events(
+    n: usize,
+    start: DateTime<Utc>,
+    seller: Option<UserId>,
+) -> Result<Vec<Row>, SeedError> {
     let field = |e: &dyn std::fmt::Display| SeedError::Field(e.to_string());
     let trade = Trade {
         request_id: RequestId::new(),
         listing_id: ListingId::new(),
         buyer_id: UserId::new(),
-        seller_id: UserId::new(),
+        // Not `unwrap_or_default`: an id's default is the nil id, and every trade needs a seller of its own.
+        #[allow(clippy::unwrap_or_default)]
+        seller_id: seller.unwrap_or_else(UserId::new),
     };
     let price = Price::parse(1_000 + (n as i64 % 100_000) * 10).map_err(|e| field(&e))?;
     let payment_id = PaymentId::new();
@@ -280,12 +286,40 @@ pub async fn seed(
     events: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<usize, SeedError> {
+    seed_trades(pool, Until::Events(events), None, progress).await
+}
+
+/// When seeding stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// About this many events.
+    Events(usize),
+    /// This many whole trades.
+    Trades(usize),
+}
+
+/// Appends whole trades until `until`, each sold by `seller` (or by a seller of its own);
+/// returns how many events.
+pub async fn seed_trades(
+    pool: &PgPool,
+    until: Until,
+    seller: Option<UserId>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<usize, SeedError> {
     let start = Utc::now() - Duration::days(30);
     let mut written = 0;
     let mut n = 0;
     let mut pending: Vec<Row> = Vec::with_capacity(CHUNK + 8);
-    while written + pending.len() < events {
-        pending.extend(trade_events(n, start + Duration::seconds(n as i64))?);
+    let more = |n: usize, events: usize| match until {
+        Until::Events(want) => events < want,
+        Until::Trades(want) => n < want,
+    };
+    while more(n, written + pending.len()) {
+        pending.extend(trade_events(
+            n,
+            start + Duration::seconds(n as i64),
+            seller,
+        )?);
         n += 1;
         if pending.len() >= CHUNK {
             written += write(pool, &std::mem::take(&mut pending)).await?;
@@ -380,10 +414,10 @@ mod tests {
     fn trades_end_four_ways_with_sequences_per_aggregate() {
         let start = Utc::now();
         let sizes: Vec<usize> = (0..4)
-            .map(|n| trade_events(n, start).map(|r| r.len()).unwrap_or(0))
+            .map(|n| trade_events(n, start, None).map(|r| r.len()).unwrap_or(0))
             .collect();
         assert_eq!(sizes, [8, 5, 8, 3]);
-        let completed = trade_events(0, start).unwrap_or_default();
+        let completed = trade_events(0, start, None).unwrap_or_default();
         let kinds: Vec<&str> = completed.iter().map(|r| r.event_type.as_str()).collect();
         assert_eq!(
             kinds,

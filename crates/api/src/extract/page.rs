@@ -37,6 +37,13 @@ impl Cursor for PageCursor {
     }
 }
 
+/// The catalog's cursor when it is ordered by relevance (`sort=relevance`).
+impl Cursor for carrot_projections::views::catalog::search::RankedCursor {
+    fn parse(raw: &str) -> Option<Self> {
+        Self::decode(raw)
+    }
+}
+
 /// The log's lists' cursor (a subscriber's held events): a position in the log.
 impl Cursor for Checkpoint {
     fn parse(raw: &str) -> Option<Self> {

@@ -10,7 +10,8 @@ use carrot_domain::listing::fields::{Category, Description, InvalidField, Listin
 use carrot_domain::listing::ListingStatus as DomainStatus;
 use carrot_domain::listing::{Listing, ListingCommand};
 use carrot_domain::{ListingId, Price};
-use carrot_projections::views::catalog::{self, CatalogQuery, ListingView, CATALOG};
+use carrot_projections::views::catalog::search::RankedCursor;
+use carrot_projections::views::catalog::{self, CatalogQuery, ListingView, Search, CATALOG};
 use carrot_projections::views::page::{Page, PageCursor};
 use carrot_projections::Checkpoint;
 use serde::{Deserialize, Serialize};
@@ -219,9 +220,24 @@ struct BrowseParams {
     /// Only listings in this status (default `available`).
     #[param(value_type = Option<ListingStatus>)]
     status: Option<String>,
-    /// Text to look for in titles and descriptions (at most 200 characters).
+    /// Text to look for in titles and descriptions, case-insensitively (at most 200
+    /// characters).
     #[param(max_length = 200)]
     q: Option<String>,
+    /// `newest` (the default): newest first. `relevance` (needs `q`): the 200 newest
+    /// matches, those holding `q` in the title first (as a whole word before within a
+    /// word), then in the description, newest first among equals.
+    #[param(inline)]
+    sort: Option<CatalogSort>,
+}
+
+/// The orders the catalog is listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum CatalogSort {
+    #[default]
+    Newest,
+    Relevance,
 }
 
 impl BrowseParams {
@@ -237,10 +253,6 @@ impl BrowseParams {
                 format!("must be one of {}", statuses.join(", ")),
             ));
         }
-        let Paging {
-            cursor: after,
-            limit,
-        } = page.parse::<PageCursor>(&mut errors);
         let text = self
             .q
             .map(|q| q.trim().to_owned())
@@ -252,19 +264,51 @@ impl BrowseParams {
         if text.as_ref().is_some_and(|q| q.contains('\0')) {
             errors.push(FieldError::new("q", "must not contain NUL characters"));
         }
+        let relevance = self.sort.unwrap_or_default() == CatalogSort::Relevance;
+        let (search, limit) = match (relevance, text) {
+            (true, None) => {
+                errors.push(FieldError::new("sort", "relevance needs q"));
+                (
+                    Search::Newest {
+                        text: None,
+                        after: None,
+                    },
+                    0,
+                )
+            }
+            (true, Some(text)) => {
+                let Paging { cursor, limit } = page.parse::<RankedCursor>(&mut errors);
+                (
+                    Search::Relevance {
+                        text,
+                        after: cursor,
+                    },
+                    limit,
+                )
+            }
+            (false, text) => {
+                let Paging { cursor, limit } = page.parse::<PageCursor>(&mut errors);
+                (
+                    Search::Newest {
+                        text,
+                        after: cursor,
+                    },
+                    limit,
+                )
+            }
+        };
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
         Ok(CatalogQuery {
             status,
-            text,
-            after,
+            search,
             limit,
         })
     }
 }
 
-/// The catalog, newest first.
+/// The catalog, newest first or by relevance to a search.
 #[utoipa::path(
     get,
     path = "/listings",
@@ -273,11 +317,11 @@ impl BrowseParams {
     params(BrowseParams, PageParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of listings, newest first.",
-         body = Page<ListingView>),
+        (status = 200, description = "A page of listings, newest first (or by relevance, \
+         `sort=relevance`).", body = Page<ListingView>),
         (status = 401, response = Unauthenticated),
-        (status = 422, description = "`validation_failed` (with `errors`: status, q, cursor, \
-         limit, query, or a malformed `X-Consistency-Token`).",
+        (status = 422, description = "`validation_failed` (with `errors`: status, q, sort, \
+         cursor, limit, query, or a malformed `X-Consistency-Token`).",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]

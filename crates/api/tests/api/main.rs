@@ -33,6 +33,7 @@ mod restore;
 mod roles;
 mod saga_recovery;
 mod schema;
+mod search;
 mod security;
 mod sessions;
 mod settlement;

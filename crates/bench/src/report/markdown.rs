@@ -107,8 +107,8 @@ pub fn render(f: &Figures) -> String {
     let _ = writeln!(
         md,
         "## Replay\n\n`carrot replay` (every view rebuilt aside and swapped in, one after another), \
-         the service stopped, over the scenarios' log topped up with seeded trades \
-         (`carrot-bench seed`: real domain payloads, about six events a trade): {} events.\n\n\
+         the service stopped, over the largest log of the growth curve below (seeded trades, \
+         `carrot-bench seed`: real domain payloads, about six events a trade): {} events.\n\n\
          | view | events | seconds | events/s |\n|---|---|---|---|",
         f.replay_log
     );
@@ -121,6 +121,56 @@ pub fn render(f: &Figures) -> String {
             r.seconds,
             r.rate()
         );
+    }
+    md.push_str(&growth(&f.growth));
+    md
+}
+
+/// The growth tables: each line's figures, with its ratio to the smallest size's.
+fn growth(tables: &[super::growth::Table]) -> String {
+    let mut md = String::from(
+        "\n## Growth\n\nThe same operation at growing sizes; a ratio of 10 where the size \
+         grew 10x means the cost grows linearly with the data, 1.0 means flat.\n",
+    );
+    for table in tables {
+        let replay = table.points.iter().all(|p| p.p99.is_none());
+        let _ = writeln!(md, "\n### {}\n\n{}\n", table.title, table.conditions);
+        if replay {
+            md.push_str(
+                "| view | events | events/s | time per event, x smallest |\n|---|---|---|---|\n",
+            );
+        } else {
+            md.push_str(
+                "| what | size | p50 ms | p99 ms | p99, x smallest size |\n|---|---|---|---|---|\n",
+            );
+        }
+        for p in &table.points {
+            let first = table.points.iter().find(|q| q.what == p.what);
+            match (p.p99, first) {
+                (Some(p99), Some(first)) => {
+                    let base = first.p99.unwrap_or(p99).max(1e-9);
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {:.2} | {p99:.2} | {:.2} |",
+                        p.what,
+                        p.size,
+                        p.figure,
+                        p99 / base
+                    );
+                }
+                (None, Some(first)) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {:.0} | {:.2} |",
+                        p.what,
+                        p.size,
+                        p.figure,
+                        first.figure / p.figure.max(1e-9)
+                    );
+                }
+                _ => {}
+            }
+        }
     }
     md
 }

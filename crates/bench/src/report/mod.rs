@@ -1,10 +1,12 @@
 //! `carrot-bench report`: one run that measures PostgreSQL's ceiling and every Carrot
-//! scenario on the same fresh cluster, then replay over a log of a million events or more,
-//! and writes the figures, their conditions and the target ratios as Markdown.
+//! scenario on the same fresh cluster, then the growth curves (search, MyPage, a command, a
+//! read and replay at growing sizes), and writes the figures, their conditions and the
+//! target ratios as Markdown.
 //!
 //! The order is fixed so that runs compare: pgbench first (on an idle machine), then the
-//! service's scenarios, then replay with the service stopped.
+//! service's scenarios, then the growth curves on databases of their own.
 
+mod growth;
 mod machine;
 mod markdown;
 mod pgbench;
@@ -33,9 +35,23 @@ pub struct Options {
     /// the half-rate trade run half as long again).
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
-    /// Events in the log replayed at the end (the scenarios' events plus seeded trades).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub replay_events: usize,
+    /// Catalog sizes (available listings) search is measured at.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub catalog_sizes: Vec<u64>,
+    /// Seller histories (sales) MyPage is measured at.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,100000")]
+    pub sales_sizes: Vec<u64>,
+    /// Log sizes (events) a command, a read and replay are measured at; the largest is the
+    /// replay section's.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    pub log_sizes: Vec<u64>,
+    /// Seconds per point of a growth curve.
+    #[arg(long, default_value_t = 5)]
+    pub growth_seconds: u64,
+    /// Measure the growth curves only (no pgbench, no scenarios): their targets are judged,
+    /// the others say "not run".
+    #[arg(long)]
+    pub growth_only: bool,
     /// A scratch directory (wiped first) for the cluster and the service's logs.
     #[arg(long, default_value = "/tmp/carrot-bench-report")]
     pub work_dir: PathBuf,
@@ -100,8 +116,10 @@ pub struct Figures {
     pub scenarios: Vec<ScenarioRun>,
     /// The server's peak resident memory, in bytes.
     pub peak_rss: Option<u64>,
-    /// Replay of each view.
+    /// Replay of each view, over the largest log of the growth curve.
     pub replay: Vec<replay::Rebuild>,
+    /// The growth curves.
+    pub growth: Vec<growth::Table>,
     /// Events in the replayed log.
     pub replay_log: i64,
 }
@@ -139,34 +157,20 @@ async fn measure(options: &Options, checkout: &Path) -> Result<Figures, ReportEr
     };
     let seconds = options.seconds;
 
-    pgbench::prepare(&cluster).await?;
-    let mut ceiling = Vec::new();
-    for workload in Workload::ALL {
-        say(&format!("pgbench {} c=32 for {seconds} s", workload.name()));
-        let tps = pgbench::run(&bin, &cluster, &work_dir, workload, 32, seconds)?;
-        ceiling.push((workload, tps));
-    }
-
-    ensure_database(&cluster.url("postgres"), "carrot").await?;
-    let database_url = cluster.url("carrot");
-    say("starting carrot payment-sim and carrot serve");
-    let service = Service::start(&work_dir, &database_url, &[]).await?;
-    let extra = Extra {
-        sample: 0,
-        database_url: Some(database_url.clone()),
-        payment_sim: Some(service.payment_sim.clone()),
+    let (ceiling, runs, peak_rss) = if options.growth_only {
+        (Vec::new(), Vec::new(), None)
+    } else {
+        service_figures(&bin, &cluster, &work_dir, seconds).await?
     };
-    let runs = scenarios_run(&service, &extra, seconds).await?;
-    let peak_rss = service.peak_rss();
-    service.stop(Duration::from_secs(30));
-
-    say(&format!(
-        "seeding the log up to {} events",
-        options.replay_events
-    ));
-    let replay_log = replay::seed_up_to(&database_url, options.replay_events).await?;
-    say(&format!("carrot replay over {replay_log} events"));
-    let rebuilt = replay::run(&carrot, &database_url, &work_dir)?;
+    let sizes = growth::Sizes {
+        catalog: options.catalog_sizes.clone(),
+        sales: options.sales_sizes.clone(),
+        log: options.log_sizes.clone(),
+        seconds: options.growth_seconds,
+    };
+    let url_of = |database: &str| cluster.url(database);
+    let (growth, (rebuilt, replay_log)) =
+        growth::measure(&work_dir, &url_of, &carrot, &sizes).await?;
     drop(cluster);
     Ok(Figures {
         machine,
@@ -176,7 +180,39 @@ async fn measure(options: &Options, checkout: &Path) -> Result<Figures, ReportEr
         peak_rss,
         replay: rebuilt,
         replay_log,
+        growth,
     })
+}
+
+/// pgbench's ceiling, then every scenario against one service, and its peak memory.
+async fn service_figures(
+    bin: &Binaries,
+    cluster: &EmbeddedPostgres,
+    work_dir: &Path,
+    seconds: u64,
+) -> Result<(Vec<(Workload, f64)>, Vec<ScenarioRun>, Option<u64>), ReportError> {
+    pgbench::prepare(cluster).await?;
+    let mut ceiling = Vec::new();
+    for workload in Workload::ALL {
+        say(&format!("pgbench {} c=32 for {seconds} s", workload.name()));
+        let tps = pgbench::run(bin, cluster, work_dir, workload, 32, seconds)?;
+        ceiling.push((workload, tps));
+    }
+
+    ensure_database(&cluster.url("postgres"), "carrot").await?;
+    let database_url = cluster.url("carrot");
+    say("starting carrot payment-sim and carrot serve");
+    let service = Service::start(work_dir, &database_url, &[]).await?;
+    let extra = Extra {
+        sample: 0,
+        database_url: Some(database_url.clone()),
+        payment_sim: Some(service.payment_sim.clone()),
+    };
+    let runs = scenarios_run(&service, &extra, seconds).await?;
+    let peak_rss = service.peak_rss();
+    service.stop(Duration::from_secs(30));
+
+    Ok((ceiling, runs, peak_rss))
 }
 
 /// The scenarios, in order; the half-rate trade run is paced at half the measured maximum.

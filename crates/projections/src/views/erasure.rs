@@ -57,12 +57,14 @@ pub fn reason_author(event: &StoredEvent) -> Option<Uuid> {
 /// The catalog: the seller's titles, descriptions and categories.
 pub async fn catalog(tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
     sqlx::query(
-        "UPDATE listings SET title = $2, description = $2,
+        "UPDATE listings SET title = $2, description = $2, search_keys = $3,
                 category = CASE WHEN category IS NULL THEN NULL ELSE $2 END
           WHERE seller_id = $1",
     )
     .bind(user)
     .bind(ERASED)
+    // The keys are grams of the words erased: they go with them.
+    .bind(crate::views::catalog::search::keys(ERASED, ERASED))
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -10,4 +10,5 @@ mod every_view;
 mod mypage;
 mod notifications;
 mod payments;
+mod search;
 mod timeline;

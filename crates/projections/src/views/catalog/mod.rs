@@ -1,5 +1,8 @@
 //! The catalog view: every listing with its current status, for browsing and for
-//! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema.
+//! `GET /listings/{id}`. Kept by the `catalog` subscriber in the `catalog` schema; how a
+//! text search finds its matches is `search.rs`.
+
+pub mod search;
 
 use crate::views::page::{Page, PageCursor};
 use async_trait::async_trait;
@@ -130,6 +133,8 @@ struct ListingRow {
     updated_at: DateTime<Utc>,
     /// The aggregate sequence of the last event applied: an event at or below it is skipped.
     version: i64,
+    /// What a text search finds it by ([`search::keys`] of the title and description).
+    search_keys: Vec<String>,
 }
 
 impl KeyedRow for ListingRow {
@@ -156,6 +161,7 @@ fn fold(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
         listings.create(ListingRow {
             listing_id: listing_id.as_uuid(),
             seller_id: seller_id.as_uuid(),
+            search_keys: search::keys(title.as_str(), description.as_str()),
             title: title.as_str().to_owned(),
             description: description.as_str().to_owned(),
             price: price.as_krw(),
@@ -187,6 +193,7 @@ fn fold(listings: &mut Fold<ListingRow>, version: i64, event: ListingEvent) {
         if let Some(price) = changes.price {
             row.price = price.to.as_krw();
         }
+        row.search_keys = search::keys(&row.title, &row.description);
         row.updated_at = edited_at;
     }
 }
@@ -269,39 +276,87 @@ pub async fn listing_as_of(
 pub struct CatalogQuery {
     /// Only listings in this status.
     pub status: String,
-    /// A case-insensitive substring of the title or description.
-    pub text: Option<String>,
-    /// Continue after this cursor.
-    pub after: Option<PageCursor>,
+    /// The text looked for, in which order, from where.
+    pub search: Search,
     /// At most this many items.
     pub limit: i64,
 }
 
-/// One page of the catalog, newest first, and the cursor of the next page if there is one.
+/// A catalog query's text filter and order.
+#[derive(Debug, Clone)]
+pub enum Search {
+    /// Newest first, optionally holding a text (a case-insensitive substring of the title
+    /// or description), after a cursor.
+    Newest {
+        /// The text, if any.
+        text: Option<String>,
+        /// Continue after this cursor.
+        after: Option<PageCursor>,
+    },
+    /// The newest matches of a text, most relevant first ([`search::rank`]).
+    Relevance {
+        /// The text.
+        text: String,
+        /// Continue after this cursor.
+        after: Option<search::RankedCursor>,
+    },
+}
+
+/// One page of the catalog and the cursor of the next page if there is one.
 #[tracing::instrument(skip(pool))]
 pub async fn list(pool: &Db, query: &CatalogQuery) -> Result<Page<ListingView>, sqlx::Error> {
-    let pattern = query
-        .text
-        .as_deref()
-        .map(|t| format!("%{}%", escape_like(t)));
-    let items: Vec<ListingView> = sqlx::query_as(&format!(
-        "SELECT {VIEW_COLUMNS} FROM catalog.listings
-          WHERE status = $1
-            AND ($2::text IS NULL OR title ILIKE $2 OR description ILIKE $2)
-            AND ($3::timestamptz IS NULL OR (created_at, listing_id) < ($3, $4))
-          ORDER BY created_at DESC, listing_id DESC
-          LIMIT $5"
-    ))
-    .bind(&query.status)
-    .bind(pattern)
-    .bind(query.after.map(|c| c.created_at))
-    .bind(query.after.map(|c| c.id))
-    .bind(query.limit + 1)
-    .fetch_all(pool)
-    .await?;
-    Ok(Page::cut(items, query.limit, |l| {
+    list_with(pool, query, search::Plan::DEFAULT).await
+}
+
+/// [`list`] with a search plan of the caller's (tests walk a few rows, not a thousand).
+pub async fn list_with(
+    pool: &Db,
+    query: &CatalogQuery,
+    plan: search::Plan,
+) -> Result<Page<ListingView>, sqlx::Error> {
+    let status = query.status.as_str();
+    match &query.search {
+        Search::Newest { text: None, after } => {
+            let items: Vec<ListingView> = sqlx::query_as(&format!(
+                "SELECT {VIEW_COLUMNS} FROM catalog.listings
+                  WHERE status = $1
+                    AND ($2::timestamptz IS NULL OR (created_at, listing_id) < ($2, $3))
+                  ORDER BY created_at DESC, listing_id DESC
+                  LIMIT $4"
+            ))
+            .bind(status)
+            .bind(after.map(|c| c.created_at))
+            .bind(after.map(|c| c.id))
+            .bind(query.limit + 1)
+            .fetch_all(pool)
+            .await?;
+            Ok(newest_page(items, query.limit))
+        }
+        Search::Newest {
+            text: Some(text),
+            after,
+        } => {
+            let pattern = format!("%{}%", escape_like(text));
+            let want = query.limit + 1;
+            let items =
+                search::newest_matches(pool, status, text, &pattern, *after, want, plan.walk)
+                    .await?;
+            Ok(newest_page(items, query.limit))
+        }
+        Search::Relevance { text, after } => {
+            let pattern = format!("%{}%", escape_like(text));
+            let (items, next_cursor) =
+                search::ranked_page(pool, status, text, &pattern, *after, query.limit, plan)
+                    .await?;
+            Ok(Page { items, next_cursor })
+        }
+    }
+}
+
+fn newest_page(items: Vec<ListingView>, limit: i64) -> Page<ListingView> {
+    Page::cut(items, limit, |l| {
         PageCursor::after(l.created_at, l.listing_id).encode()
-    }))
+    })
 }
 
 fn escape_like(text: &str) -> String {

@@ -1,0 +1,290 @@
+//! Catalog search: the keys a listing is found by, the two plans that find a page of
+//! matches, and the order `sort=relevance` ranks them in.
+//!
+//! `q` matches a listing whose title or description holds it, case folded (`ILIKE`).
+//! PostgreSQL's own splitters (pg_trgm, text search) follow the cluster's locale, and under
+//! the C locale Hangul is no word character, so the keys are made here, in Rust: every run
+//! of three characters of the case-folded title and description, and every pair of
+//! non-ASCII characters (two Hangul syllables are a whole word; two Latin letters select
+//! nothing). A listing that holds `q` holds every key of `q`, so keys only narrow; `ILIKE`
+//! still decides what matches.
+//!
+//! Neither plan is flat alone: the newest-first walk stops at a page for a common word but
+//! reads the whole catalog for a word nobody wrote, and the keys' GIN bitmap is small for a
+//! rare word but fetches every match of a common one. So a search walks a bounded number of
+//! the newest listings first and asks the index only for what lies older, when the walk
+//! left the page short (docs/PERFORMANCE.md, "Catalog search").
+
+use std::collections::BTreeSet;
+
+use super::{ListingView, VIEW_COLUMNS};
+use crate::postgres::Db;
+use crate::views::page::PageCursor;
+
+/// The keys of a listing's text, sorted, each once (the `search_keys` column).
+pub fn keys(title: &str, description: &str) -> Vec<String> {
+    let mut keys = BTreeSet::new();
+    for text in [title, description] {
+        let chars = fold(text);
+        for gram in chars.windows(3) {
+            keys.insert(gram.iter().collect::<String>());
+        }
+        for pair in chars.windows(2).filter(|p| p.iter().all(|c| !c.is_ascii())) {
+            keys.insert(pair.iter().collect::<String>());
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// The keys every listing holding `q` has; empty when `q` is too short to have any (one
+/// character, or two where one is ASCII): then only the walk can find it.
+pub(crate) fn query_keys(q: &str) -> Vec<String> {
+    let chars = fold(q);
+    let keys: BTreeSet<String> = match chars.len() {
+        0 | 1 => BTreeSet::new(),
+        2 if chars.iter().any(char::is_ascii) => BTreeSet::new(),
+        2 => BTreeSet::from([chars.iter().collect()]),
+        _ => chars.windows(3).map(|g| g.iter().collect()).collect(),
+    };
+    keys.into_iter().collect()
+}
+
+/// Lower case, one character at a time. Per character, not `str::to_lowercase`: that one
+/// lowers a final sigma by its context, and a key must not depend on what follows it.
+/// Every character `ILIKE` folds together (ASCII under the C locale) folds together here.
+fn fold(text: &str) -> Vec<char> {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// How relevant a listing is to `q`, higher first: the title holding it counts most, as a
+/// whole word more, then the description holding it.
+pub fn rank(listing: &ListingView, q: &str) -> i16 {
+    let q: String = fold(q).into_iter().collect();
+    let title: String = fold(&listing.title).into_iter().collect();
+    let description: String = fold(&listing.description).into_iter().collect();
+    let in_title = title.contains(&q);
+    let word = title.match_indices(&q).any(|(at, _)| {
+        let before = title[..at].chars().next_back();
+        let after = title[at + q.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    });
+    4 * i16::from(in_title) + 2 * i16::from(word) + i16::from(description.contains(&q))
+}
+
+/// Where a page of a relevance-ordered search ends: the last item's rank and place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankedCursor {
+    rank: i16,
+    at: PageCursor,
+}
+
+impl RankedCursor {
+    /// The cursor's text form, opaque to clients (`r<rank>_<newest-first cursor>`).
+    pub fn encode(&self) -> String {
+        format!("r{}_{}", self.rank, self.at.encode())
+    }
+
+    /// Parses what [`RankedCursor::encode`] wrote; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (rank, at) = raw.strip_prefix('r')?.split_once('_')?;
+        let rank: i16 = rank.parse().ok().filter(|r| (0..=7).contains(r))?;
+        Some(RankedCursor {
+            rank,
+            at: PageCursor::decode(at)?,
+        })
+    }
+
+    /// Whether `(rank, listing)` comes after this cursor in relevance order.
+    fn precedes(&self, rank: i16, listing: &ListingView) -> bool {
+        let at = (listing.created_at, listing.listing_id);
+        rank < self.rank || (rank == self.rank && at < (self.at.created_at, self.at.id))
+    }
+}
+
+/// How many of the newest listings a search reads before it asks the index, and how many
+/// matches a relevance order ranks.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Listings walked newest first for a page before the index is asked.
+    pub walk: i64,
+    /// Listings walked newest first for the relevance window.
+    pub rank_walk: i64,
+    /// The newest matches a relevance order ranks (its pages are cut from these).
+    pub ranked: i64,
+}
+
+impl Plan {
+    /// Measured at 1,000,000 listings (docs/PERFORMANCE.md): a walk of 1,000 rows costs
+    /// about what the index costs for a word with a few hundred matches.
+    pub const DEFAULT: Plan = Plan {
+        walk: 1_000,
+        rank_walk: 4_000,
+        ranked: 200,
+    };
+}
+
+/// The newest `want` listings in `status`, older than `after`, holding `text` (escaped for
+/// `LIKE` as `pattern`).
+pub(crate) async fn newest_matches(
+    pool: &Db,
+    status: &str,
+    text: &str,
+    pattern: &str,
+    after: Option<PageCursor>,
+    want: i64,
+    walk: i64,
+) -> Result<Vec<ListingView>, sqlx::Error> {
+    let keys = query_keys(text);
+    // Only available listings are in the keys' index (what buyers search).
+    let indexed = status == "available" && !keys.is_empty();
+    let walk = indexed.then_some(walk);
+    let mut found: Vec<ListingView> = sqlx::query_as(&format!(
+        "SELECT {VIEW_COLUMNS} FROM (
+             SELECT {VIEW_COLUMNS} FROM catalog.listings
+              WHERE status = $1
+                AND ($3::timestamptz IS NULL OR (created_at, listing_id) < ($3, $4))
+              ORDER BY created_at DESC, listing_id DESC
+              LIMIT $5) walked
+          WHERE title ILIKE $2 OR description ILIKE $2
+          ORDER BY created_at DESC, listing_id DESC
+          LIMIT $6"
+    ))
+    .bind(status)
+    .bind(pattern)
+    .bind(after.map(|c| c.created_at))
+    .bind(after.map(|c| c.id))
+    .bind(walk)
+    .bind(want)
+    .fetch_all(pool)
+    .await?;
+    let Some(walk) = walk else { return Ok(found) };
+    let short = want - i64::try_from(found.len()).unwrap_or(want);
+    if short <= 0 {
+        return Ok(found);
+    }
+    // The walk's last row bounds what the index is asked for; none: the walk read it all.
+    let older: Vec<ListingView> = sqlx::query_as(&format!(
+        "WITH boundary AS MATERIALIZED (
+              SELECT created_at, listing_id FROM catalog.listings
+               WHERE status = 'available'
+                 AND ($2::timestamptz IS NULL OR (created_at, listing_id) < ($2, $3))
+               ORDER BY created_at DESC, listing_id DESC
+              OFFSET $4 - 1 LIMIT 1),
+              keyed AS MATERIALIZED (
+              SELECT {VIEW_COLUMNS} FROM catalog.listings
+               WHERE status = 'available' AND search_keys @> $5::text[])
+         SELECT k.* FROM keyed k, boundary b
+          WHERE (k.created_at, k.listing_id) < (b.created_at, b.listing_id)
+            AND (k.title ILIKE $1 OR k.description ILIKE $1)
+          ORDER BY k.created_at DESC, k.listing_id DESC
+          LIMIT $6"
+    ))
+    .bind(pattern)
+    .bind(after.map(|c| c.created_at))
+    .bind(after.map(|c| c.id))
+    .bind(walk)
+    .bind(&keys)
+    .bind(short)
+    .fetch_all(pool)
+    .await?;
+    found.extend(older);
+    Ok(found)
+}
+
+/// One page of the newest [`Plan::ranked`] matches of `text`, most relevant first (newest
+/// first among equals), after `after`.
+pub(crate) async fn ranked_page(
+    pool: &Db,
+    status: &str,
+    text: &str,
+    pattern: &str,
+    after: Option<RankedCursor>,
+    limit: i64,
+    plan: Plan,
+) -> Result<(Vec<ListingView>, Option<String>), sqlx::Error> {
+    let matches = newest_matches(
+        pool,
+        status,
+        text,
+        pattern,
+        None,
+        plan.ranked,
+        plan.rank_walk,
+    );
+    let mut ranked: Vec<(i16, ListingView)> = matches
+        .await?
+        .into_iter()
+        .map(|l| (rank(&l, text), l))
+        .filter(|(rank, l)| after.is_none_or(|c| c.precedes(*rank, l)))
+        .collect();
+    ranked.sort_by(|(ra, a), (rb, b)| {
+        let key = |l: &ListingView| (l.created_at, l.listing_id);
+        rb.cmp(ra).then_with(|| key(b).cmp(&key(a)))
+    });
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let next = (ranked.len() > limit)
+        .then(|| ranked.get(limit.saturating_sub(1)))
+        .flatten()
+        .map(|(rank, l)| {
+            let at = PageCursor::after(l.created_at, l.listing_id);
+            RankedCursor { rank: *rank, at }.encode()
+        });
+    ranked.truncate(limit);
+    Ok((ranked.into_iter().map(|(_, l)| l).collect(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holds_all(listing: &[String], query: &[String]) -> bool {
+        query.iter().all(|k| listing.binary_search(k).is_ok())
+    }
+
+    #[test]
+    fn a_listing_holds_every_key_of_any_text_it_holds_in_any_case() {
+        let title = "Trek 산악자전거 MTB, ΑΣ";
+        let description = "거의 새것. Pick-up near 역삼역\nONLY";
+        let listing = keys(title, description);
+        for q in [
+            "trek",
+            "TREK",
+            "자전거",
+            "산악",
+            "악자전",
+            "mtb,",
+            "σ",
+            "ασ",
+            "새것",
+            "pick-up",
+            "역삼역\nonly",
+            "k 산",
+        ] {
+            assert!(holds_all(&listing, &query_keys(q)), "{q}");
+        }
+        assert!(!holds_all(&listing, &query_keys("zanzibar")));
+        assert!(!holds_all(&listing, &query_keys("자동차")));
+    }
+
+    #[test]
+    fn short_queries_have_no_keys_but_two_syllables_do() {
+        assert!(query_keys("a").is_empty());
+        assert!(query_keys("tv").is_empty());
+        assert!(query_keys("가").is_empty());
+        assert_eq!(query_keys("의자"), vec!["의자".to_owned()]);
+        assert_eq!(query_keys("Bike"), vec!["bik".to_owned(), "ike".to_owned()]);
+    }
+
+    #[test]
+    fn a_ranked_cursor_round_trips_and_nothing_else_parses() {
+        let at = PageCursor::decode("1700000000000000_0123456789abcdef0123456789abcdef");
+        let cursor = RankedCursor {
+            rank: 6,
+            at: at.expect("a cursor"),
+        };
+        assert_eq!(RankedCursor::decode(&cursor.encode()), Some(cursor));
+        for raw in ["r9_1_x", "6_1700000000000000_0123", "r-1_1_1", "r", ""] {
+            assert_eq!(RankedCursor::decode(raw), None, "{raw}");
+        }
+    }
+}
