@@ -286,7 +286,18 @@ pub async fn seed(
     events: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<usize, SeedError> {
-    seed_trades(pool, Until::Events(events), None, progress).await
+    seed_trades(pool, Until::Events(events), None, Span::Month, progress).await
+}
+
+/// When the seeded trades happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// One a second from 30 days ago: pending requests are long past their 48 hours, and
+    /// a service started on the log expires them (for replay, which does not care).
+    Month,
+    /// Spread over the last 40 hours: no request is due to expire for 8 hours, so a
+    /// service started on the log does nothing in the background but apply it.
+    Recent,
 }
 
 /// When seeding stops.
@@ -304,9 +315,21 @@ pub async fn seed_trades(
     pool: &PgPool,
     until: Until,
     seller: Option<UserId>,
+    span: Span,
     progress: &mut dyn FnMut(usize),
 ) -> Result<usize, SeedError> {
-    let start = Utc::now() - Duration::days(30);
+    let (start, step) = match span {
+        Span::Month => (Utc::now() - Duration::days(30), Duration::seconds(1)),
+        Span::Recent => {
+            let trades = match until {
+                Until::Events(events) => events / 6 + 1,
+                Until::Trades(trades) => trades.max(1),
+            };
+            let within = Duration::hours(40);
+            let step = within.num_milliseconds() / i64::try_from(trades).unwrap_or(i64::MAX);
+            (Utc::now() - within, Duration::milliseconds(step.max(1)))
+        }
+    };
     let mut written = 0;
     let mut n = 0;
     let mut pending: Vec<Row> = Vec::with_capacity(CHUNK + 8);
@@ -317,7 +340,7 @@ pub async fn seed_trades(
     while more(n, written + pending.len()) {
         pending.extend(trade_events(
             n,
-            start + Duration::seconds(n as i64),
+            start + step * i32::try_from(n).unwrap_or(i32::MAX),
             seller,
         )?);
         n += 1;

@@ -24,7 +24,8 @@ impl Rebuild {
     }
 }
 
-/// Seeds whole trades until the log holds at least `events` events; how many it holds.
+/// Seeds whole trades until the log holds at least `events` events (recent ones: none due
+/// to expire while a service runs on the log); how many it holds.
 pub async fn seed_up_to(database_url: &str, events: usize) -> Result<i64, ReportError> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -34,7 +35,9 @@ pub async fn seed_up_to(database_url: &str, events: usize) -> Result<i64, Report
     let held = count().await?;
     let missing = (events as i64 - held).max(0) as usize;
     if missing > 0 {
-        crate::seed::seed(&pool, missing, &mut |_| {}).await?;
+        let until = crate::seed::Until::Events(missing);
+        let recent = crate::seed::Span::Recent;
+        crate::seed::seed_trades(&pool, until, None, recent, &mut |_| {}).await?;
     }
     let held = count().await?;
     pool.close().await;

@@ -13,8 +13,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The searches measured, as `?` query strings, with what each stands for.
-pub const SEARCHES: [(&str, &str); 6] = [
+pub const SEARCHES: [(&str, &str); 7] = [
     ("rare word (2 in 100k)", "q=zanzibar"),
+    ("uncommon word (1%)", "q=walnut"),
     ("common word (10%)", "q=bike"),
     ("Korean word (10%)", "q=%EC%9E%90%EC%A0%84%EA%B1%B0"),
     (
@@ -60,6 +61,8 @@ const PHRASES: [&str; 6] = [
 fn text(n: usize) -> (String, String) {
     let title = if n % 50_000 == 1_234 {
         format!("Zanzibar spice box {n}")
+    } else if n % 100 == 37 {
+        format!("{} walnut {}", STATES[n % 8], ITEMS[(n / 8) % 10])
     } else {
         format!("{} {} {}", STATES[n % 8], ITEMS[(n / 8) % 10], n % 997)
     };
@@ -117,6 +120,7 @@ mod tests {
                 .count()
         };
         assert_eq!(holds("zanzibar"), 2);
+        assert_eq!(holds("walnut"), 1_000);
         assert_eq!(holds("bike"), 10_000);
         assert_eq!(holds("자전거"), 10_000);
         assert_eq!(holds("직거래"), 55_553);

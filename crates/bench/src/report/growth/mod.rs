@@ -18,7 +18,7 @@ use super::{replay, say, ReportError};
 use crate::client::{Carrot, User};
 use crate::driver::{self, Load};
 use crate::scenarios::{self, Extra};
-use crate::seed::{self, Until};
+use crate::seed::{self, Span, Until};
 use crate::stats::Recorder;
 
 /// One figure of a growth table.
@@ -178,7 +178,8 @@ async fn mypage_curve(
             .await
             .ok_or_else(|| other("signup failed"))?;
         let id = UserId::from_uuid(seller.id);
-        seed::seed_trades(pool, Until::Trades(size as usize), Some(id), &mut |_| {}).await?;
+        let until = Until::Trades(size as usize);
+        seed::seed_trades(pool, until, Some(id), Span::Recent, &mut |_| {}).await?;
         caught_up(&client, &seller, size).await?;
         let (p50, p99) = timed_get(&service.url, &seller, "/mypage", sizes.seconds).await?;
         points.push(Point {
@@ -192,8 +193,8 @@ async fn mypage_curve(
         title: "MyPage against the seller's history".into(),
         conditions: format!(
             "`GET /mypage` by the seller at c=10 for {} s; the size is trades on the seller's \
-             listings (seeded into the log, a quarter completed, the rest rejected, cancelled or \
-             pending), applied by the running views before measuring.",
+             listings (seeded into the log over the last 40 hours, a quarter completed, the rest \
+             rejected, cancelled or pending), applied by every running view before measuring.",
             sizes.seconds
         ),
         points,
@@ -297,7 +298,8 @@ async fn log_curve(
         title: "A command and a read against the log's size".into(),
         conditions: format!(
             "`carrot-bench run register` and `read-by-id` at c=50 for {} s each, on a log of \
-             seeded trades (about six events each) plus what earlier sizes' runs wrote.",
+             seeded trades (about six events each, over the last 40 hours, so none expires \
+             meanwhile) plus what earlier sizes' runs wrote.",
             sizes.seconds
         ),
         points: served,
