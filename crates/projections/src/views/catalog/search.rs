@@ -119,6 +119,9 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The longest second walk, for a word the first walk met at least twice.
+    const WALKED_AT_MOST: i64 = 20_000;
+
     /// Measured at 1,000,000 listings (docs/PERFORMANCE.md, "Catalog search"): the walk
     /// is what every search that ends in the index pays first, so it is short; a word in
     /// more than 1 listing in 25 fills a page of 20 within it.
@@ -142,29 +145,22 @@ pub(crate) async fn newest_matches(
 ) -> Result<Vec<ListingView>, sqlx::Error> {
     let keys = query_keys(text);
     // Only available listings are in the keys' index (what buyers search).
-    let indexed = status == "available" && !keys.is_empty();
-    let walk = indexed.then_some(walk);
-    let mut found: Vec<ListingView> = sqlx::query_as(&format!(
-        "SELECT {VIEW_COLUMNS} FROM (
-             SELECT {VIEW_COLUMNS} FROM catalog.listings
-              WHERE status = $1
-                AND ($3::timestamptz IS NULL OR (created_at, listing_id) < ($3, $4))
-              ORDER BY created_at DESC, listing_id DESC
-              LIMIT $5) walked
-          WHERE title ILIKE $2 OR description ILIKE $2
-          ORDER BY created_at DESC, listing_id DESC
-          LIMIT $6"
-    ))
-    .bind(status)
-    .bind(pattern)
-    .bind(after.map(|c| c.created_at))
-    .bind(after.map(|c| c.id))
-    .bind(walk)
-    .bind(want)
-    .fetch_all(pool)
-    .await?;
-    let Some(walk) = walk else { return Ok(found) };
-    let short = want - i64::try_from(found.len()).unwrap_or(want);
+    if status != "available" || keys.is_empty() {
+        return walk_newest(pool, status, pattern, after, (0, None), want).await;
+    }
+    let mut found = walk_newest(pool, status, pattern, after, (0, Some(walk)), want).await?;
+    let mut walked = walk;
+    let mut short = want - i64::try_from(found.len()).unwrap_or(want);
+    // A word the walk met more than once is common enough that walking on, as far as its
+    // frequency says the page needs, reads fewer rows than the index would fetch.
+    if short > 0 && found.len() >= 2 {
+        let density = found.len() as f64 / walk as f64;
+        let more = ((short as f64 / density) * 1.5).min(Plan::WALKED_AT_MOST as f64) as i64;
+        let next = walk_newest(pool, status, pattern, after, (walked, Some(more)), short).await?;
+        found.extend(next);
+        walked += more;
+        short = want - i64::try_from(found.len()).unwrap_or(want);
+    }
     if short <= 0 {
         return Ok(found);
     }
@@ -188,13 +184,45 @@ pub(crate) async fn newest_matches(
     .bind(pattern)
     .bind(after.map(|c| c.created_at))
     .bind(after.map(|c| c.id))
-    .bind(walk)
+    .bind(walked)
     .bind(&keys)
     .bind(short)
     .fetch_all(pool)
     .await?;
     found.extend(older);
     Ok(found)
+}
+
+/// Up to `want` listings in `status` holding `pattern`, among the `rows` newest after
+/// `after` once `skip` are passed (`None`: all of them), newest first.
+async fn walk_newest(
+    pool: &Db,
+    status: &str,
+    pattern: &str,
+    after: Option<PageCursor>,
+    (skip, rows): (i64, Option<i64>),
+    want: i64,
+) -> Result<Vec<ListingView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {VIEW_COLUMNS} FROM (
+             SELECT {VIEW_COLUMNS} FROM catalog.listings
+              WHERE status = $1
+                AND ($3::timestamptz IS NULL OR (created_at, listing_id) < ($3, $4))
+              ORDER BY created_at DESC, listing_id DESC
+             OFFSET $5 LIMIT $6) walked
+          WHERE title ILIKE $2 OR description ILIKE $2
+          ORDER BY created_at DESC, listing_id DESC
+          LIMIT $7"
+    ))
+    .bind(status)
+    .bind(pattern)
+    .bind(after.map(|c| c.created_at))
+    .bind(after.map(|c| c.id))
+    .bind(skip)
+    .bind(rows)
+    .bind(want)
+    .fetch_all(pool)
+    .await
 }
 
 /// One page of the newest [`Plan::ranked`] matches of `text`, most relevant first (newest
