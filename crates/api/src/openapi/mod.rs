@@ -15,8 +15,8 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::{
-    admin, auth, dead_letters, docs, health, listings, me, mypage, notifications, payments,
-    quarantine, requests, transfers,
+    admin, auth, catalog, dead_letters, docs, health, listings, me, mypage, notifications,
+    payments, quarantine, requests, transfers,
 };
 use modifiers::{Consistency, DocsPage, InternalErrors, OptionalBodies, Security, TextFields};
 use vocabulary::{
@@ -53,7 +53,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         auth::change_password,
         me::close_account,
         me::export_all,
-        listings::browse,
+        catalog::browse,
         listings::register,
         listings::read,
         listings::edit,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod dead_letters;
 pub mod docs;
 pub mod health;
