@@ -238,8 +238,10 @@ async fn a_database_restart_turns_readiness_503_and_commands_come_back_without_a
     let done = load.finish().await;
 
     let unready = unready.expect("readiness never answered 503 with the database down");
+    // A probe whose database check hangs answers 503 when its own 2 s timeout ends
+    // (routes/health.rs): the bound is that timeout and the time to answer it.
     assert!(
-        unready <= Duration::from_secs(2),
+        unready <= Duration::from_secs(3),
         "readiness took {unready:?} to turn 503"
     );
     assert!(
