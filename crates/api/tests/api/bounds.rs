@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with, test_settings, TestApp};
+use crate::helpers::{assert_problem, refused, spawn_app, spawn_app_with, test_settings, TestApp};
 
 /// `GET /metrics`'s text.
 async fn scrape(app: &TestApp) -> String {
@@ -203,17 +203,7 @@ async fn a_cursor_out_of_range_is_a_client_error_not_a_500() {
     let huge = format!("99999999999999999999999999_{id}");
     for path in ["/listings", "/mypage/purchases", "/mypage/sales"] {
         for cursor in [&ancient, &huge] {
-            let response = app
-                .get(&user, &format!("{path}?cursor={cursor}"))
-                .send()
-                .await
-                .unwrap();
-            let body = assert_problem(
-                response,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-            )
-            .await;
+            let body = refused(&app, &user, &format!("{path}?cursor={cursor}")).await;
             assert_eq!(body["errors"][0]["field"], "cursor", "{path}: {body}");
         }
     }

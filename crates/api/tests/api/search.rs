@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, TestApp, User};
+use crate::helpers::{refused, spawn_app, TestApp, User};
 
 async fn listing(app: &TestApp, seller: &User, title: &str, description: &str) -> String {
     let body = json!({"title": title, "description": description, "price": 10_000});
@@ -88,17 +88,7 @@ async fn sorting_mistakes_are_422_naming_the_field() {
         ),
         (format!("q=bike&cursor={ranked_cursor}"), "cursor"),
     ] {
-        let response = app
-            .get(&user, &format!("/listings?{query}"))
-            .send()
-            .await
-            .unwrap();
-        let body = assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        let body = refused(&app, &user, &format!("/listings?{query}")).await;
         assert_eq!(body["errors"][0]["field"], field, "{query}");
     }
 }

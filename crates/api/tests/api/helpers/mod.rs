@@ -189,6 +189,17 @@ impl TestApp {
 }
 
 /// Asserts a problem+json answer with `status` and `code`; returns the body.
+/// `GET path` as `user`, refused with 422 `validation_failed`: the problem's body.
+pub async fn refused(app: &TestApp, user: &User, path: &str) -> Value {
+    let response = app.get(user, path).send().await.unwrap();
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await
+}
+
 pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status, "status");
     let content_type = response

@@ -7,10 +7,13 @@
 //! log, so a replay drops them (the report replays another database).
 
 use carrot_projections::views::catalog::search;
+use carrot_projections::views::fold;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::report::ReportError;
 
 /// The searches measured, as `?` query strings, with what each stands for.
 pub const SEARCHES: [(&str, &str); 7] = [
@@ -72,7 +75,7 @@ fn text(n: usize) -> (String, String) {
 
 /// Tops the catalog up to `size` seeded listings (`from` already there), registered a
 /// second apart and older than anything the run registered through the service.
-pub async fn seed(pool: &PgPool, from: usize, size: usize) -> Result<(), sqlx::Error> {
+pub async fn seed(pool: &PgPool, from: usize, size: usize) -> Result<(), ReportError> {
     let start = Utc::now() - Duration::days(400);
     let seller = Uuid::new_v4();
     let mut n = from;
@@ -91,13 +94,11 @@ pub async fn seed(pool: &PgPool, from: usize, size: usize) -> Result<(), sqlx::E
             })
             .collect();
         n += rows.len();
-        sqlx::query(
-            "INSERT INTO catalog.listings
-             SELECT * FROM jsonb_populate_recordset(NULL::catalog.listings, $1)",
-        )
-        .bind(Value::Array(rows))
-        .execute(pool)
-        .await?;
+        // The way the projection writes its rows (by column name, from JSON).
+        let mut connection = pool.acquire().await?;
+        fold::upsert(&mut connection, "catalog.listings", None, &rows)
+            .await
+            .map_err(super::other)?;
     }
     sqlx::query("VACUUM ANALYZE catalog.listings")
         .execute(pool)

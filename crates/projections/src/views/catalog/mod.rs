@@ -345,10 +345,7 @@ pub async fn list_with(
         }
         Search::Relevance { text, after } => {
             let pattern = format!("%{}%", escape_like(text));
-            let (items, next_cursor) =
-                search::ranked_page(pool, status, text, &pattern, *after, query.limit, plan)
-                    .await?;
-            Ok(Page { items, next_cursor })
+            search::ranked_page(pool, status, text, &pattern, *after, query.limit, plan).await
         }
     }
 }

@@ -15,11 +15,12 @@
 //! the newest listings first and asks the index only for what lies older, when the walk
 //! left the page short (docs/PERFORMANCE.md, "Catalog search").
 
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use super::{ListingView, VIEW_COLUMNS};
 use crate::postgres::Db;
-use crate::views::page::PageCursor;
+use crate::views::page::{Page, PageCursor};
 
 /// The keys of a listing's text, sorted, each once (the `search_keys` column).
 pub fn keys(title: &str, description: &str) -> Vec<String> {
@@ -64,16 +65,20 @@ fn fold(text: &str) -> Vec<char> {
 /// How relevant a listing is to `q`, higher first: the title holding it counts most, as a
 /// whole word more, then the description holding it.
 pub fn rank(listing: &ListingView, q: &str) -> i16 {
-    let q: String = fold(q).into_iter().collect();
+    rank_folded(listing, &fold(q).into_iter().collect::<String>())
+}
+
+/// [`rank`] for a query already folded (once per page, not once per listing).
+fn rank_folded(listing: &ListingView, q: &str) -> i16 {
     let title: String = fold(&listing.title).into_iter().collect();
     let description: String = fold(&listing.description).into_iter().collect();
-    let in_title = title.contains(&q);
-    let word = title.match_indices(&q).any(|(at, _)| {
+    let in_title = title.contains(q);
+    let word = title.match_indices(q).any(|(at, _)| {
         let before = title[..at].chars().next_back();
         let after = title[at + q.len()..].chars().next();
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     });
-    4 * i16::from(in_title) + 2 * i16::from(word) + i16::from(description.contains(&q))
+    4 * i16::from(in_title) + 2 * i16::from(word) + i16::from(description.contains(q))
 }
 
 /// Where a page of a relevance-ordered search ends: the last item's rank and place.
@@ -235,36 +240,24 @@ pub(crate) async fn ranked_page(
     after: Option<RankedCursor>,
     limit: i64,
     plan: Plan,
-) -> Result<(Vec<ListingView>, Option<String>), sqlx::Error> {
-    let matches = newest_matches(
-        pool,
-        status,
-        text,
-        pattern,
-        None,
-        plan.ranked,
-        plan.rank_walk,
-    );
+) -> Result<Page<ListingView>, sqlx::Error> {
+    let (want, walk) = (plan.ranked, plan.rank_walk);
+    let matches = newest_matches(pool, status, text, pattern, None, want, walk).await?;
+    let q: String = fold(text).into_iter().collect();
     let mut ranked: Vec<(i16, ListingView)> = matches
-        .await?
         .into_iter()
-        .map(|l| (rank(&l, text), l))
+        .map(|l| (rank_folded(&l, &q), l))
         .filter(|(rank, l)| after.is_none_or(|c| c.precedes(*rank, l)))
         .collect();
-    ranked.sort_by(|(ra, a), (rb, b)| {
-        let key = |l: &ListingView| (l.created_at, l.listing_id);
-        rb.cmp(ra).then_with(|| key(b).cmp(&key(a)))
+    ranked.sort_by_key(|(rank, l)| Reverse((*rank, l.created_at, l.listing_id)));
+    let page = Page::cut(ranked, limit, |(rank, l)| {
+        let at = PageCursor::after(l.created_at, l.listing_id);
+        RankedCursor { rank: *rank, at }.encode()
     });
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let next = (ranked.len() > limit)
-        .then(|| ranked.get(limit.saturating_sub(1)))
-        .flatten()
-        .map(|(rank, l)| {
-            let at = PageCursor::after(l.created_at, l.listing_id);
-            RankedCursor { rank: *rank, at }.encode()
-        });
-    ranked.truncate(limit);
-    Ok((ranked.into_iter().map(|(_, l)| l).collect(), next))
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, l)| l).collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 #[cfg(test)]
