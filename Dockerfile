@@ -5,6 +5,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 COPY crates ./crates
 COPY migrations ./migrations
 # The release profile keeps line tables for profiling on a developer's machine; the image

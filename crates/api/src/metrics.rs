@@ -90,6 +90,10 @@ fn help(name: &str) -> &'static str {
         "carrot_subscription_apply_lag_seconds" => {
             "From an event's append to a subscriber applying it (commit to visible)."
         }
+        "carrot_subscription_reads_total" => {
+            "Batches of the process's runners by where their events came from: a window of \
+             the log another runner read (window), or a read of their own (log)."
+        }
         "carrot_subscription_status_reads_total" => {
             "Reads of every subscriber's lag from the database (readiness and /metrics share \
              one per refresh interval)."

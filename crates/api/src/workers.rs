@@ -16,7 +16,7 @@ use carrot_projections::settlement::{
     OUTBOX_CHANNEL,
 };
 use carrot_projections::write_side::WriteSide;
-use carrot_projections::{Runner, RunnerConfig, Shutdown, Wakeups};
+use carrot_projections::{Runner, RunnerConfig, SharedReads, Shutdown, Wakeups};
 use tokio::task::JoinHandle;
 
 /// How the workers pace themselves.
@@ -65,9 +65,13 @@ pub async fn spawn(
     let events = Wakeups::listen(pool);
     let mut subscribers = carrot_projections::views::all();
     subscribers.push(Arc::new(SettlementSaga::new(config.saga)));
+    // One read of the log for every runner of this process (`log/shared.rs`).
+    let reads = SharedReads::new();
     let runners: Vec<Runner> = subscribers
         .into_iter()
-        .map(|subscriber| Runner::new(pool.clone(), subscriber, config.runner))
+        .map(|subscriber| {
+            Runner::new(pool.clone(), subscriber, config.runner).sharing(reads.clone())
+        })
         .collect();
     for runner in &runners {
         if let Err(e) = runner.register().await {

@@ -20,6 +20,7 @@ pub mod views;
 pub mod write_side;
 
 pub use log::runner::{Runner, RunnerConfig};
+pub use log::shared::SharedReads;
 pub use log::signals::{Shutdown, ShutdownTrigger, Wakeups};
 pub use log::subscriber::Subscriber;
 pub use log::{Checkpoint, StoredEvent};

@@ -9,7 +9,9 @@ use carrot_projections::log::runner::{Batch, RunnerError};
 use carrot_projections::log::subscriber::ApplyError;
 use carrot_projections::postgres::Db;
 use carrot_projections::testing::{append_raw, test_database};
-use carrot_projections::{Runner, RunnerConfig, Shutdown, StoredEvent, Subscriber, Wakeups};
+use carrot_projections::{
+    Runner, RunnerConfig, SharedReads, Shutdown, StoredEvent, Subscriber, Wakeups,
+};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -301,4 +303,99 @@ async fn a_lost_checkpoint_is_not_created_again_over_state_that_cannot_be_replay
         .await
         .unwrap();
     assert_eq!(twice, 0);
+}
+
+/// Records the order in which it applied each event, in the schema of its name.
+struct Recording(&'static str);
+
+#[async_trait]
+impl Subscriber for Recording {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        for event in events {
+            sqlx::query("INSERT INTO applied (global_position) VALUES ($1)")
+                .bind(event.checkpoint.global_position)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// How many batches took their events from a window another runner read.
+fn window_reads() -> u64 {
+    let text = carrot_projections::metrics::global().render(&|_| "");
+    text.lines()
+        .find_map(|l| l.strip_prefix("carrot_subscription_reads_total{from=\"window\"} "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn runners_sharing_one_read_each_apply_the_whole_log_once_in_order() {
+    let db = test_database().await;
+    let names = ["first", "second", "third"];
+    for name in names {
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA {name};
+             CREATE TABLE {name}.applied (id bigserial PRIMARY KEY,
+                                          global_position bigint NOT NULL UNIQUE)"
+        ))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let reads = SharedReads::new();
+    let runners: Vec<Runner> = names
+        .iter()
+        .map(|name| {
+            Runner::new(db.pool.clone(), Arc::new(Recording(name)), small_batches())
+                .sharing(reads.clone())
+        })
+        .collect();
+    let mut conn = db.pool.acquire().await.unwrap();
+    for seq in 1..=10 {
+        append_raw(&mut conn, "test", "early", seq, json!({"Happened": {}}))
+            .await
+            .unwrap();
+    }
+    // A write left open holds the horizon: what commits after it is not read yet.
+    let mut open = db.pool.begin().await.unwrap();
+    append_raw(&mut open, "test", "late", 1, json!({"Happened": {}}))
+        .await
+        .unwrap();
+    for seq in 11..=15 {
+        append_raw(&mut conn, "test", "early", seq, json!({"Happened": {}}))
+            .await
+            .unwrap();
+    }
+    let from_window = window_reads();
+    for runner in &runners {
+        assert_eq!(runner.catch_up().await.unwrap(), 10, "{}", runner.name());
+    }
+    // The first runner's two reads of the log (7 events, then 3) served the others' batches.
+    assert_eq!(window_reads() - from_window, 4);
+
+    open.commit().await.unwrap();
+    for runner in &runners {
+        assert_eq!(runner.catch_up().await.unwrap(), 6, "{}", runner.name());
+    }
+    let log: Vec<i64> = sqlx::query_scalar(
+        "SELECT global_position FROM events ORDER BY transaction_id, global_position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(log.len(), 16);
+    for name in names {
+        let applied: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT global_position FROM {name}.applied ORDER BY id"
+        ))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(applied, log, "{name} applied the log once, in its order");
+    }
 }

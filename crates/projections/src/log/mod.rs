@@ -9,6 +9,7 @@ pub mod notify;
 pub mod quarantine;
 pub mod reader;
 pub mod runner;
+pub mod shared;
 pub mod signals;
 pub mod status;
 pub mod subscriber;

@@ -16,10 +16,10 @@ use sqlx::Row;
 
 use crate::log::checkpoint::{self, EnsureError, Found, MissingCheckpoint};
 use crate::log::quarantine;
-use crate::log::reader::next_events_of_sql;
+use crate::log::shared::{self, SharedReads};
 use crate::log::signals::{Shutdown, Wakeups};
 use crate::log::subscriber::{ApplyError, Subscriber};
-use crate::log::{Checkpoint, StoredEvent};
+use crate::log::Checkpoint;
 use crate::postgres::Db;
 
 /// Why a batch failed.
@@ -102,6 +102,8 @@ pub struct Runner {
     /// code may read what the old could not, so each runner tries once, whatever another
     /// (older) runner found.
     tried_held: Arc<AtomicBool>,
+    /// Where this runner shares its reads of the log with the process's other runners.
+    reads: Option<SharedReads>,
 }
 
 impl Runner {
@@ -112,7 +114,15 @@ impl Runner {
             subscriber,
             config,
             tried_held: Arc::new(AtomicBool::new(false)),
+            reads: None,
         }
+    }
+
+    /// This runner reads the log through `reads`, shared with the other runners of this
+    /// process on the same database (`shared.rs`).
+    pub fn sharing(mut self, reads: SharedReads) -> Self {
+        self.reads = Some(reads);
+        self
     }
 
     /// The subscriber's name.
@@ -145,46 +155,34 @@ impl Runner {
     /// One batch, or `None` when the checkpoint row could not be locked (held, or missing).
     async fn batch(&self) -> Result<Option<Batch>, RunnerError> {
         let mut tx = self.pool.begin().await?;
-        // Lock, point search_path at the subscriber's schema, and read the next events,
-        // all in one statement and so under one snapshot. The batch commits without waiting
+        // Lock the checkpoint and point search_path at the subscriber's schema; then the next
+        // events come from the process's shared read (`shared.rs`). The batch commits without waiting
         // for its WAL to reach disk: what it writes is derived from the log and moves with
         // the checkpoint, so a crash that loses it loses both, and the batch is applied again.
         // Two flags ride along (read once, not per event): whether any of its streams are
         // held in quarantine, and whether a retry of them was asked for. The shared pause
         // lock is free unless an operator tool has paused the subscriber (`checkpoint.rs`).
-        let sql = format!(
-            "WITH cp AS MATERIALIZED (
-                 SELECT transaction_id, global_position FROM public.subscription_checkpoints
-                  WHERE subscriber = $1
-                    AND pg_try_advisory_xact_lock_shared(hashtextextended('carrot_pause:' || $1, 0))
-                    FOR UPDATE SKIP LOCKED)
-             SELECT set_config('search_path', $3, true) AS search_path,
+        let head = sqlx::query(
+            "SELECT set_config('search_path', $2, true) AS search_path,
                     set_config('synchronous_commit', 'off', true) AS synchronous_commit,
                     cp.transaction_id::text AS at_transaction, cp.global_position AS at_position,
                     EXISTS (SELECT 1 FROM public.subscription_quarantine q
                              WHERE q.subscriber = $1) AS quarantined,
                     EXISTS (SELECT 1 FROM public.subscription_quarantine q
-                             WHERE q.subscriber = $1 AND q.retry_requested) AS retry,
-                    ev.*
-               FROM cp LEFT JOIN LATERAL ({}) ev ON true",
-            next_events_of_sql(
-                "cp.transaction_id",
-                "cp.global_position",
-                "$2",
-                Some("$4::text[]")
-            )
-        );
-        let rows = sqlx::query(&sql)
-            .bind(self.name())
-            .bind(self.config.batch_size)
-            .bind(format!(
-                "{}, public",
-                crate::postgres::quote_ident(self.name())
-            ))
-            .bind(self.subscriber.aggregate_types().map(|t| t.to_vec()))
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(head) = rows.first() else {
+                             WHERE q.subscriber = $1 AND q.retry_requested) AS retry
+               FROM public.subscription_checkpoints cp
+              WHERE cp.subscriber = $1
+                AND pg_try_advisory_xact_lock_shared(hashtextextended('carrot_pause:' || $1, 0))
+                FOR UPDATE OF cp SKIP LOCKED",
+        )
+        .bind(self.name())
+        .bind(format!(
+            "{}, public",
+            crate::postgres::quote_ident(self.name())
+        ))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(head) = head else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -197,16 +195,11 @@ impl Runner {
         };
         let (quarantined, retry): (bool, bool) =
             (head.try_get("quarantined")?, head.try_get("retry")?);
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row
-                .try_get::<Option<String>, _>("transaction_id")?
-                .is_some()
-            {
-                events.push(StoredEvent::from_row(row)?);
-            }
-        }
-        let events = crate::log::reader::ready(&mut *tx, events).await?;
+        let (limit, types) = (self.config.batch_size, self.subscriber.aggregate_types());
+        let events = match &self.reads {
+            Some(reads) => reads.next(&mut tx, at, limit, types).await?,
+            None => shared::read_own(&mut tx, at, limit, types).await?,
+        };
         let failed = |source| RunnerError::Apply {
             first: events.first().map_or(at, |e| e.checkpoint),
             last: events.last().map_or(at, |e| e.checkpoint),
