@@ -4,9 +4,10 @@
 //! only, so a caller that hangs up here leaves nothing behind). From the slot claim on, the
 //! flow runs in a task of its own that the handler awaits: a dropped connection cannot cut
 //! it between the gateway's answer and the log. In that task: claim the (listing, buyer)
-//! slot, record the capture's start (the write-ahead intent), send it, record the outcome,
-//! and only then record the request. So no request is ever `requested` without a captured
-//! payment, and no capture is ever sent that the log does not know of. A declined payment
+//! slot, record the capture's start (the write-ahead intent), send it, record the outcome
+//! and the request (in one statement when the request's id is fresh from this call, else
+//! the request after). So no request is ever `requested` without a captured payment, and
+//! no capture is ever sent that the log does not know of. A declined payment
 //! records the request as `payment_failed`; a refusal before charging (proved only on the
 //! first call of a capture) frees the slot; an answer that proves nothing leaves the
 //! payment started or `unknown` for the reconciler, which settles it whether or not this
@@ -118,41 +119,52 @@ async fn settle(
     };
     // Any error here may follow a charge (the outcome's commit failed, or a retry's call
     // proved nothing): the slot stays claimed and the reconciler settles the payment.
-    let (_, payment) = state
-        .write
-        .execute_for::<Payment>(&payment_key, capture, metadata.clone())
-        .await?;
-    // The request records what was charged: on a retry under the same idempotency key the
-    // listing's price may have changed since the payment was started.
+    // Under ids fresh from this call, the request goes into the log in the same statement
+    // as the payment's outcome (`write_side/follow_up.rs`): a crash cannot come between
+    // them, and it is one commit fewer.
+    let (payment, recorded) = if ctx.ids_are_fresh() {
+        let request_id = trade.request_id.to_string();
+        let (paid, request) = state
+            .write
+            .capture_then_request(
+                &payment_key,
+                capture,
+                metadata.clone(),
+                &request_id,
+                PurchaseRequestCommand::after_payment,
+            )
+            .await?;
+        (paid.aggregate, request.map(|request| request.token))
+    } else {
+        let (_, payment) = state
+            .write
+            .execute_for::<Payment>(&payment_key, capture, metadata.clone())
+            .await?;
+        (payment, None)
+    };
     let trade = payment.trade();
-    let price =
-        Price::parse(payment.amount().as_krw()).map_err(|e| ApiError::Internal(Box::new(e)))?;
     match payment.status() {
-        PaymentStatus::Captured => {
-            let place = PurchaseRequestCommand::PlaceRequest {
-                trade,
-                price,
-                payment_id,
+        PaymentStatus::Captured | PaymentStatus::Failed => {
+            let token = match recorded {
+                Some(token) => token,
+                None => {
+                    let command =
+                        PurchaseRequestCommand::after_payment(&payment).ok_or_else(|| {
+                            ApiError::Internal("a payment whose amount is no price".into())
+                        })?;
+                    record(state, ctx, trade, command, metadata).await?
+                }
             };
-            let token = record(state, ctx, trade, place, metadata).await?;
-            Ok(Placed {
-                request_id: trade.request_id,
-                payment_id,
-                status: RequestStatus::Requested.name(),
-                consistency_token: token.to_string(),
-            })
-        }
-        PaymentStatus::Failed => {
-            let reason = payment.decline_reason().unwrap_or("declined").to_owned();
-            let failure = PurchaseRequestCommand::RecordPaymentFailure {
-                trade,
-                price,
-                payment_id,
-                reason: reason.clone(),
-            };
-            record(state, ctx, trade, failure, metadata).await?;
+            if payment.status() == PaymentStatus::Captured {
+                return Ok(Placed {
+                    request_id: trade.request_id,
+                    payment_id,
+                    status: RequestStatus::Requested.name(),
+                    consistency_token: token.to_string(),
+                });
+            }
             Err(ApiError::PaymentDeclined {
-                reason,
+                reason: payment.decline_reason().unwrap_or("declined").to_owned(),
                 request_id: trade.request_id.as_uuid(),
                 payment_id: payment_id.as_uuid(),
             })

@@ -97,7 +97,8 @@ async fn a_rebuilt_catalog_swapped_in_empties_what_was_kept_from_the_old_one() {
     })
     .await;
     // The swap announces everything: what was kept of the old catalog goes.
-    let mut listener = sqlx::postgres::PgListener::connect_with(app.db.pool.pool())
+    // A connection of its own: the app's pool (10) is busy under a full test run.
+    let mut listener = sqlx::postgres::PgListener::connect(&app.db.url)
         .await
         .unwrap();
     listener.listen("carrot_catalog").await.unwrap();

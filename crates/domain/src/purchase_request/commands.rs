@@ -1,5 +1,6 @@
 //! What can be asked of a purchase request.
 
+use crate::payment::{Payment, PaymentStatus};
 use crate::{Actor, PaymentId, Price, Trade, UserId};
 
 /// A command on the `PurchaseRequest` aggregate.
@@ -59,4 +60,31 @@ pub enum PurchaseRequestCommand {
         /// The captured payment.
         payment_id: PaymentId,
     },
+}
+
+impl PurchaseRequestCommand {
+    /// What the log records of a request once its payment's outcome is known: placed on a
+    /// capture, failed on a decline, at the amount charged (on a retry the listing's price
+    /// may have changed since the payment started); nothing for any other outcome.
+    pub fn after_payment(payment: &Payment) -> Option<Self> {
+        let (trade, price) = (
+            payment.trade(),
+            Price::parse(payment.amount().as_krw()).ok()?,
+        );
+        let payment_id = payment.id();
+        match payment.status() {
+            PaymentStatus::Captured => Some(PurchaseRequestCommand::PlaceRequest {
+                trade,
+                price,
+                payment_id,
+            }),
+            PaymentStatus::Failed => Some(PurchaseRequestCommand::RecordPaymentFailure {
+                trade,
+                price,
+                payment_id,
+                reason: payment.decline_reason().unwrap_or("declined").to_owned(),
+            }),
+            _ => None,
+        }
+    }
 }

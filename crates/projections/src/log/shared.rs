@@ -150,7 +150,9 @@ pub(crate) async fn read_own(
     Ok(Events::of(events, 0, limit))
 }
 
-async fn read(
+/// Up to `limit` events after `at`, below the horizon of this statement's snapshot, with
+/// payload and metadata only for the aggregate types in `types` (`None`: all).
+pub(crate) async fn read(
     tx: &mut PgConnection,
     at: Checkpoint,
     limit: i64,

@@ -19,8 +19,6 @@
 //! What a person typed is sealed with their key before it is written, in events and in
 //! snapshots, and opened as the aggregate is loaded (`crate::personal`).
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -35,60 +33,12 @@ use crate::log::notify::Notifier;
 use crate::log::Checkpoint;
 use crate::personal::{self, SealingError, SealingKeys};
 use crate::postgres::Db;
+use crate::write_side::follow_up::{self, Followed, Rows};
+use crate::write_side::scope::{assumed_fresh, follow, leave};
+pub use crate::write_side::scope::{with_follow_up, with_receipt, Receipt};
 
 /// A snapshot is written when a command crosses a multiple of this many events.
 pub const SNAPSHOT_EVERY: i64 = 100;
-
-/// What the last commit of the running task left: its consistency token and the aggregate
-/// as the command left it (the write side reads it back after `execute_with_metadata`).
-pub struct Receipt {
-    /// The place of the aggregate's last event, or `None` when it has none.
-    pub token: Option<Checkpoint>,
-    /// The aggregate after the command (`A`, boxed).
-    pub aggregate: Box<dyn Any + Send>,
-    /// Whether the command appended events (false: it was a no-op).
-    pub appended: bool,
-}
-
-/// What a command's run tells the store, and what the store leaves for it.
-struct Scope {
-    /// The command creates its aggregate under a fresh id: skip the load, start empty. If
-    /// the id was taken after all, the append conflicts on sequence 1 and the caller runs
-    /// the command again without this.
-    fresh: bool,
-    receipt: Option<Receipt>,
-}
-
-tokio::task_local! {
-    static SCOPE: RefCell<Scope>;
-}
-
-/// Runs `command` (a future calling into a framework over a [`Store`]) and returns what its
-/// commit left, if it reached one. `fresh`: the aggregate is assumed not to exist yet.
-pub async fn with_receipt<T>(
-    fresh: bool,
-    command: impl std::future::Future<Output = T>,
-) -> (T, Option<Receipt>) {
-    let scope = RefCell::new(Scope {
-        fresh,
-        receipt: None,
-    });
-    SCOPE
-        .scope(scope, async {
-            let out = command.await;
-            let receipt = SCOPE.with(|s| s.borrow_mut().receipt.take());
-            (out, receipt)
-        })
-        .await
-}
-
-fn leave(receipt: Receipt) {
-    let _ = SCOPE.try_with(|s| s.borrow_mut().receipt = Some(receipt));
-}
-
-fn assumed_fresh() -> bool {
-    SCOPE.try_with(|s| s.borrow().fresh).unwrap_or(false)
-}
 
 /// The store for aggregate type `A`.
 pub struct Store<A> {
@@ -292,11 +242,14 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         if events.is_empty() {
-            leave(Receipt {
-                token: context.last,
-                aggregate: Box::new(context.aggregate),
-                appended: false,
-            });
+            leave(
+                Receipt {
+                    token: context.last,
+                    aggregate: Box::new(context.aggregate),
+                    appended: false,
+                },
+                None,
+            );
             return Ok(Vec::new());
         }
         let first = context.sequence + 1;
@@ -319,6 +272,30 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
                 .await
                 .map_err(|e| unexpected(Box::new(e)))?;
         }
+        let mut rows = Rows::of(
+            A::TYPE,
+            &context.aggregate_id,
+            &sequences,
+            &types,
+            &versions,
+        );
+        rows.payloads = payloads;
+        let follow_up = match follow() {
+            Some(decide) => {
+                let (keys, pool) = (&self.keys, &self.pool);
+                follow_up::decide(
+                    decide,
+                    A::TYPE,
+                    &context.aggregate,
+                    &mut rows,
+                    keys,
+                    pool,
+                    actor,
+                )
+                .await
+            }
+            None => None,
+        };
         let meta = serde_json::to_value(&metadata).map_err(|e| unexpected(Box::new(e)))?;
         let snapshot = if last / SNAPSHOT_EVERY > context.sequence / SNAPSHOT_EVERY {
             let mut state =
@@ -332,18 +309,21 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
         } else {
             None
         };
-        let appended: Result<(String, i64), sqlx::Error> = sqlx::query_as(
+        // The command's own aggregate's last event is its token; a follow-up's, the other's.
+        let appended: Result<Vec<(String, String, i64)>, sqlx::Error> = sqlx::query_as(
             "WITH appended AS (
                  INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                                      payload, metadata)
-                 SELECT $1, $2, s, t, v, p, $7
-                   FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[]) AS e(s, t, v, p)
-                 RETURNING transaction_id, global_position, sequence),
+                 SELECT a, i, s, t, v, p, $7
+                   FROM unnest($10::text[], $11::text[], $3::bigint[], $4::text[], $5::text[],
+                               $6::jsonb[]) WITH ORDINALITY AS e(a, i, s, t, v, p, n)
+                  ORDER BY n
+                 RETURNING aggregate_type, transaction_id, global_position, sequence),
              snapshot AS (
                  INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, sequence, payload,
                                                   transaction_id, global_position, state_version)
                  SELECT $1, $2, a.sequence, $8, a.transaction_id, a.global_position, $9
-                   FROM appended a WHERE $8::jsonb IS NOT NULL
+                   FROM appended a WHERE $8::jsonb IS NOT NULL AND a.aggregate_type = $1
                   ORDER BY a.sequence DESC LIMIT 1
                  ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
                     SET sequence = EXCLUDED.sequence, payload = EXCLUDED.payload,
@@ -352,21 +332,24 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
                         state_version = EXCLUDED.state_version
                   WHERE aggregate_snapshots.sequence < EXCLUDED.sequence
                      OR aggregate_snapshots.state_version <> EXCLUDED.state_version)
-             SELECT transaction_id::text, global_position FROM appended ORDER BY sequence DESC LIMIT 1",
+             SELECT aggregate_type, transaction_id::text, max(global_position) FROM appended
+              GROUP BY aggregate_type, transaction_id",
         )
         .bind(A::TYPE)
         .bind(&context.aggregate_id)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
+        .bind(&rows.sequences)
+        .bind(&rows.types)
+        .bind(&rows.versions)
+        .bind(&rows.payloads)
         .bind(&meta)
         .bind(&snapshot)
         .bind(A::STATE_VERSION)
-        .fetch_one(&self.pool)
+        .bind(&rows.aggregate_types)
+        .bind(&rows.aggregate_ids)
+        .fetch_all(&self.pool)
         .await;
-        let (tx, position) = match appended {
-            Ok(row) => row,
+        let appended = match appended {
+            Ok(rows) => rows,
             Err(e)
                 if e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation()) =>
@@ -375,7 +358,23 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
             }
             Err(e) => return Err(failed(e)),
         };
-        let token = checkpoint(&tx, position)?;
+        let token_of = |aggregate_type: &str| {
+            let (_, tx, position) = appended
+                .iter()
+                .find(|(t, _, _)| t == aggregate_type)
+                .ok_or_else(|| unexpected("an append that returned no place".into()))?;
+            checkpoint::<A::Error>(tx, *position)
+        };
+        let token = token_of(A::TYPE)?;
+        let followed = match follow_up {
+            Some(other) => Some(Followed {
+                aggregate_type: other.aggregate_type,
+                command: other.command,
+                token: token_of(other.aggregate_type)?,
+                aggregate: other.aggregate,
+            }),
+            None => None,
+        };
         self.notifier.appended();
         let envelopes = events
             .into_iter()
@@ -387,11 +386,14 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
                 metadata: metadata.clone(),
             })
             .collect();
-        leave(Receipt {
-            token: Some(token),
-            aggregate: Box::new(context.aggregate),
-            appended: true,
-        });
+        leave(
+            Receipt {
+                token: Some(token),
+                aggregate: Box::new(context.aggregate),
+                appended: true,
+            },
+            followed,
+        );
         Ok(envelopes)
     }
 }

@@ -5,8 +5,11 @@
 //! buyer claims before any money moves (`slots.rs`).
 
 pub mod event_store;
+pub mod follow_up;
+pub mod scope;
 pub mod slots;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +17,12 @@ use std::time::Duration;
 use carrot_domain::account::{Account, AccountServices};
 use carrot_domain::dead_letter::{DeadLetter, DeadLetterServices};
 use carrot_domain::listing::{Listing, ListingServices};
-use carrot_domain::payment::{Payment, PaymentGateway, PaymentServices};
-use carrot_domain::purchase_request::{Deadlines, PurchaseRequest, PurchaseRequestServices};
+use carrot_domain::payment::{
+    Payment, PaymentCommand, PaymentError, PaymentGateway, PaymentServices,
+};
+use carrot_domain::purchase_request::{
+    Deadlines, PurchaseRequest, PurchaseRequestCommand, PurchaseRequestServices,
+};
 use carrot_domain::schema::StateVersion;
 use carrot_domain::Clock;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
@@ -24,7 +31,8 @@ use crate::log::notify::Notifier;
 use crate::log::Checkpoint;
 use crate::personal::SealingKeys;
 use crate::postgres::Db;
-use event_store::{with_receipt, Store};
+use event_store::{with_follow_up, Store};
+use follow_up::{Follow, Followed};
 
 /// How many times a command is tried when another writer got to the aggregate first.
 const ATTEMPTS: u32 = 8;
@@ -245,6 +253,52 @@ impl WriteSide {
         self.run::<A>(id, command, metadata, fresh).await
     }
 
+    /// Executes `capture` on the payment `id` and, in the same append as its outcome,
+    /// creates the purchase request `request_id` with the command `then` decides from the
+    /// payment as the capture left it (`follow_up.rs`): both or neither are in the log. The
+    /// request is `None` when `then` decided nothing, the request refused the command, or
+    /// the first append conflicted; the caller then records it the usual way.
+    pub async fn capture_then_request(
+        &self,
+        id: &str,
+        capture: PaymentCommand,
+        metadata: HashMap<String, String>,
+        request_id: &str,
+        then: impl Fn(&Payment) -> Option<PurchaseRequestCommand> + Send + Sync + 'static,
+    ) -> Result<(Executed<Payment>, Option<Executed<PurchaseRequest>>), CommandError<PaymentError>>
+    {
+        let services = self.request_services.clone();
+        let request_id = request_id.to_owned();
+        let follow: Follow = Arc::new(move |payment: &dyn Any| {
+            let command = payment.downcast_ref::<Payment>().and_then(&then);
+            let (services, request_id) = (services.clone(), request_id.clone());
+            Box::pin(async move {
+                let Some(command) = command else {
+                    return Ok(None);
+                };
+                follow_up::create::<PurchaseRequest>(request_id, command, &services).await
+            })
+        });
+        let (paid, followed) = self
+            .run_following::<Payment>(id, capture, metadata, false, Some(follow))
+            .await?;
+        let request = match followed {
+            Some(followed) => {
+                let aggregate = followed
+                    .aggregate
+                    .downcast::<PurchaseRequest>()
+                    .map_err(|_| CommandError::Failed("a follow-up of another aggregate".into()))?;
+                Some(Executed {
+                    token: followed.token,
+                    aggregate: *aggregate,
+                    appended: true,
+                })
+            }
+            None => None,
+        };
+        Ok((paid, request))
+    }
+
     async fn run<A>(
         &self,
         id: &str,
@@ -256,15 +310,36 @@ impl WriteSide {
         A: Routed,
         A::Error: 'static,
     {
+        self.run_following::<A>(id, command, metadata, fresh, None)
+            .await
+            .map(|(done, _)| done)
+    }
+
+    /// Runs a command, its first attempt's commit also appending what `follow` decides.
+    async fn run_following<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        fresh: bool,
+        follow: Option<Follow>,
+    ) -> Result<(Executed<A>, Option<Followed>), CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Error: 'static,
+    {
         let name = crate::metrics::variant_name(&command);
-        let outcome = self.try_execute::<A>(id, command, metadata, fresh).await;
+        let outcome = self
+            .try_execute::<A>(id, command, metadata, fresh, follow)
+            .await;
         let (label, code) = match &outcome {
             Ok(_) => ("ok", String::new()),
             Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
             Err(CommandError::Contended) => ("contended", String::new()),
             Err(CommandError::Failed(_)) => ("failed", String::new()),
         };
-        crate::metrics::global().inc(
+        let metrics = crate::metrics::global();
+        metrics.inc(
             "carrot_commands_total",
             &[
                 ("aggregate", A::TYPE),
@@ -273,6 +348,18 @@ impl WriteSide {
                 ("refusal", &code),
             ],
         );
+        if let Ok((_, Some(followed))) = &outcome {
+            let command = followed.command.as_str();
+            metrics.inc(
+                "carrot_commands_total",
+                &[
+                    ("aggregate", followed.aggregate_type),
+                    ("command", command),
+                    ("outcome", "ok"),
+                    ("refusal", ""),
+                ],
+            );
+        }
         outcome
     }
 
@@ -282,7 +369,8 @@ impl WriteSide {
         command: A::Command,
         metadata: HashMap<String, String>,
         fresh: bool,
-    ) -> Result<Executed<A>, CommandError<A::Error>>
+        follow: Option<Follow>,
+    ) -> Result<(Executed<A>, Option<Followed>), CommandError<A::Error>>
     where
         A: Routed,
         A::Error: 'static,
@@ -290,8 +378,10 @@ impl WriteSide {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (outcome, receipt) = with_receipt(
+            // Only the first attempt carries the follow-up (`follow_up.rs`).
+            let (outcome, receipt, followed) = with_follow_up(
                 fresh && attempt == 1,
+                follow.clone().filter(|_| attempt == 1),
                 A::framework(self).execute_with_metadata(id, command.clone(), metadata.clone()),
             )
             .await;
@@ -303,11 +393,12 @@ impl WriteSide {
                         CommandError::Failed("a receipt of another aggregate".into())
                     })?;
                     // A no-op on an aggregate with no events: any view satisfies it.
-                    return Ok(Executed {
+                    let done = Executed {
                         token: receipt.token.unwrap_or(Checkpoint::ORIGIN),
                         aggregate: *aggregate,
                         appended: receipt.appended,
-                    });
+                    };
+                    return Ok((done, followed));
                 }
                 // Assumed fresh, but the id exists: decide again on what is there, at once.
                 Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}

@@ -87,16 +87,25 @@ impl Deltas {
         if users.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO tallies AS t (user_id, name, value)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
-             ON CONFLICT (user_id, name) DO UPDATE SET value = t.value + EXCLUDED.value",
+        // Only the totals this batch brought back to zero are deleted: most batches have
+        // none, and a delete keyed by every total touched cost more than the upsert.
+        let zeroed: Vec<(Uuid, String)> = sqlx::query_as(
+            "WITH moved AS (
+                 INSERT INTO tallies AS t (user_id, name, value)
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])
+                 ON CONFLICT (user_id, name) DO UPDATE SET value = t.value + EXCLUDED.value
+                 RETURNING user_id, name, value)
+             SELECT user_id, name FROM moved WHERE value = 0",
         )
         .bind(&users)
         .bind(&names)
         .bind(&values)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        if zeroed.is_empty() {
+            return Ok(());
+        }
+        let (users, names): (Vec<Uuid>, Vec<String>) = zeroed.into_iter().unzip();
         sqlx::query(
             "DELETE FROM tallies WHERE (user_id, name) IN
                (SELECT * FROM unnest($1::uuid[], $2::text[])) AND value = 0",
