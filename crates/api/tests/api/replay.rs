@@ -92,10 +92,29 @@ async fn views_rebuilt_from_a_random_workload_equal_the_live_ones() {
     assert_eq!(differences(&app).await, Vec::<String>::new());
 }
 
+/// Every index and constraint of the views' schemas: schema, name, definition.
+async fn indexes(app: &TestApp) -> Vec<(String, String, String)> {
+    sqlx::query_as(
+        "WITH views(name) AS (VALUES ('catalog'), ('payments'), ('mypage'), ('timeline'),
+                                     ('notifications'))
+         SELECT schemaname::text, indexname::text, indexdef FROM pg_indexes
+          WHERE schemaname IN (SELECT name FROM views)
+         UNION ALL
+         SELECT n.nspname::text, k.conname::text, pg_get_constraintdef(k.oid)
+           FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+          WHERE n.nspname IN (SELECT name FROM views)
+          ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuilding_every_view_while_trades_keep_arriving_loses_nothing() {
     let app = Arc::new(spawn_app().await);
     trades(&app, 0..14).await;
+    let indexed = indexes(&app).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (app, stop) = (app.clone(), stop.clone());
@@ -129,6 +148,8 @@ async fn rebuilding_every_view_while_trades_keep_arriving_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(listings as usize, 14 + during);
+    // Every index is back under its own name, those built after the fill included.
+    assert_eq!(indexes(&app).await, indexed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

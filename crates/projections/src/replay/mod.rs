@@ -37,7 +37,10 @@ mod shadow;
 mod verify;
 
 use shadow::apply;
-pub(crate) use shadow::{fill, lock_checkpoint, prepare, stored_checkpoint, total_events, Filled};
+pub(crate) use shadow::{
+    build_indexes, fill, lock_checkpoint, prepare, stored_checkpoint, total_events, Filled,
+    Prepared,
+};
 pub(crate) use verify::compare;
 pub use verify::verify;
 
@@ -195,7 +198,7 @@ async fn rebuild_alone(
     let started = Instant::now();
     let live = view.name();
     let shadow = format!("{live}__rebuild");
-    let tables = prepare(pool, live, &shadow).await?;
+    let Prepared { tables, deferred } = prepare(pool, live, &shadow).await?;
     let total = total_events(pool).await?;
     let mut state = Filled::default();
     fill(pool, view, &shadow, &mut state, None, &mut |applied| {
@@ -207,6 +210,8 @@ async fn rebuild_alone(
         })
     })
     .await?;
+    // Before the lock: the live view goes on meanwhile, and the last events find them.
+    build_indexes(pool, &deferred).await?;
 
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, live).await?;
