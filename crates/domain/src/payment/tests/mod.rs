@@ -6,6 +6,7 @@ mod fake_gateway;
 mod payout;
 mod reconcile;
 mod refund;
+mod request_after;
 
 use std::sync::Arc;
 
