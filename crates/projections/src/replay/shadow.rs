@@ -216,13 +216,12 @@ async fn read_batch(
     upto: Option<Checkpoint>,
     types: Option<&'static [&'static str]>,
 ) -> Result<Vec<StoredEvent>, ReplayError> {
-    let mut tx = pool.begin().await?;
-    let events = match upto {
-        Some(upto) => read_between(&mut tx, after, upto, BATCH).await?,
-        None => read(&mut tx, after, BATCH, types).await?,
-    };
-    tx.rollback().await?;
-    Ok(events)
+    // One statement, one snapshot: no transaction needed around it.
+    let mut conn = pool.acquire().await?;
+    Ok(match upto {
+        Some(upto) => read_between(&mut conn, after, upto, BATCH).await?,
+        None => read(&mut conn, after, BATCH, types).await?,
+    })
 }
 
 pub(super) async fn apply(

@@ -276,10 +276,10 @@ impl<A: Aggregate + StateVersion + 'static> EventStore<A> for Store<A> {
             A::TYPE,
             &context.aggregate_id,
             &sequences,
-            &types,
-            &versions,
+            types,
+            versions,
+            payloads,
         );
-        rows.payloads = payloads;
         let follow_up = match follow() {
             Some(decide) => {
                 let (keys, pool) = (&self.keys, &self.pool);

@@ -146,21 +146,22 @@ pub(crate) struct Rows {
 }
 
 impl Rows {
-    /// A command's own events (their payloads still to be set).
+    /// A command's own events.
     pub(crate) fn of(
         aggregate_type: &'static str,
         aggregate_id: &str,
         sequences: &[i64],
-        types: &[String],
-        versions: &[String],
+        types: Vec<String>,
+        versions: Vec<String>,
+        payloads: Vec<Value>,
     ) -> Self {
         Rows {
             aggregate_types: vec![aggregate_type; sequences.len()],
             aggregate_ids: vec![aggregate_id.to_owned(); sequences.len()],
             sequences: sequences.to_vec(),
-            types: types.to_vec(),
-            versions: versions.to_vec(),
-            payloads: Vec::new(),
+            types,
+            versions,
+            payloads,
         }
     }
 
