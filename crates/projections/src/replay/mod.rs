@@ -54,6 +54,9 @@ pub enum ReplayError {
     /// Talking to the database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The task reading the next batch ahead panicked or was cut off.
+    #[error("reading the log ahead: {0}")]
+    ReadAhead(#[from] tokio::task::JoinError),
     /// The view's code refused an event.
     #[error("applying the log: {0}")]
     Apply(#[from] ApplyError),

@@ -192,18 +192,28 @@ pub(crate) async fn fill(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(), ReplayError> {
     let types = view.aggregate_types();
-    let mut events = read_batch(pool, state.checkpoint, upto, types).await?;
+    let mut events = read_batch(pool.clone(), state.checkpoint, upto, types).await?;
     while let Some(last) = events.last().map(|e| e.checkpoint) {
         let applying = async {
             let mut tx = pool.begin().await?;
+            // A shadow lost in a crash is dropped and filled again by the next attempt, so
+            // its batches need not wait for the disk; the swap's transaction does.
+            sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+                .execute(&mut *tx)
+                .await?;
             apply(&mut tx, view, shadow, &events, state).await?;
             tx.commit().await?;
             Ok::<_, ReplayError>(())
         };
-        let (applied, next) = tokio::join!(applying, read_batch(pool, last, upto, types));
+        // Reading, decoding and dropping a batch's payloads cost carrot as much as applying
+        // them: tasks of their own run them on the other core.
+        let reading = tokio::spawn(read_batch(pool.clone(), last, upto, types));
+        let applied = applying.await;
+        let next = reading.await;
         applied?;
         progress(state.applied);
-        events = next?;
+        let applied_events = std::mem::replace(&mut events, next??);
+        tokio::spawn(async move { drop(applied_events) });
     }
     Ok(())
 }
@@ -211,7 +221,7 @@ pub(crate) async fn fill(
 /// The next batch after `after` (up to `upto`, if given), with the payloads of the types
 /// the view reads (`None`: all).
 async fn read_batch(
-    pool: &Db,
+    pool: Db,
     after: Checkpoint,
     upto: Option<Checkpoint>,
     types: Option<&'static [&'static str]>,

@@ -207,18 +207,23 @@ pub async fn upsert<R: Serialize>(
 }
 
 /// [`upsert`], where a keyed row replaces a stored one only if newer in one of `versions`.
+///
+/// The rows are encoded straight into the statement's parameter: building them as a
+/// `serde_json::Value` first cost a rebuild a tenth of its CPU. Only the first row is
+/// built as one, for the column names.
 async fn write<R: Serialize>(
     tx: &mut PgConnection,
     table: &str,
     key: Option<(&str, &[&str])>,
     rows: &[R],
 ) -> Result<(), ApplyError> {
-    let json = serde_json::to_value(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let Some(first) = json.as_array().and_then(|a| a.first()) else {
+    let Some(first) = rows.first() else {
         return Ok(());
     };
     let conflict = match key {
         Some((key, versions)) => {
+            let first =
+                serde_json::to_value(first).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             let columns: Vec<&str> = first
                 .as_object()
                 .map(|o| o.keys().map(String::as_str).filter(|c| *c != key).collect())
@@ -247,7 +252,7 @@ async fn write<R: Serialize>(
         "INSERT INTO {table} AS stored SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1) {conflict} {}",
         tag::<R>()
     ))
-    .bind(&json)
+    .bind(sqlx::types::Json(rows))
     .execute(&mut *tx)
     .await?;
     Ok(())
