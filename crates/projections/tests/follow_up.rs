@@ -6,32 +6,45 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use carrot_domain::payment::{
-    CaptureOrder, CaptureStatus, GatewayError, Payment, PaymentCommand, PaymentGateway,
-    PaymentStatus, Receipt, TransferOrder,
+    CaptureOrder, CaptureStatus, GatewayError, Payment, PaymentCommand, PaymentError,
+    PaymentGateway, PaymentStatus, Receipt, TransferOrder,
 };
-use carrot_domain::purchase_request::{PurchaseRequestCommand, RequestStatus};
+use carrot_domain::purchase_request::{PurchaseRequest, PurchaseRequestCommand, RequestStatus};
 use carrot_domain::{FixedClock, ListingId, PaymentId, Price, RequestId, Trade, UserId};
 use carrot_projections::testing::{append_raw, test_database, TestDatabase};
-use carrot_projections::write_side::WriteSide;
+use carrot_projections::write_side::{CommandError, Executed, WriteSide};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
-/// Captures, or declines, every capture; counts the calls.
+/// What the gateway answers a capture.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    Capture,
+    Decline,
+    /// Charges on the first call; refuses every later one "before charging" (a gateway
+    /// behind a proxy that answers 502 once its upstream is gone).
+    ChargeThenRefuse,
+}
+
+/// Answers every capture as told; counts the calls.
 struct Gateway {
-    decline: bool,
+    answer: Answer,
     captures: AtomicUsize,
 }
 
 #[async_trait::async_trait]
 impl PaymentGateway for Gateway {
     async fn capture(&self, order: CaptureOrder) -> Result<Receipt, GatewayError> {
-        self.captures.fetch_add(1, Ordering::SeqCst);
-        if self.decline {
-            return Err(GatewayError::Declined("insufficient funds".into()));
+        let earlier = self.captures.fetch_add(1, Ordering::SeqCst);
+        match self.answer {
+            Answer::Decline => Err(GatewayError::Declined("insufficient funds".into())),
+            Answer::ChargeThenRefuse if earlier > 0 => {
+                Err(GatewayError::Unavailable("bad gateway".into()))
+            }
+            _ => Ok(Receipt {
+                reference: order.idempotency_key,
+            }),
         }
-        Ok(Receipt {
-            reference: order.idempotency_key,
-        })
     }
     async fn refund(&self, _: TransferOrder) -> Result<Receipt, GatewayError> {
         Err(GatewayError::Unavailable("not in this test".into()))
@@ -53,10 +66,10 @@ struct Case {
 }
 
 /// A payment started for a fresh trade, its capture not yet sent.
-async fn started(decline: bool) -> Case {
+async fn started(answer: Answer) -> Case {
     let db = test_database().await;
     let gateway = Arc::new(Gateway {
-        decline,
+        answer,
         captures: AtomicUsize::new(0),
     });
     let clock = Arc::new(FixedClock::at(
@@ -88,17 +101,21 @@ async fn started(decline: bool) -> Case {
     }
 }
 
+/// What `capture_then_request` returns.
+type Decided =
+    Result<(Executed<Payment>, Option<Executed<PurchaseRequest>>), CommandError<PaymentError>>;
+
 impl Case {
-    async fn capture(
+    /// Sends the capture, the flow's own first call, with `then` deciding the request.
+    async fn decide(
         &self,
         then: impl Fn(&Payment) -> Option<PurchaseRequestCommand> + Send + Sync + 'static,
-    ) -> (PaymentStatus, Option<(RequestStatus, String)>) {
+    ) -> Decided {
         let capture = PaymentCommand::CapturePayment {
             payment_id: self.payment_id,
             first_attempt: true,
         };
-        let (paid, request) = self
-            .write
+        self.write
             .capture_then_request(
                 &self.payment_id.to_string(),
                 capture,
@@ -107,9 +124,30 @@ impl Case {
                 then,
             )
             .await
-            .unwrap();
+    }
+
+    async fn capture(
+        &self,
+        then: impl Fn(&Payment) -> Option<PurchaseRequestCommand> + Send + Sync + 'static,
+    ) -> (PaymentStatus, Option<(RequestStatus, String)>) {
+        let (paid, request) = self.decide(then).await.unwrap();
         let request = request.map(|r| (r.aggregate.status(), r.token.to_string()));
         (paid.aggregate.status(), request)
+    }
+
+    /// Something holds the request's id: the joint append conflicts.
+    async fn take_request_id(&self) {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        let taken = self.trade.request_id.to_string();
+        append_raw(
+            &mut conn,
+            "purchase_request",
+            &taken,
+            1,
+            json!({"Other": {}}),
+        )
+        .await
+        .unwrap();
     }
 
     /// Every event of the payment and the request: type, transaction, place (log order).
@@ -130,7 +168,7 @@ impl Case {
 
 #[tokio::test]
 async fn a_captured_payment_and_its_request_are_appended_in_one_transaction() {
-    let case = started(false).await;
+    let case = started(Answer::Capture).await;
     let (paid, request) = case.capture(PurchaseRequestCommand::after_payment).await;
     assert_eq!(paid, PaymentStatus::Captured);
     let (status, token) = request.expect("the request was appended with the outcome");
@@ -162,7 +200,7 @@ async fn a_captured_payment_and_its_request_are_appended_in_one_transaction() {
 
 #[tokio::test]
 async fn a_declined_payment_and_its_failed_request_are_appended_together() {
-    let case = started(true).await;
+    let case = started(Answer::Decline).await;
     let (paid, request) = case.capture(PurchaseRequestCommand::after_payment).await;
     assert_eq!(paid, PaymentStatus::Failed);
     assert_eq!(request.map(|(s, _)| s), Some(RequestStatus::PaymentFailed));
@@ -173,7 +211,7 @@ async fn a_declined_payment_and_its_failed_request_are_appended_together() {
 
 #[tokio::test]
 async fn an_outcome_that_decides_no_request_is_appended_alone() {
-    let case = started(false).await;
+    let case = started(Answer::Capture).await;
     let (paid, request) = case.capture(|_| None).await;
     assert_eq!(paid, PaymentStatus::Captured);
     assert!(request.is_none());
@@ -183,19 +221,8 @@ async fn an_outcome_that_decides_no_request_is_appended_alone() {
 
 #[tokio::test]
 async fn a_request_id_already_taken_costs_the_outcome_nothing() {
-    let case = started(false).await;
-    // Something holds the request's id: the joint append conflicts.
-    let mut conn = case.db.pool.acquire().await.unwrap();
-    let taken = case.trade.request_id.to_string();
-    append_raw(
-        &mut conn,
-        "purchase_request",
-        &taken,
-        1,
-        json!({"Other": {}}),
-    )
-    .await
-    .unwrap();
+    let case = started(Answer::Capture).await;
+    case.take_request_id().await;
     let (paid, request) = case.capture(PurchaseRequestCommand::after_payment).await;
     assert_eq!(
         paid,
@@ -207,4 +234,19 @@ async fn a_request_id_already_taken_costs_the_outcome_nothing() {
     assert_eq!(types, ["PaymentCaptureStarted", "Other", "PaymentCaptured"]);
     // The second attempt asked the gateway again, under the same key (it never charges twice).
     assert_eq!(case.gateway.captures.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_refusal_after_the_joint_append_lost_its_race_is_no_proof_that_nothing_moved() {
+    let case = started(Answer::ChargeThenRefuse).await;
+    case.take_request_id().await;
+    let decided = case.decide(PurchaseRequestCommand::after_payment).await;
+    // The first call charged; the second, decided again after the conflict, was refused.
+    // That refusal says nothing of the first call: recorded as aborted, the buyer's money
+    // would be held with no request and the slot freed. Nothing is recorded; the
+    // reconciler asks the gateway what became of the key.
+    assert!(decided.is_err(), "the outcome is left to the reconciler");
+    assert_eq!(case.gateway.captures.load(Ordering::SeqCst), 2);
+    let types: Vec<String> = case.log().await.into_iter().map(|(t, _, _)| t).collect();
+    assert_eq!(types, ["PaymentCaptureStarted", "Other"]);
 }

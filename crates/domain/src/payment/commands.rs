@@ -63,3 +63,20 @@ pub enum PaymentCommand {
         by: Actor,
     },
 }
+
+impl PaymentCommand {
+    /// The command decided again after its first decision lost the race to the log (another
+    /// append to the payment, or to the request its outcome was to record, came first). A
+    /// capture's first decision asked the gateway under the key, so the next one is not the
+    /// only call with it any more: a refusal must no longer read as proof that nothing
+    /// moved. Every other command is decided again as it was.
+    pub fn again(&self) -> Self {
+        match self {
+            PaymentCommand::CapturePayment { payment_id, .. } => PaymentCommand::CapturePayment {
+                payment_id: *payment_id,
+                first_attempt: false,
+            },
+            other => other.clone(),
+        }
+    }
+}

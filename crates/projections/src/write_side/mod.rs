@@ -84,6 +84,10 @@ pub struct WriteSide {
 pub trait Routed: Aggregate<Command: Clone + std::fmt::Debug> + StateVersion + 'static {
     /// Its framework.
     fn framework(write: &WriteSide) -> &Framework<Self>;
+    /// The command to decide again after a conflict (the domain's rule, when it has one).
+    fn again(command: &Self::Command) -> Self::Command {
+        command.clone()
+    }
 }
 
 impl Routed for Listing {
@@ -101,6 +105,9 @@ impl Routed for PurchaseRequest {
 impl Routed for Payment {
     fn framework(write: &WriteSide) -> &Framework<Self> {
         &write.payments
+    }
+    fn again(command: &PaymentCommand) -> PaymentCommand {
+        command.again()
     }
 }
 
@@ -375,9 +382,12 @@ impl WriteSide {
         A: Routed,
         A::Error: 'static,
     {
-        let mut attempt = 0;
+        let (mut attempt, mut command) = (0, command);
         loop {
             attempt += 1;
+            if attempt > 1 {
+                command = A::again(&command);
+            }
             // Only the first attempt carries the follow-up (`follow_up.rs`).
             let (outcome, receipt, followed) = with_follow_up(
                 fresh && attempt == 1,

@@ -80,6 +80,20 @@ fn a_refusal_on_a_later_call_proves_nothing_and_records_nothing() {
 }
 
 #[test]
+fn a_capture_decided_again_after_a_lost_race_is_a_later_call() {
+    // Its first decision asked the gateway: deciding again is no first call any more.
+    assert_eq!(capture().again(), capture_again());
+    assert_eq!(capture_again().again(), capture_again());
+    for other in [
+        start(),
+        PaymentCommand::RefundPayment,
+        PaymentCommand::PayOutPayment,
+    ] {
+        assert_eq!(other.again(), other);
+    }
+}
+
+#[test]
 fn an_aborted_capture_started_again_under_its_id_charges_once_with_the_same_key() {
     let reason = "payment gateway unavailable: 503 from gateway";
     let history = vec![started(), aborted(reason)];
