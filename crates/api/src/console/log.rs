@@ -60,7 +60,7 @@ pub fn event_rows(
                 meta("correlation_id"),
                 meta("causation_id")
             ),
-            html::json_block(&masked(&e.event_type, e.payload.clone(), revealed)),
+            html::json_block(&masked(&e.event_type, (*e.payload).clone(), revealed)),
         ]
     })
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use super::Payload;
 use crate::postgres::Db;
 
 /// A place in the log: the pair `(transaction_id, global_position)`, never the position alone.
@@ -79,7 +80,7 @@ pub struct StoredEvent {
     /// The payload's schema version.
     pub event_version: String,
     /// The event as serialized by cqrs-es (`{"EventName": {...}}`).
-    pub payload: Value,
+    pub payload: Payload,
     /// Correlation id, actor, causation id, HTTP request id.
     pub metadata: Value,
     /// When the append happened (database time).
@@ -101,7 +102,7 @@ impl StoredEvent {
             event_type: self.event_type.clone(),
             event_version: self.event_version.clone(),
             metadata: self.metadata.clone(),
-            payload: self.payload.clone(),
+            payload: (*self.payload).clone(),
             recorded_at: self.recorded_at,
             sequence: self.sequence,
         }
@@ -109,7 +110,7 @@ impl StoredEvent {
 
     /// Decodes the payload into an aggregate's event type.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        E::deserialize(&self.payload)
+        self.payload.decode()
     }
 }
 
@@ -142,11 +143,18 @@ impl StoredEvent {
     }
 
     fn upcast(&mut self) -> Result<(), Box<UnreadableEvent>> {
-        let stored = std::mem::take(&mut self.payload);
+        // At today's version already (nearly every event): nothing to bring up, and the
+        // payload need not be parsed for it.
+        if schema::current_version(&self.aggregate_type, &self.event_type)
+            == Some(self.event_version.as_str())
+        {
+            return Ok(());
+        }
+        let stored = self.payload.take();
         let (aggregate, event_type) = (&self.aggregate_type, &self.event_type);
         match schema::bring_up(aggregate, event_type, &mut self.event_version, stored) {
             Ok(payload) => {
-                self.payload = payload;
+                self.payload = Payload::from(payload);
                 Ok(())
             }
             Err(reason) => Err(Box::new(UnreadableEvent {

@@ -213,16 +213,42 @@ pub async fn open_all<'a, 'c>(
 }
 
 /// Opens the sealed fields of stored events (as read, before upcasting).
+///
+/// Only a payload whose text names a sealed value's owner can hold one: the others are
+/// left unparsed (`log/payload.rs`).
 pub async fn open_events<'c>(
     db: impl PgExecutor<'c>,
     events: &mut [StoredEvent],
 ) -> Result<(), OpenError> {
+    let mut sealed: Vec<(usize, Value)> = events
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, e)| {
+            !personal::event_fields(&e.event_type).is_empty()
+                && e.payload.may_hold(seal::SEALED_BY_IN_TEXT)
+        })
+        .map(|(at, e)| (at, e.payload.take()))
+        .collect();
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let types: Vec<String> = sealed
+        .iter()
+        .map(|(at, _)| events[*at].event_type.clone())
+        .collect();
     open_all(
         db,
-        events.iter_mut().filter_map(|e| {
-            let body = sealable_body(&e.event_type, &mut e.payload)?;
-            Some((e.event_type.as_str(), body))
-        }),
+        sealed
+            .iter_mut()
+            .zip(&types)
+            .filter_map(|((_, payload), event_type)| {
+                let body = sealable_body(event_type, payload)?;
+                Some((event_type.as_str(), body))
+            }),
     )
-    .await
+    .await?;
+    for (at, payload) in sealed {
+        events[at].payload = payload.into();
+    }
+    Ok(())
 }

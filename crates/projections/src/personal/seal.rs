@@ -21,6 +21,8 @@ use uuid::Uuid;
 const SEALED: &str = "sealed";
 /// The key of a sealed value's owner.
 const SEALED_BY: &str = "sealed_by";
+/// [`SEALED_BY`] as it stands in JSON text: a text without it holds no sealed value.
+pub(super) const SEALED_BY_IN_TEXT: &str = "\"sealed_by\"";
 const NONCE_LEN: usize = 24;
 
 /// One person's key: 32 random bytes, kept only in `personal_keys`.

@@ -10,10 +10,11 @@ use carrot_domain::purchase_request::PurchaseRequest;
 use carrot_domain::RequestId;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sqlx::PgConnection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::log::subscriber::{ApplyError, Subscriber};
@@ -66,44 +67,56 @@ struct Entry {
     event: String,
     at: DateTime<Utc>,
     actor: Option<String>,
-    detail: Value,
+    detail: Fields,
+}
+
+/// An event's fields, each kept as its JSON text: an entry copies them into its row as they
+/// are, so they are never made into `serde_json::Value`s (`log/payload.rs`).
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// Where a request's or payment's event names its trade's request.
+#[derive(Deserialize)]
+struct TradeOf {
+    request_id: String,
 }
 
 /// The trade an event belongs to, and its entry: the payload's fields but the trade (the
 /// page shows it once) and the timestamp (the entry's `at`).
 fn entry(event: &StoredEvent) -> Result<Option<Entry>, ApplyError> {
-    let Some(body) = event
-        .payload
-        .get(&event.event_type)
-        .and_then(Value::as_object)
-    else {
+    // `{"EventType": {fields}}`; a payload of any other shape names no trade.
+    let body = event
+        .decode::<HashMap<String, Box<RawValue>>>()
+        .ok()
+        .and_then(|mut outer| outer.remove(&event.event_type))
+        .and_then(|body| serde_json::from_str::<Fields>(body.get()).ok());
+    let Some(mut body) = body else {
         return Ok(None);
     };
     let request_id = match event.aggregate_type.as_str() {
-        PurchaseRequest::TYPE | Payment::TYPE => {
-            body.get("trade").and_then(|t| t.get("request_id"))
-        }
-        Listing::TYPE | DeadLetter::TYPE => body.get("request_id"),
+        PurchaseRequest::TYPE | Payment::TYPE => body
+            .get("trade")
+            .and_then(|t| serde_json::from_str::<TradeOf>(t.get()).ok())
+            .map(|t| t.request_id),
+        Listing::TYPE | DeadLetter::TYPE => body.get("request_id").and_then(|f| text(f)),
         _ => None,
     };
-    let Some(request_id) = request_id.and_then(Value::as_str) else {
+    let Some(request_id) = request_id else {
         return Ok(None);
     };
-    let request_id = Uuid::try_parse(request_id)
+    let request_id = Uuid::try_parse(&request_id)
         .map_err(|e| ApplyError::payload(event, serde::de::Error::custom(e)))?;
     let at_field = body.keys().find(|k| k.ends_with("_at")).cloned();
     let at = at_field
         .as_ref()
         .and_then(|k| body.get(k))
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .and_then(|f| text(f))
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(event.recorded_at);
-    let detail: Map<String, Value> = body
-        .iter()
-        .filter(|(k, _)| k.as_str() != "trade" && Some(*k) != at_field.as_ref())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    body.remove("trade");
+    if let Some(at_field) = &at_field {
+        body.remove(at_field);
+    }
     let transaction_id = i64::try_from(event.checkpoint.transaction_id)
         .map_err(|e| ApplyError::payload(event, serde::de::Error::custom(e)))?;
     Ok(Some(Entry {
@@ -115,8 +128,13 @@ fn entry(event: &StoredEvent) -> Result<Option<Entry>, ApplyError> {
         actor: event
             .meta(carrot_domain::metadata::ACTOR)
             .map(str::to_owned),
-        detail: Value::Object(detail),
+        detail: body,
     }))
+}
+
+/// A field's text, when it is a JSON string.
+fn text(field: &RawValue) -> Option<String> {
+    serde_json::from_str(field.get()).ok()
 }
 
 /// One step of a trade, in log order: the event's name and time, who caused it, and the
