@@ -1,8 +1,8 @@
 //! An event's payload as read from the log: the stored JSON text, made a `serde_json::Value`
 //! only when something asks for one.
 //!
-//! Most readers decode an event straight into its aggregate's event type, and a tree of
-//! `Value`s built only to be walked once and dropped cost a rebuild more than half of
+//! Most readers decode an event straight into its aggregate's event type, and trees of
+//! `Value`s built only to be walked once and dropped cost a rebuild about half of
 //! Carrot's CPU (docs/PERFORMANCE.md, "Issue 22, stop 20"). So [`Payload::decode`] parses
 //! the text once, into the type; the few readers that look into the JSON itself (opening
 //! sealed fields, upcasting an old version, an export) get the `Value` through `Deref`, or
