@@ -1,10 +1,11 @@
 //! One read of the log shared by the runners of a process.
 //!
 //! Every runner of a process follows the same log, and at the head they wake together: each
-//! reading the same events, shipping the same payloads and decoding the same JSON six times
-//! over is most of what following costs. So the runners of a process share their reads: the
-//! first runner whose checkpoint has no window reads the next events (every payload, opened
-//! and brought to its current version) and keeps them as the window; a runner whose
+//! reading the same events and shipping the same payloads six times over is a large part of
+//! what following costs. So the runners of a process share their reads: the first runner
+//! whose checkpoint has no window reads the next events (every payload, opened and brought
+//! to its current version, kept as text that each runner parses into the events it
+//! decodes: `payload.rs`) and keeps them as the window; a runner whose
 //! checkpoint falls inside the window takes the events after it from there.
 //!
 //! Why this is exact: a window is every event in `(after, last]`, read below the horizon of

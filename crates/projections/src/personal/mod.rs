@@ -232,19 +232,13 @@ pub async fn open_events<'c>(
     if sealed.is_empty() {
         return Ok(());
     }
-    let types: Vec<String> = sealed
-        .iter()
-        .map(|(at, _)| events[*at].event_type.clone())
-        .collect();
+    let read: &[StoredEvent] = events;
     open_all(
         db,
-        sealed
-            .iter_mut()
-            .zip(&types)
-            .filter_map(|((_, payload), event_type)| {
-                let body = sealable_body(event_type, payload)?;
-                Some((event_type.as_str(), body))
-            }),
+        sealed.iter_mut().filter_map(|(at, payload)| {
+            let event_type = read[*at].event_type.as_str();
+            Some((event_type, sealable_body(event_type, payload)?))
+        }),
     )
     .await?;
     for (at, payload) in sealed {

@@ -205,15 +205,13 @@ pub(crate) async fn fill(
             tx.commit().await?;
             Ok::<_, ReplayError>(())
         };
-        // Reading, decoding and dropping a batch's payloads cost carrot as much as applying
-        // them: tasks of their own run them on the other core.
+        // A task of its own, so the read's decoding can run on the other core.
         let reading = tokio::spawn(read_batch(pool.clone(), last, upto, types));
         let applied = applying.await;
         let next = reading.await;
         applied?;
         progress(state.applied);
-        let applied_events = std::mem::replace(&mut events, next??);
-        tokio::spawn(async move { drop(applied_events) });
+        events = next??;
     }
     Ok(())
 }

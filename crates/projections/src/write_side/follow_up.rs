@@ -8,7 +8,8 @@
 //! events in one statement (`event_store.rs`): both or neither.
 //!
 //! Only a command's first attempt carries it. When that append conflicts, the store cannot
-//! tell which aggregate conflicted; the command is tried again alone, and the caller then
+//! tell which aggregate conflicted; the command is decided again alone, as a later call
+//! (`Routed::again`: a capture's gateway has heard its key by then), and the caller then
 //! creates the other aggregate the usual way (where an id already taken is a conflict
 //! retried on what is there).
 

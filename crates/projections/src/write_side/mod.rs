@@ -33,6 +33,7 @@ use crate::personal::SealingKeys;
 use crate::postgres::Db;
 use event_store::{with_follow_up, Store};
 use follow_up::{Follow, Followed};
+use scope::Receipt;
 
 /// How many times a command is tried when another writer got to the aggregate first.
 const ATTEMPTS: u32 = 8;
@@ -322,7 +323,8 @@ impl WriteSide {
             .map(|(done, _)| done)
     }
 
-    /// Runs a command, its first attempt's commit also appending what `follow` decides.
+    /// Runs a command, its first attempt's commit also appending what `follow` decides;
+    /// counts its outcome.
     async fn run_following<A>(
         &self,
         id: &str,
@@ -330,102 +332,50 @@ impl WriteSide {
         metadata: HashMap<String, String>,
         fresh: bool,
         follow: Option<Follow>,
-    ) -> Result<(Executed<A>, Option<Followed>), CommandError<A::Error>>
+    ) -> Outcome<A>
     where
         A: Routed,
         A::Error: 'static,
     {
         let name = crate::metrics::variant_name(&command);
-        let outcome = self
-            .try_execute::<A>(id, command, metadata, fresh, follow)
-            .await;
-        let (label, code) = match &outcome {
-            Ok(_) => ("ok", String::new()),
-            Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
-            Err(CommandError::Contended) => ("contended", String::new()),
-            Err(CommandError::Failed(_)) => ("failed", String::new()),
-        };
-        let metrics = crate::metrics::global();
-        metrics.inc(
-            "carrot_commands_total",
-            &[
-                ("aggregate", A::TYPE),
-                ("command", &name),
-                ("outcome", label),
-                ("refusal", &code),
-            ],
-        );
-        if let Ok((_, Some(followed))) = &outcome {
-            let command = followed.command.as_str();
-            metrics.inc(
-                "carrot_commands_total",
-                &[
-                    ("aggregate", followed.aggregate_type),
-                    ("command", command),
-                    ("outcome", "ok"),
-                    ("refusal", ""),
-                ],
-            );
+        let outcome = async {
+            let (mut attempt, mut command) = (0, command);
+            loop {
+                attempt += 1;
+                if attempt > 1 {
+                    command = A::again(&command);
+                }
+                // Only the first attempt carries the follow-up (`follow_up.rs`).
+                let (outcome, receipt, followed) = with_follow_up(
+                    fresh && attempt == 1,
+                    follow.clone().filter(|_| attempt == 1),
+                    A::framework(self).execute_with_metadata(id, command.clone(), metadata.clone()),
+                )
+                .await;
+                match outcome {
+                    Ok(()) => return Ok((executed(receipt)?, followed)),
+                    // Assumed fresh, but the id exists: decide again on what is there, at once.
+                    Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}
+                    Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
+                        // Another command appended first: reload and decide again, after a
+                        // jittered pause so the racers spread out.
+                        let ceiling = 1u64 << attempt.min(6);
+                        let pause = rand::random::<u64>() % (ceiling + 1);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    Err(AggregateError::AggregateConflict) => return Err(CommandError::Contended),
+                    Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
+                    Err(AggregateError::DatabaseConnectionError(e))
+                    | Err(AggregateError::DeserializationError(e))
+                    | Err(AggregateError::UnexpectedError(e)) => {
+                        return Err(CommandError::Failed(e))
+                    }
+                }
+            }
         }
+        .await;
+        count_outcome::<A>(&name, &outcome);
         outcome
-    }
-
-    async fn try_execute<A>(
-        &self,
-        id: &str,
-        command: A::Command,
-        metadata: HashMap<String, String>,
-        fresh: bool,
-        follow: Option<Follow>,
-    ) -> Result<(Executed<A>, Option<Followed>), CommandError<A::Error>>
-    where
-        A: Routed,
-        A::Error: 'static,
-    {
-        let (mut attempt, mut command) = (0, command);
-        loop {
-            attempt += 1;
-            if attempt > 1 {
-                command = A::again(&command);
-            }
-            // Only the first attempt carries the follow-up (`follow_up.rs`).
-            let (outcome, receipt, followed) = with_follow_up(
-                fresh && attempt == 1,
-                follow.clone().filter(|_| attempt == 1),
-                A::framework(self).execute_with_metadata(id, command.clone(), metadata.clone()),
-            )
-            .await;
-            match outcome {
-                Ok(()) => {
-                    let receipt = receipt
-                        .ok_or_else(|| CommandError::Failed("a command left no receipt".into()))?;
-                    let aggregate = receipt.aggregate.downcast::<A>().map_err(|_| {
-                        CommandError::Failed("a receipt of another aggregate".into())
-                    })?;
-                    // A no-op on an aggregate with no events: any view satisfies it.
-                    let done = Executed {
-                        token: receipt.token.unwrap_or(Checkpoint::ORIGIN),
-                        aggregate: *aggregate,
-                        appended: receipt.appended,
-                    };
-                    return Ok((done, followed));
-                }
-                // Assumed fresh, but the id exists: decide again on what is there, at once.
-                Err(AggregateError::AggregateConflict) if fresh && attempt == 1 => {}
-                Err(AggregateError::AggregateConflict) if attempt < ATTEMPTS => {
-                    // Another command appended first: reload and decide again, after a
-                    // jittered pause so the racers spread out.
-                    let ceiling = 1u64 << attempt.min(6);
-                    let pause = rand::random::<u64>() % (ceiling + 1);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Contended),
-                Err(AggregateError::UserError(e)) => return Err(CommandError::Refused(e)),
-                Err(AggregateError::DatabaseConnectionError(e))
-                | Err(AggregateError::DeserializationError(e))
-                | Err(AggregateError::UnexpectedError(e)) => return Err(CommandError::Failed(e)),
-            }
-        }
     }
 
     /// The current state of one aggregate, from its snapshot and the events after it. For
@@ -447,4 +397,60 @@ impl WriteSide {
             Err(other) => Err(other.to_string().into()),
         }
     }
+}
+
+/// What a command's run ends in: the command's result and its follow-up's, or why not.
+type Outcome<A> = Result<(Executed<A>, Option<Followed>), CommandError<<A as Aggregate>::Error>>;
+
+/// Counts a command's outcome, and its follow-up's, in `carrot_commands_total`.
+fn count_outcome<A: Routed>(name: &str, outcome: &Outcome<A>)
+where
+    A::Error: 'static,
+{
+    let (label, code) = match outcome {
+        Ok(_) => ("ok", String::new()),
+        Err(CommandError::Refused(e)) => ("refused", crate::metrics::variant_name(e)),
+        Err(CommandError::Contended) => ("contended", String::new()),
+        Err(CommandError::Failed(_)) => ("failed", String::new()),
+    };
+    let metrics = crate::metrics::global();
+    metrics.inc(
+        "carrot_commands_total",
+        &[
+            ("aggregate", A::TYPE),
+            ("command", name),
+            ("outcome", label),
+            ("refusal", &code),
+        ],
+    );
+    if let Ok((_, Some(followed))) = outcome {
+        metrics.inc(
+            "carrot_commands_total",
+            &[
+                ("aggregate", followed.aggregate_type),
+                ("command", followed.command.as_str()),
+                ("outcome", "ok"),
+                ("refusal", ""),
+            ],
+        );
+    }
+}
+
+/// A command's result from the receipt its commit left.
+fn executed<A: Routed>(receipt: Option<Receipt>) -> Result<Executed<A>, CommandError<A::Error>>
+where
+    A::Error: 'static,
+{
+    let receipt =
+        receipt.ok_or_else(|| CommandError::Failed("a command left no receipt".into()))?;
+    let aggregate = receipt
+        .aggregate
+        .downcast::<A>()
+        .map_err(|_| CommandError::Failed("a receipt of another aggregate".into()))?;
+    // A no-op on an aggregate with no events: any view satisfies it.
+    Ok(Executed {
+        token: receipt.token.unwrap_or(Checkpoint::ORIGIN),
+        aggregate: *aggregate,
+        appended: receipt.appended,
+    })
 }
