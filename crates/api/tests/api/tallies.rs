@@ -1,7 +1,10 @@
 //! MyPage's summary is kept as running totals (views/mypage/tallies.rs): after trades ending
 //! every way, each user's summary equals what counting their rows says, and the totals
-//! equal a rebuild's, whatever the batches were.
+//! equal a rebuild's, whatever the batches were and however often the rebuild wrote its
+//! totals aside.
 
+use carrot_projections::replay;
+use carrot_projections::views::mypage::MyPageProjection;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp, User};
@@ -100,4 +103,10 @@ async fn the_kept_summary_equals_counting_and_a_rebuild() {
         "rejected, released, cancelled, unsold"
     );
     crate::common::trades::assert_views_equal_a_rebuild(&app.db.pool).await;
+    // A rebuild that writes its totals aside at every batch (KeptMoves) ends the same.
+    let aside = MyPageProjection::keeping(1);
+    let (_, differences) = replay::verify(&app.db.pool, &aside, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(differences.is_empty(), "{differences:?}");
 }

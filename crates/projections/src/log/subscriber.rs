@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use crate::log::{Checkpoint, StoredEvent};
+use crate::replay::Shadow;
 
 /// Why a subscriber could not apply a batch; the batch is rolled back and retried.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,9 @@ pub enum ApplyError {
         /// What did not match.
         source: serde_json::Error,
     },
+    /// A write a rebuild's fill ran aside ([`Filling`]) panicked or was cancelled.
+    #[error("a write aside: {0}")]
+    Aside(#[from] tokio::task::JoinError),
 }
 
 impl ApplyError {
@@ -59,9 +63,34 @@ pub trait Subscriber: Send + Sync + 'static {
         None
     }
 
+    /// How a rebuild fills `shadow`, when not batch by batch as live (`None`, the default):
+    /// see [`Filling`].
+    fn filling(&self, _shadow: &Shadow) -> Option<Box<dyn Filling>> {
+        None
+    }
+
     /// Applies a batch of events, in log order, inside the batch transaction. Tables are
     /// named unqualified: the runner points `search_path` at the subscriber's schema (or,
     /// rebuilding, at a shadow copy of it). A batch lets a view fold many events into one
     /// read and one write of the rows they touch.
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError>;
+}
+
+/// A rebuild's fill of a subscriber that keeps back, from one batch to the next, what it can
+/// write in fewer, larger pieces, or aside on a connection of its own ([`Shadow::begin`])
+/// while the next batches are applied: running totals, say, which no batch reads back. A
+/// fill that stops half-way loses what it kept, and its shadow with it (the next attempt
+/// starts a new one); the swap's last batches are applied as live.
+#[async_trait]
+pub trait Filling: Send {
+    /// Applies a batch as [`Subscriber::apply`] would, but for what it keeps back.
+    async fn apply(
+        &mut self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ApplyError>;
+
+    /// Writes what it kept back, once the fill has applied its last batch, and waits for
+    /// what it writes aside.
+    async fn finish(&mut self, tx: &mut PgConnection) -> Result<(), ApplyError>;
 }

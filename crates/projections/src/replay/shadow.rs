@@ -4,9 +4,10 @@
 
 use sqlx::PgConnection;
 
+use super::aside::{search_shadow, Shadow};
 use super::{ReplayError, BATCH};
 use crate::log::shared::read;
-use crate::log::subscriber::Subscriber;
+use crate::log::subscriber::{Filling, Subscriber};
 use crate::log::{read_between, Checkpoint, StoredEvent};
 use crate::postgres::{quote_ident, Db};
 
@@ -192,16 +193,14 @@ pub(crate) async fn fill(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(), ReplayError> {
     let types = view.aggregate_types();
+    let target = Shadow::new(pool, shadow);
+    let mut filling = view.filling(&target);
     let mut events = read_batch(pool.clone(), state.checkpoint, upto, types).await?;
     while let Some(last) = events.last().map(|e| e.checkpoint) {
         let applying = async {
-            let mut tx = pool.begin().await?;
-            // A shadow lost in a crash is dropped and filled again by the next attempt, so
-            // its batches need not wait for the disk; the swap's transaction does.
-            sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
-                .execute(&mut *tx)
-                .await?;
-            apply(&mut tx, view, shadow, &events, state).await?;
+            let mut tx = target.begin().await?;
+            let filling = filling.as_mut();
+            apply(&mut tx, view, shadow, &events, state, filling).await?;
             tx.commit().await?;
             Ok::<_, ReplayError>(())
         };
@@ -212,6 +211,11 @@ pub(crate) async fn fill(
         applied?;
         progress(state.applied);
         events = next??;
+    }
+    if let Some(filling) = filling.as_mut() {
+        let mut tx = target.begin().await?;
+        filling.finish(&mut tx).await?;
+        tx.commit().await?;
     }
     Ok(())
 }
@@ -238,12 +242,13 @@ pub(super) async fn apply(
     shadow: &str,
     events: &[StoredEvent],
     state: &mut Filled,
+    filling: Option<&mut Box<dyn Filling>>,
 ) -> Result<(), ReplayError> {
-    sqlx::query("SELECT set_config('search_path', $1, true)")
-        .bind(format!("{}, public", quote_ident(shadow)))
-        .execute(&mut *tx)
-        .await?;
-    view.apply(tx, events).await?;
+    search_shadow(tx, shadow).await?;
+    match filling {
+        Some(filling) => filling.apply(tx, events).await?,
+        None => view.apply(tx, events).await?,
+    }
     if let Some(last) = events.last() {
         state.checkpoint = last.checkpoint;
     }

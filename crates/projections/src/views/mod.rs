@@ -25,7 +25,7 @@ pub fn all() -> Vec<Arc<dyn Subscriber>> {
     vec![
         Arc::new(catalog::CatalogProjection),
         Arc::new(payments::PaymentsProjection),
-        Arc::new(mypage::MyPageProjection),
+        Arc::new(mypage::MyPageProjection::default()),
         Arc::new(timeline::TimelineProjection),
         Arc::new(notifications::NotificationsProjection),
     ]

@@ -17,9 +17,10 @@ use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
-use crate::log::subscriber::{ApplyError, Subscriber};
+use crate::log::subscriber::{ApplyError, Filling, Subscriber};
 use crate::log::StoredEvent;
 use crate::postgres::Db;
+use crate::replay::{Aside, Shadow};
 use crate::views::erasure::{self, Part};
 use crate::views::fold;
 
@@ -41,21 +42,67 @@ impl Subscriber for TimelineProjection {
         true
     }
 
+    // A rebuild writes the entries aside (`EntriesAside`).
+    fn filling(&self, shadow: &Shadow) -> Option<Box<dyn Filling>> {
+        Some(Box::new(EntriesAside(Aside::new(shadow))))
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         for part in erasure::cut_at_closings(events)? {
             match part {
                 Part::Events(events) => {
-                    let entries = events
-                        .iter()
-                        .filter_map(|event| entry(event).transpose())
-                        .collect::<Result<Vec<Entry>, ApplyError>>()?;
-                    fold::upsert(tx, "entries", None, &entries).await?
+                    fold::upsert(tx, "entries", None, &entries(events)?).await?
                 }
                 Part::Closed(user) => erasure::timeline(tx, user).await?,
             }
         }
         Ok(())
     }
+}
+
+/// A rebuild's entries, written aside: a batch only adds rows, so one batch's are written
+/// while the next is read and made into entries. Erasing a closed account's fields reads
+/// the entries, so it waits for them.
+struct EntriesAside(Aside);
+
+#[async_trait]
+impl Filling for EntriesAside {
+    async fn apply(
+        &mut self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ApplyError> {
+        for part in erasure::cut_at_closings(events)? {
+            match part {
+                Part::Events(events) => {
+                    let entries = entries(events)?;
+                    self.0
+                        .start(|mut tx| async move {
+                            fold::upsert(&mut tx, "entries", None, &entries).await?;
+                            Ok(tx)
+                        })
+                        .await?
+                }
+                Part::Closed(user) => {
+                    self.0.written().await?;
+                    erasure::timeline(tx, user).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, _: &mut PgConnection) -> Result<(), ApplyError> {
+        self.0.written().await
+    }
+}
+
+/// The entries of a batch's events.
+fn entries(events: &[StoredEvent]) -> Result<Vec<Entry>, ApplyError> {
+    events
+        .iter()
+        .filter_map(|event| entry(event).transpose())
+        .collect()
 }
 
 /// A row of `timeline.entries`.

@@ -27,7 +27,7 @@ async fn expect_request(
     expected: Option<(&str, &str)>,
     hidden_from_seller: bool,
 ) {
-    catch_up(pool, MyPageProjection).await;
+    catch_up(pool, MyPageProjection::default()).await;
     let by_buyer = request(pool, deal, deal.buyer()).await;
     let seen = by_buyer
         .as_ref()
@@ -172,7 +172,7 @@ async fn mypage_summary_counts_each_side_and_sums_the_money() {
     let pool = &db.pool;
     let mut log = EventLog::new(pool);
     let m = market(&mut log).await;
-    catch_up(pool, MyPageProjection).await;
+    catch_up(pool, MyPageProjection::default()).await;
 
     // As clients read it: the summary's JSON.
     let summary = |who| async move {
@@ -223,7 +223,7 @@ async fn mypage_lists_purchases_and_sales_newest_first_and_pages_through_them() 
     let pool = &db.pool;
     let mut log = EventLog::new(pool);
     let m = market(&mut log).await;
-    catch_up(pool, MyPageProjection).await;
+    catch_up(pool, MyPageProjection::default()).await;
     let [r1, r2, r3, r4, r5, r6, r7] = m.r.map(|d| d.id().as_uuid());
     let [l1, l2, l3, l4] = m.listings.map(|l| l.as_uuid());
 

@@ -29,14 +29,34 @@ pub use queries::{
     RequestView, SaleView, Summary, REQUESTS_PER_SALE,
 };
 
-use crate::log::subscriber::{ApplyError, Subscriber};
+use crate::log::subscriber::{ApplyError, Filling, Subscriber};
 use crate::log::StoredEvent;
+use crate::replay::Shadow;
 use crate::views::erasure::{self, Part};
 use crate::views::fold::{self, Fold, KeyedRow};
 
 /// The subscriber that keeps MyPage.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MyPageProjection;
+#[derive(Debug, Clone, Copy)]
+pub struct MyPageProjection {
+    /// How many totals a rebuild keeps moving in memory before it writes them aside.
+    kept_totals: usize,
+}
+
+impl Default for MyPageProjection {
+    fn default() -> Self {
+        MyPageProjection::keeping(tallies::KEPT_TOTALS)
+    }
+}
+
+impl MyPageProjection {
+    /// One whose rebuilds write the totals aside whenever `totals` of them are moving (a
+    /// test's small number makes every batch of a rebuild write aside).
+    pub fn keeping(totals: usize) -> Self {
+        MyPageProjection {
+            kept_totals: totals,
+        }
+    }
+}
 
 /// The subscriber's name, its checkpoint row and its schema.
 pub const MYPAGE: &str = "mypage";
@@ -52,22 +72,42 @@ impl Subscriber for MyPageProjection {
         true
     }
 
+    // A rebuild writes the totals aside (tallies.rs).
+    fn filling(&self, shadow: &Shadow) -> Option<Box<dyn Filling>> {
+        Some(Box::new(tallies::KeptMoves::new(shadow, self.kept_totals)))
+    }
+
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
-        for part in erasure::cut_at_closings(events)? {
-            match part {
-                Part::Events(events) => apply_trades(tx, events).await?,
-                Part::Closed(user) => erasure::mypage(tx, user).await?,
-            }
-        }
-        Ok(())
+        let mut deltas = tallies::Deltas::default();
+        apply_rows(tx, events, &mut deltas).await?;
+        deltas.store(tx).await
     }
 }
 
+/// Writes a batch's rows, and adds the totals' moves they make to `deltas` (written by the
+/// caller: erasing a closed account's fields moves no total).
+async fn apply_rows(
+    tx: &mut PgConnection,
+    events: &[StoredEvent],
+    deltas: &mut tallies::Deltas,
+) -> Result<(), ApplyError> {
+    for part in erasure::cut_at_closings(events)? {
+        match part {
+            Part::Events(events) => apply_trades(tx, events, deltas).await?,
+            Part::Closed(user) => erasure::mypage(tx, user).await?,
+        }
+    }
+    Ok(())
+}
+
 /// Folds a batch of listing, request and payment events into the rows they touch.
-async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+async fn apply_trades(
+    tx: &mut PgConnection,
+    events: &[StoredEvent],
+    deltas: &mut tallies::Deltas,
+) -> Result<(), ApplyError> {
     // Every key the batch touches is loaded, those it creates too: the tallies must know
     // what each write replaces (tallies.rs).
-    let mut deltas = tallies::Deltas::default();
     let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
     if !listing_events.is_empty() {
         let keys = listing_events.iter().map(|(_, e)| e.listing_id().as_uuid());
@@ -81,7 +121,7 @@ async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(
     let request_events = fold::decode::<E>(events, PurchaseRequest::TYPE)?;
     let payment_events = fold::decode::<PaymentEvent>(events, Payment::TYPE)?;
     if request_events.is_empty() && payment_events.is_empty() {
-        return deltas.store(tx).await;
+        return Ok(());
     }
     // Captures and declines come before their request and change no row: only
     // settlements of payments touch requests.
@@ -123,7 +163,7 @@ async fn apply_trades(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(
     }
     deltas.add(&requests);
     requests.store(tx).await?;
-    deltas.store(tx).await
+    Ok(())
 }
 
 /// A row of `mypage.listings`.
