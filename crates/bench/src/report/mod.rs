@@ -43,7 +43,7 @@ pub struct Options {
     pub sales_sizes: Vec<u64>,
     /// Log sizes (events) a command, a read and replay are measured at; the largest is the
     /// replay section's.
-    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
     pub log_sizes: Vec<u64>,
     /// Seconds per point of a growth curve.
     #[arg(long, default_value_t = 5)]
