@@ -37,6 +37,7 @@ mod aside;
 mod shadow;
 mod verify;
 
+use aside::search_shadow;
 pub use aside::{Aside, Shadow};
 use shadow::apply;
 pub(crate) use shadow::{
@@ -223,12 +224,13 @@ async fn rebuild_alone(
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, live).await?;
     // The last events, under the lock: nothing can slip in between this and the swap.
+    search_shadow(&mut tx, &shadow).await?;
     loop {
         let events = read_after(&mut tx, state.checkpoint, BATCH).await?;
         if events.is_empty() {
             break;
         }
-        apply(&mut tx, view, &shadow, &events, &mut state, None).await?;
+        apply(&mut tx, view, &events, &mut state, None).await?;
     }
     let old = format!("{live}__old");
     for statement in [

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use super::aside::{search_shadow, Shadow};
+use super::aside::Shadow;
 use super::{ReplayError, BATCH};
 use crate::log::shared::read;
 use crate::log::subscriber::{Filling, Subscriber};
@@ -200,7 +200,7 @@ pub(crate) async fn fill(
         let applying = async {
             let mut tx = target.begin().await?;
             let filling = filling.as_mut();
-            apply(&mut tx, view, shadow, &events, state, filling).await?;
+            apply(&mut tx, view, &events, state, filling).await?;
             tx.commit().await?;
             Ok::<_, ReplayError>(())
         };
@@ -236,15 +236,16 @@ async fn read_batch(
     })
 }
 
+/// Applies a batch in `tx`, which points at the shadow ([`Shadow::begin`], or
+/// [`search_shadow`](super::aside::search_shadow) for the swap's transaction), the
+/// fill's way when it has one.
 pub(super) async fn apply(
     tx: &mut PgConnection,
     view: &dyn Subscriber,
-    shadow: &str,
     events: &[StoredEvent],
     state: &mut Filled,
     filling: Option<&mut Box<dyn Filling>>,
 ) -> Result<(), ReplayError> {
-    search_shadow(tx, shadow).await?;
     match filling {
         Some(filling) => filling.apply(tx, events).await?,
         None => view.apply(tx, events).await?,
