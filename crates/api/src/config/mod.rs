@@ -210,10 +210,10 @@ pub struct DatabaseArgs {
     pub data_dir: PathBuf,
     /// The most database connections this process opens (lazily). Keep it above the
     /// requests in flight at once: a request that waits for a connection costs sqlx's
-    /// return-ping on every connection handed back (see `Db`). At least 4: a rebuild holds
-    /// its lock, its batch, its read-ahead and a write aside at once.
+    /// return-ping on every connection handed back (see `Db`). At least 2: a rebuild's batch
+    /// may wait for a write aside, which needs a connection of its own.
     #[arg(long, env = "CARROT_DB_POOL_SIZE", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(4..))]
+          value_parser = clap::value_parser!(u32).range(2..))]
     pub pool_size: u32,
 }
 

@@ -103,7 +103,8 @@ async fn the_kept_summary_equals_counting_and_a_rebuild() {
         "rejected, released, cancelled, unsold"
     );
     crate::common::trades::assert_views_equal_a_rebuild(&app.db.pool).await;
-    // A rebuild that writes its totals aside at every batch (KeptMoves) ends the same.
+    // A rebuild that writes its totals aside (KeptMoves: here at every batch and at the
+    // end) ends the same.
     let aside = MyPageProjection::keeping(1);
     let (_, differences) = replay::verify(&app.db.pool, &aside, &mut |_| {})
         .await

@@ -79,8 +79,9 @@ pub trait Subscriber: Send + Sync + 'static {
 /// A rebuild's fill of a subscriber that keeps back, from one batch to the next, what it can
 /// write in fewer, larger pieces, or aside on a connection of its own ([`Shadow::begin`])
 /// while the next batches are applied: running totals, say, which no batch reads back. A
-/// fill that stops half-way loses what it kept, and its shadow with it (the next attempt
-/// starts a new one); the swap's last batches are applied as live.
+/// fill that fails waits for its writes aside to end before it returns, while the rebuild
+/// still holds its lock, so none of them lands in the next attempt's shadow; what it kept
+/// is lost with the shadow. The swap's last batches are applied as live.
 #[async_trait]
 pub trait Filling: Send {
     /// Applies a batch as [`Subscriber::apply`] would, but for what it keeps back.
@@ -90,7 +91,10 @@ pub trait Filling: Send {
         events: &[StoredEvent],
     ) -> Result<(), ApplyError>;
 
+    /// Waits for its writes aside to end (each one's own error, if it failed).
+    async fn written(&mut self) -> Result<(), ApplyError>;
+
     /// Writes what it kept back, once the fill has applied its last batch, and waits for
-    /// what it writes aside.
-    async fn finish(&mut self, tx: &mut PgConnection) -> Result<(), ApplyError>;
+    /// every write aside to end.
+    async fn finish(&mut self) -> Result<(), ApplyError>;
 }

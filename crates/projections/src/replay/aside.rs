@@ -51,7 +51,8 @@ pub(super) async fn search_shadow(tx: &mut PgConnection, shadow: &str) -> Result
 /// Writes to a shadow that run aside, each in a transaction of its own, one at a time: a
 /// write starts once the one before has committed, so they reach the shadow in the order
 /// they were started. A fill's batches run meanwhile; whatever reads what a write writes
-/// waits for it first ([`Aside::written`]).
+/// waits for it first ([`Aside::written`]). Dropped with a write under way (its fill
+/// cancelled), it aborts the write, which then issues no further statement.
 pub struct Aside {
     shadow: Shadow,
     writing: Option<JoinHandle<Result<(), ApplyError>>>,
@@ -88,6 +89,14 @@ impl Aside {
         match self.writing.take() {
             Some(writing) => writing.await?,
             None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Aside {
+    fn drop(&mut self) {
+        if let Some(writing) = &self.writing {
+            writing.abort();
         }
     }
 }

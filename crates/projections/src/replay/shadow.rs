@@ -180,8 +180,9 @@ fn checkpoint_of(row: Option<(String, i64)>) -> Result<Checkpoint, sqlx::Error> 
     }
 }
 
-/// Applies batches to the shadow, each in a transaction of its own, until the log (or
-/// `upto`) is exhausted. The next batch is read on a connection of its own while this one
+/// Applies batches to the shadow, each in a transaction of its own (but for what a view's
+/// [`Filling`] writes aside, in transactions of their own), until the log (or `upto`) is
+/// exhausted. The next batch is read on a connection of its own while this one
 /// is applied: the log's rows and their decoding come in while the view's writes go out,
 /// on a machine of two cores the difference between one busy and both.
 pub(crate) async fn fill(
@@ -195,29 +196,37 @@ pub(crate) async fn fill(
     let types = view.aggregate_types();
     let target = Shadow::new(pool, shadow);
     let mut filling = view.filling(&target);
-    let mut events = read_batch(pool.clone(), state.checkpoint, upto, types).await?;
-    while let Some(last) = events.last().map(|e| e.checkpoint) {
-        let applying = async {
-            let mut tx = target.begin().await?;
-            let filling = filling.as_mut();
-            apply(&mut tx, view, &events, state, filling).await?;
-            tx.commit().await?;
-            Ok::<_, ReplayError>(())
-        };
-        // A task of its own, so the read's decoding can run on the other core.
-        let reading = tokio::spawn(read_batch(pool.clone(), last, upto, types));
-        let applied = applying.await;
-        let next = reading.await;
-        applied?;
-        progress(state.applied);
-        events = next??;
+    let filled = async {
+        let mut events = read_batch(pool.clone(), state.checkpoint, upto, types).await?;
+        while let Some(last) = events.last().map(|e| e.checkpoint) {
+            let applying = async {
+                let mut tx = target.begin().await?;
+                let filling = filling.as_mut();
+                apply(&mut tx, view, &events, state, filling).await?;
+                tx.commit().await?;
+                Ok::<_, ReplayError>(())
+            };
+            // A task of its own, so the read's decoding can run on the other core.
+            let reading = tokio::spawn(read_batch(pool.clone(), last, upto, types));
+            let applied = applying.await;
+            let next = reading.await;
+            applied?;
+            progress(state.applied);
+            events = next??;
+        }
+        Ok::<_, ReplayError>(())
     }
-    if let Some(filling) = filling.as_mut() {
-        let mut tx = target.begin().await?;
-        filling.finish(&mut tx).await?;
-        tx.commit().await?;
+    .await;
+    let Some(filling) = filling.as_mut() else {
+        return filled;
+    };
+    if filled.is_err() {
+        // The writes aside end before a failed fill returns, its caller's lock still held;
+        // the fill's own error is the one to report.
+        let _ = filling.written().await;
+        return filled;
     }
-    Ok(())
+    Ok(filling.finish().await?)
 }
 
 /// The next batch after `after` (up to `upto`, if given), with the payloads of the types

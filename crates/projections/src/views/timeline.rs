@@ -92,7 +92,11 @@ impl Filling for EntriesAside {
         Ok(())
     }
 
-    async fn finish(&mut self, _: &mut PgConnection) -> Result<(), ApplyError> {
+    async fn written(&mut self) -> Result<(), ApplyError> {
+        self.0.written().await
+    }
+
+    async fn finish(&mut self) -> Result<(), ApplyError> {
         self.0.written().await
     }
 }

@@ -49,8 +49,8 @@ impl Default for MyPageProjection {
 }
 
 impl MyPageProjection {
-    /// One whose rebuilds write the totals aside whenever `totals` of them are moving (a
-    /// test's small number makes every batch of a rebuild write aside).
+    /// One whose rebuilds write the totals aside whenever `totals` of them are moving, and
+    /// at the end (a test's small number makes a rebuild write aside at every batch).
     pub fn keeping(totals: usize) -> Self {
         MyPageProjection {
             kept_totals: totals,

@@ -148,6 +148,19 @@ impl KeptMoves {
     }
 }
 
+impl KeptMoves {
+    /// Starts writing the moves kept so far aside.
+    async fn write_aside(&mut self) -> Result<(), ApplyError> {
+        let moves = std::mem::take(&mut self.moves);
+        self.aside
+            .start(|mut tx| async move {
+                moves.store(&mut tx).await?;
+                Ok(tx)
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Filling for KeptMoves {
     async fn apply(
@@ -155,21 +168,20 @@ impl Filling for KeptMoves {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ApplyError> {
-        apply_rows(tx, events, &mut self.moves).await?;
+        // Before this batch writes anything: waiting for the write before it then holds
+        // no transaction id back (the log's horizon).
         if self.moves.0.len() >= self.most {
-            let moves = std::mem::take(&mut self.moves);
-            self.aside
-                .start(|mut tx| async move {
-                    moves.store(&mut tx).await?;
-                    Ok(tx)
-                })
-                .await?;
+            self.write_aside().await?;
         }
-        Ok(())
+        apply_rows(tx, events, &mut self.moves).await
     }
 
-    async fn finish(&mut self, tx: &mut PgConnection) -> Result<(), ApplyError> {
-        self.aside.written().await?;
-        std::mem::take(&mut self.moves).store(tx).await
+    async fn written(&mut self) -> Result<(), ApplyError> {
+        self.aside.written().await
+    }
+
+    async fn finish(&mut self) -> Result<(), ApplyError> {
+        self.write_aside().await?;
+        self.aside.written().await
     }
 }
