@@ -95,6 +95,8 @@ pub trait Filling: Send {
     async fn written(&mut self) -> Result<(), ApplyError>;
 
     /// Writes what it kept back, once the fill has applied its last batch, and waits for
-    /// every write aside to end.
-    async fn finish(&mut self) -> Result<(), ApplyError>;
+    /// every write aside to end (by default it kept nothing back: it only waits).
+    async fn finish(&mut self) -> Result<(), ApplyError> {
+        self.written().await
+    }
 }

@@ -95,10 +95,6 @@ impl Filling for EntriesAside {
     async fn written(&mut self) -> Result<(), ApplyError> {
         self.0.written().await
     }
-
-    async fn finish(&mut self) -> Result<(), ApplyError> {
-        self.0.written().await
-    }
 }
 
 /// The entries of a batch's events.

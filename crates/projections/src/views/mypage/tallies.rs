@@ -146,11 +146,12 @@ impl KeptMoves {
             most,
         }
     }
-}
 
-impl KeptMoves {
-    /// Starts writing the moves kept so far aside.
+    /// Starts writing the moves kept so far aside, if there are any.
     async fn write_aside(&mut self) -> Result<(), ApplyError> {
+        if self.moves.0.is_empty() {
+            return Ok(());
+        }
         let moves = std::mem::take(&mut self.moves);
         self.aside
             .start(|mut tx| async move {
