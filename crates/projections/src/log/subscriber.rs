@@ -63,6 +63,14 @@ pub trait Subscriber: Send + Sync + 'static {
         None
     }
 
+    /// Unique indexes of its tables, by name, that no write of a rebuild's fill relies on
+    /// (no conflict target names them, no batch reads by them): a fill leaves them, as it
+    /// leaves the other indexes, to be built in one pass once it is done, and a duplicate
+    /// then fails the rebuild instead of being skipped. None by default.
+    fn unique_after_fill(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// How a rebuild fills `shadow`, when not batch by batch as live (`None`, the default):
     /// see [`Filling`].
     fn filling(&self, _shadow: &Shadow) -> Option<Box<dyn Filling>> {

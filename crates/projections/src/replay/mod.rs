@@ -207,7 +207,8 @@ async fn rebuild_alone(
     let started = Instant::now();
     let live = view.name();
     let shadow = format!("{live}__rebuild");
-    let Prepared { tables, deferred } = prepare(pool, live, &shadow).await?;
+    let Prepared { tables, deferred } =
+        prepare(pool, live, &shadow, view.unique_after_fill()).await?;
     let total = total_events(pool).await?;
     let mut state = Filled::default();
     fill(pool, view, &shadow, &mut state, None, &mut |applied| {

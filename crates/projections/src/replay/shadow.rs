@@ -22,7 +22,8 @@ pub(crate) struct Filled {
 pub(crate) struct Prepared {
     /// The live view's tables, which the shadow copies.
     pub(crate) tables: Vec<String>,
-    /// Definitions of the indexes no write needs, for [`build_indexes`].
+    /// The statements that build the indexes no write needs (and make constraints of
+    /// those that back one), in order, for [`build_indexes`].
     pub(crate) deferred: Vec<String>,
 }
 
@@ -31,9 +32,15 @@ pub(crate) struct Prepared {
 /// conflict target is one of those), and the other indexes' definitions, to build once
 /// the shadow is filled: one pass over a filled table builds an index for a fraction of
 /// what a million row-by-row updates cost (the catalog's search keys above all, hundreds
-/// of entries per listing). The names are the live ones, so after a swap a migration
-/// finds the indexes it created.
-pub(crate) async fn prepare(pool: &Db, live: &str, shadow: &str) -> Result<Prepared, sqlx::Error> {
+/// of entries per listing). The unique ones named in `late` are left for then too
+/// ([`Subscriber::unique_after_fill`](crate::log::subscriber::Subscriber::unique_after_fill)).
+/// The names are the live ones, so after a swap a migration finds the indexes it created.
+pub(crate) async fn prepare(
+    pool: &Db,
+    live: &str,
+    shadow: &str,
+    late: &[&str],
+) -> Result<Prepared, sqlx::Error> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
     )
@@ -80,33 +87,35 @@ pub(crate) async fn prepare(pool: &Db, live: &str, shadow: &str) -> Result<Prepa
         .execute(&mut *tx)
         .await?;
     }
-    let mut deferred = Vec::new();
+    let (mut now, mut deferred) = (Vec::new(), Vec::new());
     for (table, index, definition, constraint, unique) in indexes {
-        if !unique {
-            deferred.push(definition);
-            continue;
-        }
-        sqlx::query(&definition).execute(&mut *tx).await?;
+        let statements = if unique && !late.contains(&index.as_str()) {
+            &mut now
+        } else {
+            &mut deferred
+        };
+        statements.push(definition);
         if let Some(kind) = constraint {
-            sqlx::query(&format!(
+            statements.push(format!(
                 "ALTER TABLE {s}.{t} ADD CONSTRAINT {i} {kind} USING INDEX {i}",
                 s = quote_ident(shadow),
                 t = quote_ident(&table),
                 i = quote_ident(&index),
-            ))
-            .execute(&mut *tx)
-            .await?;
+            ));
         }
+    }
+    for statement in &now {
+        sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(Prepared { tables, deferred })
 }
 
-/// Builds the indexes [`prepare`] left for after the fill (their definitions name the
+/// Builds the indexes [`prepare`] left for after the fill (its statements name the
 /// shadow).
-pub(crate) async fn build_indexes(pool: &Db, definitions: &[String]) -> Result<(), sqlx::Error> {
-    for definition in definitions {
-        sqlx::query(definition).execute(pool).await?;
+pub(crate) async fn build_indexes(pool: &Db, statements: &[String]) -> Result<(), sqlx::Error> {
+    for statement in statements {
+        sqlx::query(statement).execute(pool).await?;
     }
     Ok(())
 }

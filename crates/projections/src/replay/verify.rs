@@ -35,7 +35,9 @@ async fn verify_alone(
     let live = view.name();
     let shadow = format!("{live}__verify");
     // Its shadow is compared and dropped: the indexes no write needs are never built.
-    let tables = prepare(pool, live, &shadow).await?.tables;
+    let tables = prepare(pool, live, &shadow, view.unique_after_fill())
+        .await?
+        .tables;
     let total = total_events(pool).await?;
     let mut state = Filled::default();
     // Never past the live checkpoint (which may not move at all if no runner runs).

@@ -111,7 +111,7 @@ async fn recover_alone(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Recovery, ReplayError> {
     let started = std::time::Instant::now();
-    prepare(pool, SETTLEMENT, SHADOW).await?;
+    prepare(pool, SETTLEMENT, SHADOW, &[]).await?;
     let total = total_events(pool).await?;
     let mut filled = Filled::default();
     let mut report = |applied| {

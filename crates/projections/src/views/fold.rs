@@ -78,7 +78,8 @@ impl<R: KeyedRow> Fold<R> {
 
     /// [`Fold::load`], remembering the rows as stored, for [`Fold::changes`]. `keys` must
     /// hold every key the batch touches, those it creates too: in a replay over a live view
-    /// a "new" row may be stored already.
+    /// a "new" row may be stored already (a rebuild's shadow holds none: MyPage's
+    /// `Loading`).
     pub async fn load_tracked(
         tx: &mut PgConnection,
         keys: impl IntoIterator<Item = Uuid>,

@@ -72,6 +72,11 @@ impl Subscriber for MyPageProjection {
         true
     }
 
+    // A rebuild adds the totals' moves as rows and sums them at the end (tallies.rs).
+    fn unique_after_fill(&self) -> &'static [&'static str] {
+        &["tallies_pkey"]
+    }
+
     // A rebuild writes the totals aside (tallies.rs).
     fn filling(&self, shadow: &Shadow) -> Option<Box<dyn Filling>> {
         Some(Box::new(tallies::KeptMoves::new(shadow, self.kept_totals)))
@@ -79,8 +84,31 @@ impl Subscriber for MyPageProjection {
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
         let mut deltas = tallies::Deltas::default();
-        apply_rows(tx, events, &mut deltas).await?;
+        apply_rows(tx, events, &mut deltas, Loading::Every).await?;
         deltas.store(tx).await
+    }
+}
+
+/// Which of the rows a batch touches it loads first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loading {
+    /// Every one, those its events create too: in a replay over the live view a "new" row
+    /// may be stored already, and the totals must know what each write replaces.
+    Every,
+    /// Only those created before the batch: a rebuild's shadow holds exactly what the log
+    /// made up to the batch, so a row the batch creates is not there yet. At ten million
+    /// events nearly every trade begins and ends within one batch, and probing for its rows
+    /// cost the fill a seventh of its time.
+    CreatedBefore,
+}
+
+impl Loading {
+    /// The keys to load, from each touched key and whether its event creates the row.
+    fn keys(self, touched: impl IntoIterator<Item = (Uuid, bool)>) -> Vec<Uuid> {
+        match self {
+            Loading::Every => touched.into_iter().map(|(key, _)| key).collect(),
+            Loading::CreatedBefore => fold::to_load(touched),
+        }
     }
 }
 
@@ -90,10 +118,11 @@ async fn apply_rows(
     tx: &mut PgConnection,
     events: &[StoredEvent],
     deltas: &mut tallies::Deltas,
+    loading: Loading,
 ) -> Result<(), ApplyError> {
     for part in erasure::cut_at_closings(events)? {
         match part {
-            Part::Events(events) => apply_trades(tx, events, deltas).await?,
+            Part::Events(events) => apply_trades(tx, events, deltas, loading).await?,
             Part::Closed(user) => erasure::mypage(tx, user).await?,
         }
     }
@@ -105,12 +134,14 @@ async fn apply_trades(
     tx: &mut PgConnection,
     events: &[StoredEvent],
     deltas: &mut tallies::Deltas,
+    loading: Loading,
 ) -> Result<(), ApplyError> {
-    // Every key the batch touches is loaded, those it creates too: the tallies must know
-    // what each write replaces (tallies.rs).
     let listing_events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
     if !listing_events.is_empty() {
-        let keys = listing_events.iter().map(|(_, e)| e.listing_id().as_uuid());
+        let keys = loading.keys(listing_events.iter().map(|(_, e)| {
+            let creates = matches!(e, ListingEvent::ListingRegistered { .. });
+            (e.listing_id().as_uuid(), creates)
+        }));
         let mut listings = Fold::<ListingRow>::load_tracked(tx, keys).await?;
         for (stored, event) in listing_events {
             fold_listing(&mut listings, stored.sequence, event);
@@ -125,22 +156,32 @@ async fn apply_trades(
     }
     // Captures and declines come before their request and change no row: only
     // settlements of payments touch requests.
-    let keys = request_events
-        .iter()
-        .map(|(_, e)| e.trade().request_id.as_uuid())
-        .chain(
-            payment_events
-                .iter()
-                .filter(|(_, e)| {
-                    matches!(
-                        e,
-                        PaymentEvent::PaymentRefunded { .. }
-                            | PaymentEvent::PaymentPaidOut { .. }
-                            | PaymentEvent::PaymentSettledOutside { .. }
-                    )
-                })
-                .map(|(_, e)| e.trade().request_id.as_uuid()),
-        );
+    let creates = |e: &E| {
+        matches!(
+            e,
+            E::PurchaseRequested { .. }
+                | E::PurchaseRequestPaymentFailed { .. }
+                | E::PurchaseRequestAbandoned { .. }
+        )
+    };
+    let keys = loading.keys(
+        request_events
+            .iter()
+            .map(|(_, e)| (e.trade().request_id.as_uuid(), creates(e)))
+            .chain(
+                payment_events
+                    .iter()
+                    .filter(|(_, e)| {
+                        matches!(
+                            e,
+                            PaymentEvent::PaymentRefunded { .. }
+                                | PaymentEvent::PaymentPaidOut { .. }
+                                | PaymentEvent::PaymentSettledOutside { .. }
+                        )
+                    })
+                    .map(|(_, e)| (e.trade().request_id.as_uuid(), false)),
+            ),
+    );
     let mut requests = Fold::<RequestRow>::load_tracked(tx, keys).await?;
     // In log order across both aggregates: a capture precedes its request, a refund
     // follows its request's end.
