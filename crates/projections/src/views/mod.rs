@@ -2,6 +2,7 @@
 //! its schema's tables, `fold.rs`) and its queries; pages of lists, the statuses views
 //! show, the wait for a client's consistency token, and one user's holdings (`export.rs`).
 
+mod aside;
 pub mod catalog;
 pub mod consistency;
 pub mod erasure;

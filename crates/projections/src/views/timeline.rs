@@ -21,6 +21,7 @@ use crate::log::subscriber::{ApplyError, Filling, Subscriber};
 use crate::log::StoredEvent;
 use crate::postgres::Db;
 use crate::replay::{Aside, Shadow};
+use crate::views::aside::{RowsAside, WritesAside};
 use crate::views::erasure::{self, Part};
 use crate::views::fold;
 
@@ -42,9 +43,16 @@ impl Subscriber for TimelineProjection {
         true
     }
 
-    // A rebuild writes the entries aside (`EntriesAside`).
+    // A rebuild's fill only adds entries, each event's once, and never by conflict target:
+    // the key is built after it (at ten million events, 20 s of inserts and a 5 s build,
+    // against 57 s of inserts into the keyed table).
+    fn unique_after_fill(&self) -> &'static [&'static str] {
+        &["entries_pkey"]
+    }
+
+    // A rebuild writes the entries aside (`WritesAside`, below).
     fn filling(&self, shadow: &Shadow) -> Option<Box<dyn Filling>> {
-        Some(Box::new(EntriesAside(Aside::new(shadow))))
+        RowsAside::filling(shadow, *self)
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
@@ -61,39 +69,26 @@ impl Subscriber for TimelineProjection {
 }
 
 /// A rebuild's entries, written aside: a batch only adds rows, so one batch's are written
-/// while the next is read and made into entries. Erasing a closed account's fields reads
-/// the entries, so it waits for them.
-struct EntriesAside(Aside);
-
+/// while the next is read and made into entries.
 #[async_trait]
-impl Filling for EntriesAside {
-    async fn apply(
+impl WritesAside for TimelineProjection {
+    async fn events(
         &mut self,
-        tx: &mut PgConnection,
+        aside: &mut Aside,
+        _tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ApplyError> {
-        for part in erasure::cut_at_closings(events)? {
-            match part {
-                Part::Events(events) => {
-                    let entries = entries(events)?;
-                    self.0
-                        .start(|mut tx| async move {
-                            fold::upsert(&mut tx, "entries", None, &entries).await?;
-                            Ok(tx)
-                        })
-                        .await?
-                }
-                Part::Closed(user) => {
-                    self.0.written().await?;
-                    erasure::timeline(tx, user).await?
-                }
-            }
-        }
-        Ok(())
+        let entries = entries(events)?;
+        aside
+            .start(|mut tx| async move {
+                fold::upsert(&mut tx, "entries", None, &entries).await?;
+                Ok(tx)
+            })
+            .await
     }
 
-    async fn written(&mut self) -> Result<(), ApplyError> {
-        self.0.written().await
+    async fn erase(&mut self, tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
+        erasure::timeline(tx, user).await
     }
 }
 

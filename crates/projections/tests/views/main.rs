@@ -10,5 +10,6 @@ mod every_view;
 mod mypage;
 mod notifications;
 mod payments;
+mod rebuilds;
 mod search;
 mod timeline;

@@ -15,9 +15,11 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::log::subscriber::{ApplyError, Subscriber};
+use crate::log::subscriber::{ApplyError, Filling, Subscriber};
 use crate::log::{Checkpoint, StoredEvent};
 use crate::postgres::Db;
+use crate::replay::{Aside, Shadow};
+use crate::views::aside::{RowsAside, WritesAside};
 use crate::views::erasure::{self, Part};
 use crate::views::fold::{self, Fold, KeyedRow};
 
@@ -51,6 +53,11 @@ impl Subscriber for CatalogProjection {
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         Some(&[Listing::TYPE, Account::TYPE])
+    }
+
+    // A rebuild writes the listings aside (`WritesAside`, below).
+    fn filling(&self, shadow: &Shadow) -> Option<Box<dyn Filling>> {
+        RowsAside::filling(shadow, *self)
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
@@ -104,19 +111,72 @@ async fn announce(
 }
 
 async fn apply_listings(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ApplyError> {
+    let Some((events, keys)) = listing_events(events)? else {
+        return Ok(());
+    };
+    fold_listings(tx, events, keys).await?.store(tx).await
+}
+
+/// A batch's listing events, decoded, and the keys of the rows they change but do not
+/// create (`None`: the batch has none).
+#[allow(clippy::type_complexity)]
+fn listing_events(
+    events: &[StoredEvent],
+) -> Result<Option<(Vec<(&StoredEvent, ListingEvent)>, Vec<Uuid>)>, ApplyError> {
     let events = fold::decode::<ListingEvent>(events, Listing::TYPE)?;
     if events.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let keys = fold::to_load(events.iter().map(|(_, e)| {
         let creates = matches!(e, ListingEvent::ListingRegistered { .. });
         (e.listing_id().as_uuid(), creates)
     }));
+    Ok(Some((events, keys)))
+}
+
+/// Loads the rows with `keys` and folds `events` into them.
+async fn fold_listings(
+    tx: &mut PgConnection,
+    events: Vec<(&StoredEvent, ListingEvent)>,
+    keys: Vec<Uuid>,
+) -> Result<Fold<ListingRow>, ApplyError> {
     let mut listings = Fold::<ListingRow>::load(tx, keys).await?;
     for (stored, event) in events {
         fold(&mut listings, stored.sequence, event);
     }
-    listings.store(tx).await
+    Ok(listings)
+}
+
+/// A rebuild's listings, written aside: a batch's rows are written while the next batch is
+/// read and folded (each registration's search keys made). A batch that changes a listing
+/// made before it waits for the write under way first. The shadow is no reader's yet, so
+/// nothing is announced: the swap announces everything.
+#[async_trait]
+impl WritesAside for CatalogProjection {
+    async fn events(
+        &mut self,
+        aside: &mut Aside,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ApplyError> {
+        let Some((events, keys)) = listing_events(events)? else {
+            return Ok(());
+        };
+        if !keys.is_empty() {
+            aside.written().await?;
+        }
+        let listings = fold_listings(tx, events, keys).await?;
+        aside
+            .start(|mut tx| async move {
+                listings.store(&mut tx).await?;
+                Ok(tx)
+            })
+            .await
+    }
+
+    async fn erase(&mut self, tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
+        erasure::catalog(tx, user).await
+    }
 }
 
 /// A row of `catalog.listings`.
