@@ -1,7 +1,9 @@
 //! A rebuild's fill that writes each batch's rows aside ([`Aside`]), the catalog's and the
 //! timeline's: what a batch's events make is written on a connection of its own while the
-//! next batch is read and folded. Erasing a closed account's fields reads those rows, so it
-//! waits for the writes first; so does whatever else a view's batch reads back.
+//! next batch is read and folded. Erasing a closed account's fields is written aside too,
+//! in log order with the rest, so the batch's own transaction only reads, and holds no row
+//! a write aside could wait for while the batch waits for that write. A batch that reads
+//! back what was written waits for the writes first.
 
 use async_trait::async_trait;
 use sqlx::PgConnection;
@@ -25,7 +27,7 @@ pub(crate) trait WritesAside: Send {
     ) -> Result<(), ApplyError>;
 
     /// Erases what the closed account of `user` typed.
-    async fn erase(&mut self, tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError>;
+    async fn erase(tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError>;
 }
 
 /// The fill of a view that [`WritesAside`].
@@ -45,7 +47,7 @@ impl<V: WritesAside + 'static> RowsAside<V> {
 }
 
 #[async_trait]
-impl<V: WritesAside> Filling for RowsAside<V> {
+impl<V: WritesAside + 'static> Filling for RowsAside<V> {
     async fn apply(
         &mut self,
         tx: &mut PgConnection,
@@ -55,8 +57,12 @@ impl<V: WritesAside> Filling for RowsAside<V> {
             match part {
                 Part::Events(events) => self.view.events(&mut self.aside, tx, events).await?,
                 Part::Closed(user) => {
-                    self.aside.written().await?;
-                    self.view.erase(tx, user).await?
+                    self.aside
+                        .start(move |mut tx| async move {
+                            V::erase(&mut tx, user).await?;
+                            Ok(tx)
+                        })
+                        .await?
                 }
             }
         }

@@ -87,7 +87,7 @@ impl WritesAside for TimelineProjection {
             .await
     }
 
-    async fn erase(&mut self, tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
+    async fn erase(tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
         erasure::timeline(tx, user).await
     }
 }

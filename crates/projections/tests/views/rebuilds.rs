@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use carrot_domain::trade::Party;
 use carrot_domain::{Actor, ListingId, UserId};
+use carrot_projections::postgres::Db;
 use carrot_projections::replay;
 use carrot_projections::testing::test_database;
 use carrot_projections::views::catalog::CatalogProjection;
@@ -54,9 +55,42 @@ async fn rebuilds_over_two_batches_give_the_live_views_rows() {
     assert!(log.total() > 15_000, "two batches, the second a long one");
 
     // MyPage writes its totals aside after every batch, not only at the end.
+    rebuilt_as_live(pool, &log, MyPageProjection::keeping(1)).await;
+}
+
+/// Two accounts close in one batch, and between them a listing of the first changes (one
+/// its seller registered as they closed, withdrawn after): each rebuild erases and writes in
+/// log order. (The catalog's fill once erased inside its batch's transaction while the
+/// listing's write aside waited for the erased rows: the next erasure's wait for that
+/// write stalled the fill until the server ended the idle transaction, failing it.)
+#[tokio::test]
+async fn rebuilds_erasing_two_accounts_in_one_batch_give_the_live_views_rows() {
+    let db = test_database().await;
+    let pool = &db.pool;
+    let mut log = EventLog::new(pool);
+    let (first, second) = (UserId::new(), UserId::new());
+    let (lamp, desk) = (ListingId::new(), ListingId::new());
+    let events = [
+        (registered(lamp, first, "Desk lamp", 10_000, 0), user(first)),
+        (
+            registered(desk, second, "Oak desk", 90_000, 1),
+            user(second),
+        ),
+        (closed(first, 2), user(first)),
+        (withdrawn(lamp, 3), Actor::System),
+        (closed(second, 4), user(second)),
+    ];
+    log.append_all(events.into()).await;
+
+    rebuilt_as_live(pool, &log, MyPageProjection::default()).await;
+}
+
+/// Runs the catalog, `mypage` and the timeline over `log`, then rebuilds and verifies each:
+/// the rebuilt rows must be the live ones.
+async fn rebuilt_as_live(pool: &Db, log: &EventLog, mypage: MyPageProjection) {
     let views: [Arc<dyn Subscriber>; 3] = [
         Arc::new(CatalogProjection),
-        Arc::new(MyPageProjection::keeping(1)),
+        Arc::new(mypage),
         Arc::new(TimelineProjection),
     ];
     for view in views {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use carrot_domain::account::{Account, AccountEvent};
 use carrot_domain::listing::fields::{Category, Description, ListingTitle};
 use carrot_domain::listing::{Change, Listing, ListingChanges, ListingEvent};
 use carrot_domain::payment::{Payment, PaymentEvent};
@@ -29,12 +30,13 @@ pub fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).expect("a valid time")
 }
 
-/// An event of any of the three aggregates.
+/// An event of any of the aggregates the views read.
 #[derive(Debug, Clone)]
 pub enum Event {
     Listing(ListingEvent),
     Request(E),
     Payment(PaymentEvent),
+    Account(AccountEvent),
 }
 
 impl Event {
@@ -48,6 +50,7 @@ impl Event {
             Event::Listing(e) => (Listing::TYPE, parts(e)),
             Event::Request(e) => (PurchaseRequest::TYPE, parts(e)),
             Event::Payment(e) => (Payment::TYPE, parts(e)),
+            Event::Account(e) => (Account::TYPE, parts(e)),
         };
         (aggregate_type, event_type, version, payload)
     }
@@ -84,6 +87,7 @@ impl EventLog {
             Event::Listing(_) => &["listing_id"],
             Event::Request(_) => &["trade", "request_id"],
             Event::Payment(_) => &["payment_id"],
+            Event::Account(_) => &["user_id"],
         };
         let aggregate_id = text_at(body, id_path).expect("an aggregate id").to_owned();
         let mut metadata = Map::new();
@@ -181,6 +185,15 @@ pub fn withdrawn(listing: ListingId, minute: i64) -> Event {
     Event::Listing(ListingEvent::ListingWithdrawn {
         listing_id: listing,
         withdrawn_at: at(minute),
+    })
+}
+
+/// `user` closed their account (what they typed reads `[erased]` from here on).
+pub fn closed(user: UserId, minute: i64) -> Event {
+    Event::Account(AccountEvent::AccountClosed {
+        user_id: user,
+        by: Actor::User(user),
+        closed_at: at(minute),
     })
 }
 

@@ -174,7 +174,7 @@ impl WritesAside for CatalogProjection {
             .await
     }
 
-    async fn erase(&mut self, tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
+    async fn erase(tx: &mut PgConnection, user: Uuid) -> Result<(), ApplyError> {
         erasure::catalog(tx, user).await
     }
 }
