@@ -50,8 +50,9 @@ pub use verify::verify;
 /// Events applied per transaction while rebuilding: large enough to be fast (10,000 against
 /// 2,000 took a tenth off a MyPage rebuild), short enough not to hold the log's horizon back
 /// for long. Two batches are in memory at once (one applied, the next read), and what a
-/// view writes aside from the one before (the timeline's entries, up to twice MyPage's
-/// 50,000 kept totals): some tens of megabytes of a rebuild's resident set.
+/// view writes aside from the one before (the catalog's listings, the timeline's entries,
+/// up to twice MyPage's 50,000 kept totals): some tens of megabytes of a rebuild's
+/// resident set.
 const BATCH: i64 = 10_000;
 
 /// Why a rebuild failed; the shadow is left for the next attempt to drop.

@@ -134,6 +134,9 @@ impl Deltas {
     /// key yet ([`KeptMoves`]).
     async fn append(self, tx: &mut PgConnection) -> Result<(), ApplyError> {
         let (users, names, values) = self.columns();
+        if users.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO tallies (user_id, name, value)
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[])",
